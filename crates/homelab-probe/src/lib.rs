@@ -1,0 +1,38 @@
+//! # homelab-probe
+//!
+//! Typed probes that prove a homelab host is what its owner thinks it is after a move to NixOS:
+//! user and group ids (UID/GID parity), render-node ownership and access, and (in later
+//! releases) GPU encoders, mounts and file-ownership drift.
+//!
+//! The library never prints and never exits. A caller builds a [`Host`] (the live system or a
+//! sysroot directory), loads [`Expectations`] (or uses [`Expectations::builtin`]), runs
+//! [`check::run`] and gets a [`Report`] of [`Finding`]s.
+//!
+//! ```no_run
+//! use homelab_probe::{check, Expectations, Host, Report};
+//!
+//! let host = Host::live();
+//! let expectations = Expectations::builtin();
+//! let findings = check::run(&host, &expectations);
+//! let report = Report::new(&host, "built-in defaults", findings);
+//! assert_eq!(report.schema_version, homelab_probe::REPORT_SCHEMA_VERSION);
+//! ```
+//!
+//! Layers, top to bottom: [`check`] (probes: host + expectations -> findings), [`model`] (serde
+//! types: expectations, findings, report), [`host`] (the root every read goes through, plus the
+//! live-only facilities: NSS, DRM ioctls), [`sources`] (pure parsers of system files),
+//! [`nix_expr`] (safe rendering of Nix values for remedies and generated modules).
+#![deny(missing_docs)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod check;
+pub mod host;
+pub mod model;
+pub mod nix_expr;
+pub mod nixos;
+pub mod sources;
+
+pub use host::Host;
+pub use model::expectations::{EXPECTATIONS_VERSION, Expectations, ExpectationsError};
+pub use model::finding::{Finding, Probe, Remedy, RemedyKind, Status};
+pub use model::report::{REPORT_SCHEMA_VERSION, Report, Summary};

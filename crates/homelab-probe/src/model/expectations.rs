@@ -1,0 +1,390 @@
+//! [`Expectations`]: what the new host must satisfy, read from `homelab-probe.toml`.
+//!
+//! The file is TOML, versioned by a mandatory top-level `version = 1`. Unknown keys are
+//! errors (a typo must not silently disable a check), reported with file, line and column.
+//!
+//! ```toml
+//! version = 1
+//!
+//! [groups]              # group name = gid
+//! render = 110
+//!
+//! [users.palav]         # user name: uid and the groups the user must be in
+//! uid = 1000
+//! groups = ["render", "docker"]
+//!
+//! [render]              # every /dev/dri/renderD* node
+//! group = "render"      # must be owned by this group (default "render")
+//! mode = "0660"         # and have this mode (optional)
+//! required = true       # at least one render node must exist (default false)
+//!
+//! [[render.access]]     # these credentials must be able to open every render node read/write
+//! name = "plex"         # a label for the report
+//! uid = 1000            # PUID
+//! gid = 110             # PGID
+//! groups = []           # supplementary gids (docker's group_add)
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The `version` this library reads and writes.
+pub const EXPECTATIONS_VERSION: u32 = 1;
+
+/// What the host must satisfy. See the [module documentation](self) for the file format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectations {
+    /// Format version; must be [`EXPECTATIONS_VERSION`].
+    pub version: u32,
+    /// Groups that must exist with exactly this gid: name -> gid.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "named_map")]
+    pub groups: BTreeMap<String, u32>,
+    /// Users that must exist: name -> uid and group membership.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "named_map")]
+    pub users: BTreeMap<String, UserExpectation>,
+    /// Render nodes (`/dev/dri/renderD*`): owner group, mode, who must be able to open them.
+    /// `None` skips the render-node expectations (the inventory is still reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render: Option<RenderExpectation>,
+}
+
+/// One expected user.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserExpectation {
+    /// The uid the user must have; `None` only requires the user to exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Groups (by name) the user must be a member of, as primary or supplementary group.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "name_list")]
+    pub groups: Vec<String>,
+}
+
+/// Expectations on every render node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderExpectation {
+    /// The group that must own each render node.
+    #[serde(default = "default_render_group", deserialize_with = "name")]
+    pub group: String,
+    /// The exact permission bits each render node must have. Bits beyond these (e.g. 0666
+    /// where 0660 is expected) are a warning; missing bits are a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<FileMode>,
+    /// Whether at least one render node must exist (a host without a GPU then fails).
+    #[serde(default)]
+    pub required: bool,
+    /// Render nodes that must exist by path (e.g. `/dev/dri/renderD128`); checks apply to all
+    /// nodes present either way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "dri_paths")]
+    pub nodes: Vec<String>,
+    /// Credentials that must be able to open every render node for reading and writing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access: Vec<AccessExpectation>,
+}
+
+/// A map keyed by user or group names, each checked by [`crate::sources::validate_name`].
+fn named_map<'de, D: Deserializer<'de>, V: Deserialize<'de>>(d: D) -> Result<BTreeMap<String, V>, D::Error> {
+    let map = BTreeMap::<String, V>::deserialize(d)?;
+    for name in map.keys() {
+        crate::sources::validate_name(name)
+            .map_err(|e| serde::de::Error::custom(format!("invalid name {name:?}: {e}")))?;
+    }
+    Ok(map)
+}
+
+fn name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    crate::sources::validate_name(&name)
+        .map_err(|e| serde::de::Error::custom(format!("invalid name {name:?}: {e}")))?;
+    Ok(name)
+}
+
+fn name_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let names = Vec::<String>::deserialize(d)?;
+    for name in &names {
+        crate::sources::validate_name(name)
+            .map_err(|e| serde::de::Error::custom(format!("invalid name {name:?}: {e}")))?;
+    }
+    Ok(names)
+}
+
+fn dri_paths<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let paths = Vec::<String>::deserialize(d)?;
+    for p in &paths {
+        let rest = p.strip_prefix("/dev/dri/").unwrap_or_default();
+        if rest.is_empty() || rest.contains('/') {
+            return Err(serde::de::Error::custom(format!("{p:?} is not a node directly under /dev/dri/")));
+        }
+    }
+    Ok(paths)
+}
+
+fn default_render_group() -> String {
+    "render".to_owned()
+}
+
+impl Default for RenderExpectation {
+    fn default() -> Self {
+        RenderExpectation {
+            group: default_render_group(),
+            mode: None,
+            required: false,
+            nodes: Vec::new(),
+            access: Vec::new(),
+        }
+    }
+}
+
+/// Process credentials that must be able to open a device, e.g. a container's PUID/PGID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessExpectation {
+    /// A label for the report (`plex`, `jellyfin`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Effective uid of the process (PUID).
+    pub uid: u32,
+    /// Effective gid of the process (PGID).
+    pub gid: u32,
+    /// Supplementary gids (docker `group_add`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<u32>,
+}
+
+impl AccessExpectation {
+    /// `plex (uid 1000, gid 110)` or `uid 1000, gid 110, groups 44`.
+    pub fn describe(&self) -> String {
+        let mut s = format!("uid {}, gid {}", self.uid, self.gid);
+        if !self.groups.is_empty() {
+            let g: Vec<String> = self.groups.iter().map(u32::to_string).collect();
+            s.push_str(&format!(", groups {}", g.join(",")));
+        }
+        match &self.name {
+            Some(n) => format!("{n} ({s})"),
+            None => s,
+        }
+    }
+}
+
+/// Unix permission bits (`0o7777` at most), written in TOML as an octal string (`"0660"`) or
+/// an octal integer (`0o660`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileMode(pub u32);
+
+impl FileMode {
+    /// Parses `0660`, `660` or `0o660`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let digits = s.strip_prefix("0o").unwrap_or(s);
+        if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+            return None;
+        }
+        let v = u32::from_str_radix(digits, 8).ok()?;
+        (v <= 0o7777).then_some(FileMode(v))
+    }
+}
+
+impl fmt::Display for FileMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl Serialize for FileMode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for FileMode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Str(String),
+            Int(i64),
+        }
+        let bad = || serde::de::Error::custom("a mode is an octal string such as \"0660\" (or 0o660), at most 0o7777");
+        match Raw::deserialize(d)? {
+            Raw::Str(s) => FileMode::parse(&s).ok_or_else(bad),
+            Raw::Int(i) if (0..=0o7777).contains(&i) => Ok(FileMode(i as u32)),
+            Raw::Int(_) => Err(bad()),
+        }
+    }
+}
+
+/// Why an expectations file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ExpectationsError {
+    /// The file could not be read.
+    #[error("{}: cannot read expectations: {source}", file.display())]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid: bad TOML, unknown key, wrong type, unsupported version.
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line of the problem.
+        line: usize,
+        /// 1-based column of the problem.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Expectations {
+    /// The built-in defaults used when no file is given: every render node present must be
+    /// usable by the `render` group; the identity probe checks the host's own consistency.
+    pub fn builtin() -> Self {
+        Expectations {
+            version: EXPECTATIONS_VERSION,
+            groups: BTreeMap::new(),
+            users: BTreeMap::new(),
+            render: Some(RenderExpectation::default()),
+        }
+    }
+
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ExpectationsError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ExpectationsError::Read { file: path.to_path_buf(), source })?;
+        Self::from_toml_str(&text, path)
+    }
+
+    /// Parses and validates `text`; `file` names it in errors.
+    pub fn from_toml_str(text: &str, file: &Path) -> Result<Self, ExpectationsError> {
+        let invalid = |span: Option<std::ops::Range<usize>>, message: String| {
+            let (line, column) = line_col(text, span.map_or(0, |s| s.start));
+            ExpectationsError::Invalid { file: file.to_path_buf(), line, column, message }
+        };
+        // Check the version first, so a newer file gets "unsupported version" rather than a
+        // confusing complaint about keys this version does not know.
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            version: Option<toml::Spanned<i64>>,
+        }
+        let v: VersionOnly = toml::from_str(text).map_err(|e| invalid(e.span(), e.message().to_owned()))?;
+        match v.version {
+            None => {
+                return Err(invalid(
+                    None,
+                    format!("missing `version = {EXPECTATIONS_VERSION}` at the top of the file"),
+                ));
+            }
+            Some(v) if *v.get_ref() != i64::from(EXPECTATIONS_VERSION) => {
+                return Err(invalid(
+                    Some(v.span()),
+                    format!(
+                        "unsupported version {} (this homelab-probe reads version {EXPECTATIONS_VERSION})",
+                        v.get_ref()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        toml::from_str(text).map_err(|e| invalid(e.span(), e.message().to_owned()))
+    }
+
+    /// Renders the expectations as TOML (the inverse of [`Expectations::from_toml_str`]).
+    pub fn to_toml_string(&self) -> String {
+        // Our types are plain maps, strings and numbers: serialisation cannot fail.
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn parse(text: &str) -> Result<Expectations, ExpectationsError> {
+        Expectations::from_toml_str(text, Path::new("homelab-probe.toml"))
+    }
+
+    #[test]
+    fn full_example_parses() {
+        let e = parse(
+            r#"version = 1
+[groups]
+render = 110
+[users.palav]
+uid = 1000
+groups = ["render", "docker"]
+[render]
+mode = "0660"
+required = true
+[[render.access]]
+name = "plex"
+uid = 1000
+gid = 110
+"#,
+        )
+        .unwrap();
+        assert_eq!(e.groups["render"], 110);
+        assert_eq!(e.users["palav"].uid, Some(1000));
+        let r = e.render.as_ref().unwrap();
+        assert_eq!(r.group, "render");
+        assert_eq!(r.mode, Some(FileMode(0o660)));
+        assert_eq!(r.access[0].describe(), "plex (uid 1000, gid 110)");
+        // And it round-trips through our own writer.
+        assert_eq!(parse(&e.to_toml_string()).unwrap(), e);
+    }
+
+    #[rstest]
+    #[case::unknown_top_key("version = 1\n[grops]\nrender = 110\n", 2, "unknown field `grops`")]
+    #[case::unknown_nested_key("version = 1\n[users.palav]\nuid = 1000\ngropus = []\n", 4, "unknown field `gropus`")]
+    #[case::bad_toml("version = 1\n[groups\nrender = 110\n", 2, "")]
+    #[case::wrong_type("version = 1\n[groups]\nrender = \"110\"\n", 3, "expected u32")]
+    #[case::negative_gid("version = 1\n[groups]\nrender = -1\n", 3, "")]
+    #[case::bad_mode("version = 1\n[render]\nmode = \"0998\"\n", 3, "octal")]
+    #[case::missing_version("[groups]\nrender = 110\n", 1, "missing `version = 1`")]
+    #[case::future_version("\n\nversion = 2\n[future]\nx = 1\n", 3, "unsupported version 2")]
+    #[case::bad_member("version = 1\n[users.palav]\ngroups = [\"a:b\"]\n", 3, "invalid name")]
+    #[case::bad_node("version = 1\n[render]\nnodes = [\"/dev/sda\"]\n", 3, "not a node directly under /dev/dri/")]
+    #[case::bad_name("version = 1\n[groups]\n\"ren der\" = 110\n", 2, "invalid name")]
+    fn bad_input_names_file_and_line(#[case] text: &str, #[case] line: usize, #[case] needle: &str) {
+        let err = parse(text).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with(&format!("homelab-probe.toml:{line}:")), "{msg}");
+        assert!(msg.contains(needle), "{msg}");
+    }
+
+    #[rstest]
+    #[case("0660", Some(0o660))]
+    #[case("660", Some(0o660))]
+    #[case("0o666", Some(0o666))]
+    #[case("2775", Some(0o2775))]
+    #[case("", None)]
+    #[case("9", None)]
+    #[case("77777", None)]
+    #[case("0x660", None)]
+    fn file_mode_parse(#[case] s: &str, #[case] want: Option<u32>) {
+        assert_eq!(FileMode::parse(s).map(|m| m.0), want);
+    }
+
+    #[test]
+    fn line_col_counts_chars() {
+        assert_eq!(line_col("ab\ncdé f", 8), (2, 5));
+        assert_eq!(line_col("", 10), (1, 1));
+    }
+}

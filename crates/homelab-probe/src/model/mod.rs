@@ -1,0 +1,8 @@
+//! Serde types that form the project's contracts: what the host must satisfy
+//! ([`expectations`]), what a probe decided ([`finding`]), what `check` prints ([`report`]),
+//! and the facts probes gather about devices ([`inventory`]).
+
+pub mod expectations;
+pub mod finding;
+pub mod inventory;
+pub mod report;

@@ -1,0 +1,127 @@
+//! The [`Report`]: the stable JSON contract of `homelab-verify check`.
+//!
+//! Consumers (CI, NixOS VM tests, monitoring) may rely on every field documented here for a
+//! given [`REPORT_SCHEMA_VERSION`]. Fields are only ever added within a version; a removal or a
+//! change of meaning bumps the version.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::host::Host;
+use crate::model::finding::{Finding, Status};
+
+/// Version of the report's JSON shape.
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+
+/// The result of one `check` run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`REPORT_SCHEMA_VERSION`] of the writer.
+    pub schema_version: u32,
+    /// The program and version that wrote the report.
+    pub tool: ToolInfo,
+    /// The host that was checked.
+    pub host: HostInfo,
+    /// When the report was made, RFC 3339 in UTC.
+    pub generated_at: String,
+    /// Where the expectations came from: a file path or `built-in defaults`.
+    pub expectations: String,
+    /// Every finding, in the order the probes made them.
+    pub findings: Vec<Finding>,
+    /// Counts per status.
+    pub summary: Summary,
+}
+
+/// Name and version of the writer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    /// `homelab-probe`.
+    pub name: String,
+    /// The library's version.
+    pub version: String,
+}
+
+/// Which host a report describes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostInfo {
+    /// Host name (`/proc/sys/kernel/hostname` on the live host, `etc/hostname` in a sysroot).
+    pub hostname: Option<String>,
+    /// The root every file was read from.
+    pub root: PathBuf,
+    /// Whether this is the running system (NSS look-ups and device ioctls were used).
+    pub live: bool,
+    /// Kernel release of the running system; `None` for a sysroot.
+    pub kernel: Option<String>,
+}
+
+/// Counts of findings per status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Summary {
+    /// All findings.
+    pub total: usize,
+    /// Passed.
+    pub pass: usize,
+    /// Warnings.
+    pub warn: usize,
+    /// Skipped (each with its reason).
+    pub skip: usize,
+    /// Failed.
+    pub fail: usize,
+    /// True when nothing failed (warnings and skips allowed).
+    pub ok: bool,
+}
+
+impl Summary {
+    /// Counts `findings`.
+    pub fn of(findings: &[Finding]) -> Self {
+        let mut s = Summary { total: findings.len(), ..Summary::default() };
+        for f in findings {
+            match f.status {
+                Status::Pass => s.pass += 1,
+                Status::Warn => s.warn += 1,
+                Status::Skip => s.skip += 1,
+                Status::Fail => s.fail += 1,
+            }
+        }
+        s.ok = s.fail == 0;
+        s
+    }
+}
+
+impl HostInfo {
+    /// Describes `host`: its root, whether it is live, its host name and kernel.
+    pub fn of(host: &Host) -> Self {
+        let hostname = host
+            .read_to_string(if host.is_live() { "/proc/sys/kernel/hostname" } else { "/etc/hostname" })
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty());
+        let kernel =
+            if host.is_live() { Some(rustix::system::uname().release().to_string_lossy().into_owned()) } else { None };
+        HostInfo { hostname, root: host.root().to_path_buf(), live: host.is_live(), kernel }
+    }
+}
+
+impl Report {
+    /// Builds a report for `host` from `findings`, stamped now.
+    pub fn new(host: &Host, expectations: impl Into<String>, findings: Vec<Finding>) -> Self {
+        Report {
+            schema_version: REPORT_SCHEMA_VERSION,
+            tool: ToolInfo { name: "homelab-probe".into(), version: env!("CARGO_PKG_VERSION").into() },
+            host: HostInfo::of(host),
+            generated_at: jiff::Timestamp::now()
+                .round(jiff::Unit::Second)
+                .unwrap_or_else(|_| jiff::Timestamp::now())
+                .to_string(),
+            expectations: expectations.into(),
+            summary: Summary::of(&findings),
+            findings,
+        }
+    }
+
+    /// The worst status among the findings (`Pass` when there are none).
+    pub fn worst(&self) -> Status {
+        self.findings.iter().map(|f| f.status).max().unwrap_or(Status::Pass)
+    }
+}

@@ -1,0 +1,77 @@
+//! What NixOS itself decides about ids, which remedies and generated modules must respect.
+//!
+//! NixOS reserves static ids in nixpkgs' `nixos/modules/misc/ids.nix` and its modules assign
+//! them with ordinary priority (`users.groups.render.gid = config.ids.gids.render;` is always
+//! set by `nixos/modules/config/users-groups.nix`). A user's own `users.groups.render.gid = 110;`
+//! then conflicts ("The option `users.groups.render.gid' has conflicting definition values")
+//! and the configuration does not evaluate: it needs `lib.mkForce`.
+
+use crate::nix_expr;
+
+mod ids_table;
+
+pub use ids_table::{IDS_SOURCE, STATIC_GIDS, STATIC_UIDS};
+
+/// The gid NixOS reserves for group `name`, if any.
+pub fn static_gid(name: &str) -> Option<u32> {
+    STATIC_GIDS.iter().find(|(n, _)| *n == name).map(|&(_, g)| g)
+}
+
+/// The uid NixOS reserves for user `name`, if any.
+pub fn static_uid(name: &str) -> Option<u32> {
+    STATIC_UIDS.iter().find(|(n, _)| *n == name).map(|&(_, u)| u)
+}
+
+/// The group name NixOS reserves `gid` for, if any (e.g. 110 -> `systemd-journal-gateway`).
+pub fn gid_reserved_by(gid: u32) -> Option<&'static str> {
+    STATIC_GIDS.iter().find(|&&(_, g)| g == gid).map(|&(n, _)| n)
+}
+
+/// The uid name NixOS reserves `uid` for, if any.
+pub fn uid_reserved_by(uid: u32) -> Option<&'static str> {
+    STATIC_UIDS.iter().find(|&&(_, u)| u == uid).map(|&(n, _)| n)
+}
+
+/// `users.groups.<name>.gid = <gid>;`, with `lib.mkForce` when NixOS pins that group's gid.
+pub fn group_gid_line(name: &str, gid: u32) -> String {
+    let path =
+        nix_expr::attr_path(&["users", "groups", name, "gid"]).unwrap_or_else(|_| format!("users.groups.<{name}>.gid"));
+    match static_gid(name) {
+        Some(pinned) if pinned != gid => format!("{path} = lib.mkForce {gid};"),
+        _ => format!("{path} = {gid};"),
+    }
+}
+
+/// `users.users.<name>.uid = <uid>;`, with `lib.mkForce` when NixOS pins that user's uid.
+pub fn user_uid_line(name: &str, uid: u32) -> String {
+    let path =
+        nix_expr::attr_path(&["users", "users", name, "uid"]).unwrap_or_else(|_| format!("users.users.<{name}>.uid"));
+    match static_uid(name) {
+        Some(pinned) if pinned != uid => format!("{path} = lib.mkForce {uid};"),
+        _ => format!("{path} = {uid};"),
+    }
+}
+
+/// `users.users.<name>.extraGroups = [ ... ];`
+pub fn user_extra_groups_line(name: &str, groups: &[String]) -> String {
+    let path = nix_expr::attr_path(&["users", "users", name, "extraGroups"])
+        .unwrap_or_else(|_| format!("users.users.<{name}>.extraGroups"));
+    let list = nix_expr::string_list(groups).unwrap_or_else(|_| "[ ]".into());
+    format!("{path} = {list};")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_and_video_are_pinned() {
+        assert_eq!(static_gid("render"), Some(303));
+        assert_eq!(static_gid("video"), Some(26));
+        assert_eq!(gid_reserved_by(110), Some("systemd-journal-gateway"));
+        assert_eq!(group_gid_line("render", 110), "users.groups.render.gid = lib.mkForce 110;");
+        assert_eq!(group_gid_line("render", 303), "users.groups.render.gid = 303;");
+        assert_eq!(group_gid_line("media", 2000), "users.groups.media.gid = 2000;");
+        assert_eq!(group_gid_line("my group", 2000), "users.groups.\"my group\".gid = 2000;");
+    }
+}

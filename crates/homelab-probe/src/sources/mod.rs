@@ -1,0 +1,133 @@
+//! Pure parsers of system files: `&str` in, typed entries plus [`ParseError`]s out.
+//!
+//! Parsers are lenient in the way the C library is: a malformed line is reported (file and
+//! line) and skipped, and every good line is still returned, so one bad line never hides the
+//! rest of the file from a probe.
+
+pub mod group;
+pub mod passwd;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// A line of a system file that could not be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub struct ParseError {
+    /// The file, as the host names it (`/etc/group`).
+    pub file: PathBuf,
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong with the line.
+    pub message: String,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+    }
+}
+
+/// The result of a lenient parse: every good entry and every bad line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed<T> {
+    /// Entries in file order, each with its 1-based line number.
+    pub entries: Vec<(usize, T)>,
+    /// Lines that were not understood.
+    pub errors: Vec<ParseError>,
+}
+
+impl<T> Default for Parsed<T> {
+    fn default() -> Self {
+        Parsed { entries: Vec::new(), errors: Vec::new() }
+    }
+}
+
+/// Checks a user or group name for the characters that would break the files, the NSS
+/// interfaces or generated configuration: it must be 1 to 256 bytes, not all digits (a number
+/// would be read as an id), not start with `-`, and hold no whitespace, control characters,
+/// `:`, `,`, `/`, quotes, backslashes or `$` (a trailing `$`, as in Samba machine accounts `host$`,
+/// is allowed).
+pub fn validate_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("a name cannot be empty");
+    }
+    if name.len() > 256 {
+        return Err("a name is at most 256 bytes");
+    }
+    if name.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("a name cannot be all digits (it would read as a number)");
+    }
+    if name.starts_with('-') {
+        return Err("a name cannot start with '-'");
+    }
+    let body = name.strip_suffix('$').unwrap_or(name);
+    if body
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ':' | ',' | '/' | '"' | '\'' | '\\' | '`' | '$'))
+    {
+        return Err("a name cannot hold whitespace, control characters or any of : , / \" ' \\ ` $");
+    }
+    Ok(())
+}
+
+/// Parses a numeric id field of passwd(5)/group(5): decimal, no sign, below 2^32-1 (which is
+/// `(uid_t)-1`, "no id").
+pub(crate) fn parse_id(field: &str, what: &str) -> Result<u32, String> {
+    if field.is_empty() || !field.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{what} {field:?} is not a decimal number"));
+    }
+    match field.parse::<u32>() {
+        Ok(v) if v != u32::MAX => Ok(v),
+        _ => Err(format!("{what} {field} is out of range (0..=4294967294)")),
+    }
+}
+
+/// Splits `text` into 1-based numbered lines, skipping blank lines and `#` comments as glibc's
+/// nss_files does, and yielding NIS compat lines (`+`/`-`) separately.
+pub(crate) fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines().enumerate().map(|(i, l)| (i + 1, l)).filter(|(_, l)| {
+        let t = l.trim_start();
+        !t.is_empty() && !t.starts_with('#')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("render", true)]
+    #[case("systemd-journal-gateway", true)]
+    #[case("_apt", true)]
+    #[case("nixbld1", true)]
+    #[case("machine$", true)]
+    #[case("", false)]
+    #[case("110", false)]
+    #[case("-x", false)]
+    #[case("a b", false)]
+    #[case("a:b", false)]
+    #[case("a,b", false)]
+    #[case("a/b", false)]
+    #[case("a\"b", false)]
+    #[case("a$b", false)]
+    #[case("a\nb", false)]
+    fn names(#[case] name: &str, #[case] ok: bool) {
+        assert_eq!(validate_name(name).is_ok(), ok, "{name:?}");
+    }
+
+    #[rstest]
+    #[case("0", Ok(0))]
+    #[case("4294967294", Ok(4294967294))]
+    #[case("4294967295", Err(()))]
+    #[case("99999999999", Err(()))]
+    #[case("-1", Err(()))]
+    #[case("+1", Err(()))]
+    #[case("", Err(()))]
+    #[case(" 1", Err(()))]
+    fn ids(#[case] s: &str, #[case] want: Result<u32, ()>) {
+        assert_eq!(parse_id(s, "gid").map_err(|_| ()), want);
+    }
+}

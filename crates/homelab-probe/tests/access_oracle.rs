@@ -1,0 +1,129 @@
+//! The kernel is the oracle for the access decision: for random owners, modes, ACLs and
+//! credentials, a child process takes those credentials and really opens a file; our
+//! `access::decide` must agree with what `open(2)` did.
+//!
+//! Needs root (to chown files and switch credentials). It fails, loudly, when not root: run
+//! the test suite as root (CI does) or with `sudo -E cargo test`.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use homelab_probe::check::access::{self, Credentials};
+use homelab_probe::host::acl::{Acl, AclEntry, AclTag};
+use homelab_probe::host::{FileKind, FileStat};
+use homelab_probe::model::expectations::FileMode;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Gid, Uid, fork};
+use proptest::prelude::*;
+
+fn require_root() {
+    assert!(
+        Uid::effective().is_root(),
+        "access_oracle needs root to chown files and switch credentials: run the tests as root (CI does) or with `sudo -E cargo test`"
+    );
+}
+
+/// Opens `path` read/write in a child with `cred`; true when the kernel allowed it.
+fn kernel_allows(path: &Path, cred: &Credentials) -> bool {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let groups: Vec<Gid> = cred.groups.iter().map(|&g| Gid::from_raw(g)).collect();
+    // SAFETY: the child only makes async-signal-safe system calls and then _exits.
+    match unsafe { fork() }.expect("fork") {
+        ForkResult::Child => {
+            let code = (|| {
+                nix::unistd::setgroups(&groups).ok()?;
+                nix::unistd::setresgid(Gid::from_raw(cred.gid), Gid::from_raw(cred.gid), Gid::from_raw(cred.gid))
+                    .ok()?;
+                nix::unistd::setresuid(Uid::from_raw(cred.uid), Uid::from_raw(cred.uid), Uid::from_raw(cred.uid))
+                    .ok()?;
+                // SAFETY: a valid NUL-terminated path.
+                let fd = unsafe { nix::libc::open(c_path.as_ptr(), nix::libc::O_RDWR) };
+                Some(if fd >= 0 { 0 } else { 1 })
+            })()
+            .unwrap_or(2);
+            // SAFETY: exiting the forked child without running the parent's destructors.
+            unsafe { nix::libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => match waitpid(child, None).expect("waitpid") {
+            WaitStatus::Exited(_, 0) => true,
+            WaitStatus::Exited(_, 1) => false,
+            other => panic!("child could not take the credentials: {other:?}"),
+        },
+    }
+}
+
+const IDS: [u32; 4] = [1000, 1001, 110, 303];
+
+fn acl_strategy() -> impl Strategy<Value = Option<Vec<(AclTag, Option<u32>, u32)>>> {
+    proptest::option::of(
+        (
+            proptest::collection::vec((proptest::sample::select(&IDS[..]), 0u32..8), 0..2),
+            proptest::collection::vec((proptest::sample::select(&IDS[..]), 0u32..8), 0..2),
+            0u32..8,
+        )
+            .prop_map(|(users, groups, mask)| {
+                let mut e: Vec<(AclTag, Option<u32>, u32)> = Vec::new();
+                let mut seen_u = Vec::new();
+                for (u, p) in users {
+                    if !seen_u.contains(&u) {
+                        seen_u.push(u);
+                        e.push((AclTag::User, Some(u), p));
+                    }
+                }
+                let mut seen_g = Vec::new();
+                for (g, p) in groups {
+                    if !seen_g.contains(&g) {
+                        seen_g.push(g);
+                        e.push((AclTag::Group, Some(g), p));
+                    }
+                }
+                e.push((AclTag::Mask, None, mask));
+                e
+            }),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #[test]
+    fn decide_agrees_with_the_kernel(
+        owner in proptest::sample::select(&IDS[..]),
+        group in proptest::sample::select(&IDS[..]),
+        mode in 0u32..0o1000,
+        named in acl_strategy(),
+        uid in proptest::sample::select(&IDS[..]),
+        gid in proptest::sample::select(&IDS[..]),
+        extra in proptest::collection::vec(proptest::sample::select(&IDS[..]), 0..2),
+    ) {
+        require_root();
+        let dir = tempfile::tempdir().unwrap();
+        // Let every test uid traverse to the file.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().join("renderD128");
+        std::fs::write(&path, "").unwrap();
+        std::os::unix::fs::chown(&path, Some(owner), Some(group)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let acl = named.map(|named| {
+            // A full ACL: the owner, group and other entries follow the mode, as setfacl keeps them.
+            let mut entries = vec![AclEntry { tag: AclTag::UserObj, id: None, perm: (mode >> 6) & 7 }];
+            entries.extend(named.iter().filter(|e| e.0 == AclTag::User).map(|&(tag, id, perm)| AclEntry { tag, id, perm }));
+            entries.push(AclEntry { tag: AclTag::GroupObj, id: None, perm: (mode >> 3) & 7 });
+            entries.extend(named.iter().filter(|e| e.0 == AclTag::Group).map(|&(tag, id, perm)| AclEntry { tag, id, perm }));
+            entries.extend(named.iter().filter(|e| e.0 == AclTag::Mask).map(|&(tag, id, perm)| AclEntry { tag, id, perm }));
+            entries.push(AclEntry { tag: AclTag::Other, id: None, perm: mode & 7 });
+            Acl { entries }
+        });
+        if let Some(acl) = &acl {
+            rustix::fs::setxattr(&path, "system.posix_acl_access", &acl.to_xattr(), rustix::fs::XattrFlags::empty())
+                .expect("the temporary directory's filesystem must support POSIX ACLs");
+        }
+        // Read back what the kernel stored (setting an ACL rewrites the group bits to the mask).
+        let meta = std::fs::metadata(&path).unwrap();
+        let stored = Acl::read(&homelab_probe::Host::live(), &path).unwrap();
+        let stat = FileStat { kind: FileKind::File, uid: owner, gid: group, mode: FileMode(std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777), rdev: None };
+        let cred = Credentials { uid, gid, groups: extra };
+        let ours = access::decide(&stat, stored.as_ref(), &cred, access::READ | access::WRITE).allowed;
+        let kernel = kernel_allows(&path, &cred);
+        prop_assert_eq!(ours, kernel, "stat {:?} acl {:?} cred {:?}", stat, stored, cred);
+    }
+}

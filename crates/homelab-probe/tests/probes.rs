@@ -1,0 +1,165 @@
+//! Probe decisions over fixture sysroots of realistic hosts (see fixtures/README.md).
+
+use std::path::{Path, PathBuf};
+
+use homelab_probe::{Expectations, Finding, Host, Status, check};
+use rstest::rstest;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+fn run(root: &str, expect: Option<&str>) -> Vec<Finding> {
+    let host = Host::at(fixture(root)).unwrap();
+    let exp = match expect {
+        Some(e) => Expectations::load(&fixture(&format!("expect/{e}"))).unwrap(),
+        None => Expectations::builtin(),
+    };
+    check::run(&host, &exp)
+}
+
+fn find<'a>(findings: &'a [Finding], check: &str, subject: &str) -> &'a Finding {
+    findings
+        .iter()
+        .find(|f| f.check == check && f.subject == subject)
+        .unwrap_or_else(|| panic!("no {check} finding for {subject} in {findings:#?}"))
+}
+
+/// (check, subject, status) triples each scenario must produce.
+#[rstest]
+#[case::popos_matches("popos-render-110", Some("render-110.toml"), &[
+    ("group_gid", "group render", Status::Pass),
+    ("user_groups", "user palav", Status::Pass),
+    ("render_group", "/dev/dri/renderD128", Status::Pass),
+    ("render_access", "/dev/dri/renderD128", Status::Pass),
+])]
+#[case::nixos_default_wants_110("nixos-default", Some("render-110.toml"), &[
+    ("group_gid", "group render", Status::Fail),
+    // 0666 lets PGID 110 in through the other bits, so Plex still works.
+    ("render_access", "/dev/dri/renderD128", Status::Pass),
+])]
+#[case::nixos_forced_110("nixos-render-110", Some("render-110.toml"), &[
+    ("group_gid", "group render", Status::Pass),
+    ("render_group", "/dev/dri/renderD128", Status::Pass),
+])]
+#[case::nixos_defaults_match("nixos-default", Some("nixos-default.toml"), &[
+    ("group_gid", "group render", Status::Pass),
+    ("group_gid", "group video", Status::Pass),
+    ("render_mode", "/dev/dri/renderD128", Status::Pass),
+])]
+#[case::collision("nixos-collision-110", Some("render-110.toml"), &[
+    ("group_gid", "group render", Status::Fail),
+    ("gid_collision", "gid 110", Status::Fail),
+])]
+#[case::debian_dynamic_gid("debian12-intel", Some("debian-0660.toml"), &[
+    ("render_group", "/dev/dri/renderD128", Status::Pass),
+    ("render_mode", "/dev/dri/renderD128", Status::Pass),
+    // PUID 1000 / PGID 1000 is not in render (108) and 0660 keeps others out.
+    ("render_access", "/dev/dri/renderD128", Status::Fail),
+])]
+#[case::debian_vs_nixos_mode("nixos-default", Some("debian-0660.toml"), &[
+    ("render_mode", "/dev/dri/renderD128", Status::Warn),
+])]
+#[case::stale_udev_gid("udev-stale-gid", Some("render-110.toml"), &[
+    ("group_gid", "group render", Status::Pass),
+    ("stale_gid", "/dev/dri/renderD128", Status::Fail),
+    ("render_access", "/dev/dri/renderD128", Status::Fail),
+])]
+#[case::headless_required("headless", Some("render-110.toml"), &[
+    ("render_present", "/dev/dri", Status::Fail),
+])]
+#[case::headless_builtin("headless", None, &[
+    ("render_present", "/dev/dri", Status::Skip),
+    ("consistency", "/etc/group, /etc/passwd", Status::Pass),
+])]
+#[case::truncated_group("truncated-group", Some("render-110.toml"), &[
+    ("identity_source", "/etc/group:19", Status::Fail),
+    // The rest of the file still counts.
+    ("group_gid", "group render", Status::Pass),
+])]
+#[case::debian_builtin("debian12-intel", None, &[
+    ("node", "/dev/dri/renderD128", Status::Pass),
+    ("render_group", "/dev/dri/renderD128", Status::Pass),
+    ("render_group_access", "/dev/dri/renderD128", Status::Pass),
+])]
+fn scenario(#[case] root: &str, #[case] expect: Option<&str>, #[case] want: &[(&str, &str, Status)]) {
+    let findings = run(root, expect);
+    for (check, subject, status) in want {
+        let f = find(&findings, check, subject);
+        assert_eq!(f.status, *status, "{check} {subject}: {f:#?}");
+        if f.status == Status::Skip {
+            assert!(!f.message.is_empty(), "a skip says why");
+        }
+    }
+}
+
+#[test]
+fn render_303_where_110_is_expected_remedy_is_mkforce() {
+    let findings = run("nixos-default", Some("render-110.toml"));
+    let f = find(&findings, "group_gid", "group render");
+    assert_eq!(
+        f.message,
+        "group render has gid 303, expected 110 (NixOS reserves gid 110 for systemd-journal-gateway in ids.nix: enabling the module that creates it would collide)"
+    );
+    assert_eq!(f.remedy.as_ref().unwrap().text, "users.groups.render.gid = lib.mkForce 110;");
+}
+
+#[test]
+fn stale_gid_names_the_udev_trap() {
+    let findings = run("udev-stale-gid", Some("render-110.toml"));
+    let f = find(&findings, "stale_gid", "/dev/dri/renderD128");
+    assert!(f.message.contains("gid 108, which no group holds (render is gid 110 now)"), "{}", f.message);
+    assert!(f.message.contains("udevd"), "{}", f.message);
+    assert!(f.remedy.as_ref().unwrap().text.starts_with("udevadm control --reload"));
+}
+
+#[test]
+fn access_failure_remedy_pins_the_render_gid_to_the_pgid() {
+    let findings = run("debian12-intel", Some("render-110.toml"));
+    let f = findings.iter().find(|f| f.check == "render_access").unwrap();
+    assert_eq!(f.status, Status::Fail);
+    assert!(
+        f.remedy.as_ref().unwrap().text.starts_with("users.groups.render.gid = lib.mkForce 110;"),
+        "{:?}",
+        f.remedy
+    );
+}
+
+#[test]
+fn inventory_reads_sysfs() {
+    let findings = run("debian12-intel", None);
+    let f = find(&findings, "node", "/dev/dri/renderD128");
+    let node = &f.evidence["node"];
+    assert_eq!(node["kernel_driver"], "i915");
+    assert_eq!(node["pci"]["address"], "0000:00:02.0");
+    assert_eq!(node["pci"]["vendor"], "0x8086");
+    assert_eq!(node["stat"]["mode"], "0660");
+    assert_eq!(node["group_name"], "render");
+    assert_eq!(f.message, "root:render 0660, driver i915, PCI 0000:00:02.0 [8086:46a6]");
+}
+
+#[test]
+fn every_fail_has_a_remedy_and_every_skip_a_reason() {
+    for root in [
+        "debian12-intel",
+        "popos-render-110",
+        "nixos-default",
+        "nixos-render-110",
+        "nixos-collision-110",
+        "headless",
+        "udev-stale-gid",
+        "truncated-group",
+    ] {
+        for expect in [None, Some("render-110.toml"), Some("nixos-default.toml"), Some("debian-0660.toml")] {
+            for f in run(root, expect) {
+                match f.status {
+                    Status::Fail => {
+                        assert!(f.remedy.is_some(), "{root} {expect:?}: a failure without a remedy: {f:#?}")
+                    }
+                    Status::Skip => assert!(f.message.len() > 10, "{f:#?}"),
+                    _ => {}
+                }
+            }
+        }
+    }
+}

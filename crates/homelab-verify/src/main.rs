@@ -1,0 +1,97 @@
+//! `homelab-verify`: checks that a homelab host is what its owner expects after a move to
+//! NixOS. A thin command line over the `homelab-probe` library.
+//!
+//! Exit codes: 0 all checks passed (warnings and skips allowed), 1 at least one check failed,
+//! 2 bad usage or bad input (the message names the file and line).
+
+mod human;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use homelab_probe::{Expectations, Host, Report, check};
+
+/// Verify a homelab host after a move to NixOS: user and group ids, render nodes and who can
+/// open them.
+///
+/// With no command, runs `check` on this machine with built-in defaults.
+#[derive(Debug, Parser)]
+#[command(name = "homelab-verify", version, args_conflicts_with_subcommands = true, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    check: CheckArgs,
+}
+
+const EXIT_CODES: &str =
+    "Exit codes: 0 all checks passed (warnings allowed), 1 a check failed, 2 bad usage or bad input.";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check the host against expectations (the post-switch verification).
+    #[command(after_help = EXIT_CODES)]
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// Expectations file (`homelab-probe.toml`); without it, built-in defaults: every render
+    /// node present is usable by the `render` group and the host's users and groups are
+    /// consistent.
+    #[arg(long, value_name = "FILE")]
+    expect: Option<PathBuf>,
+    /// Root directory of the host to check: `/` for this machine, or a sysroot (a mounted
+    /// disk, a fixture). Only `/` uses NSS and device ioctls.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    root: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    /// One line per finding, grouped by probe, with a summary (colours only on a terminal and
+    /// never with NO_COLOR).
+    Human,
+    /// The Report as JSON (schema in docs/report.md).
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Check(a)) => a,
+        None => cli.check,
+    };
+    match run_check(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("homelab-verify: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let host = Host::at(&args.root)?;
+    let (expectations, source) = match &args.expect {
+        Some(file) => (Expectations::load(file)?, file.display().to_string()),
+        None => (Expectations::builtin(), "built-in defaults".to_owned()),
+    };
+    let findings = check::run(&host, &expectations);
+    let report = Report::new(&host, source, findings);
+    let mut out = anstream::stdout();
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        }
+        Format::Human => human::write(&mut out, &report)?,
+    }
+    out.flush()?;
+    Ok(if report.summary.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
