@@ -110,7 +110,9 @@ fn stale_gid_names_the_udev_trap() {
     let f = find(&findings, "stale_gid", "/dev/dri/renderD128");
     assert!(f.message.contains("gid 108, which no group holds (render is gid 110 now)"), "{}", f.message);
     assert!(f.message.contains("udevd"), "{}", f.message);
-    assert!(f.remedy.as_ref().unwrap().text.starts_with("udevadm control --reload"));
+    assert!(
+        f.remedy.as_ref().unwrap().text.starts_with("systemctl restart systemd-udevd && udevadm trigger --action=add")
+    );
 }
 
 #[test]
