@@ -104,7 +104,7 @@ fn human_output_groups_by_probe_and_has_no_colour_off_a_terminal() {
     let render = text.find("\nrender_node\n").expect("render_node heading");
     assert!(identity < render);
     assert!(text.contains("  FAIL  /dev/dri/renderD128"), "{text}");
-    assert!(text.contains("fix (command): udevadm control --reload"), "{text}");
+    assert!(text.contains("fix (command): systemctl restart systemd-udevd"), "{text}");
     assert!(text.trim_end().ends_with("fail: FAILED"), "{text}");
 }
 
