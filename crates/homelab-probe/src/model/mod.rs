@@ -2,6 +2,7 @@
 //! ([`expectations`]), what a probe decided ([`finding`]), what `check` prints ([`report`]),
 //! and the facts probes gather about devices ([`inventory`]).
 
+pub mod compose;
 pub mod expectations;
 pub mod finding;
 pub mod inventory;
