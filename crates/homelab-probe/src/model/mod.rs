@@ -7,3 +7,4 @@ pub mod expectations;
 pub mod finding;
 pub mod inventory;
 pub mod report;
+pub mod snapshot;
