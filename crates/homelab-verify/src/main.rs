@@ -5,6 +5,7 @@
 //! 2 bad usage or bad input (the message names the file and line).
 
 mod human;
+mod migrate;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -34,6 +35,12 @@ enum Command {
     /// Check the host against expectations (the post-switch verification).
     #[command(after_help = EXIT_CODES)]
     Check(CheckArgs),
+    /// Snapshot the old host before the move: users, groups, GPUs, render nodes, compose stacks.
+    #[command(after_help = EXIT_CODES)]
+    Capture(migrate::CaptureArgs),
+    /// From a snapshot, write hardware-parity.nix, homelab-probe.toml and MIGRATION.md.
+    #[command(after_help = EXIT_CODES)]
+    Plan(migrate::PlanArgs),
 }
 
 #[derive(Debug, Args)]
@@ -63,11 +70,13 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Check(a)) => a,
-        None => cli.check,
+    let result = match cli.command {
+        Some(Command::Check(a)) => run_check(&a),
+        Some(Command::Capture(a)) => migrate::run_capture(&a),
+        Some(Command::Plan(a)) => migrate::run_plan(&a),
+        None => run_check(&cli.check),
     };
-    match run_check(&args) {
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("homelab-verify: error: {e:#}");

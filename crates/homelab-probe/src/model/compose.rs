@@ -170,7 +170,70 @@ pub struct VolumeMount {
     pub host_path: Option<String>,
 }
 
+/// The credentials a service's process runs with, as far as the compose file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// uid.
+    pub uid: u32,
+    /// gid.
+    pub gid: u32,
+    /// Supplementary gids (numeric `group_add`).
+    pub groups: Vec<u32>,
+    /// Where uid and gid came from.
+    pub source: CredentialSource,
+    /// `group_add` names: they resolve inside the container image, not on the host.
+    pub named_groups: Vec<String>,
+}
+
+/// Where a service's uid and gid come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// `PUID` and `PGID` in the environment (linuxserver.io images drop to these).
+    PuidPgid,
+    /// A numeric `user:`.
+    User,
+}
+
+impl CredentialSource {
+    /// The compose field that sets the gid (`PGID`, `user`).
+    pub fn gid_field(self) -> &'static str {
+        match self {
+            CredentialSource::PuidPgid => "PGID",
+            CredentialSource::User => "user",
+        }
+    }
+}
+
 impl ComposeService {
+    /// The credentials the service runs with: `PUID`/`PGID` when both are numbers, else a
+    /// numeric `user:` (`"1000:110"`; a bare `"1000"` takes its gid from `primary_gid_of`, as
+    /// Docker takes it from the image's passwd entry, else 0). `Err` says why they cannot be
+    /// known from the compose file (a user name, or nothing set: the image decides).
+    pub fn credentials(&self, primary_gid_of: &dyn Fn(u32) -> Option<u32>) -> Result<Credentials, String> {
+        let num = |s: Option<&str>| s.and_then(|v| v.trim().parse::<u32>().ok());
+        let (numeric, named_groups): (Vec<String>, Vec<String>) =
+            self.group_add.iter().cloned().partition(|g| g.parse::<u32>().is_ok());
+        let groups: Vec<u32> = numeric.iter().filter_map(|g| g.parse().ok()).collect();
+        if let (Some(uid), Some(gid)) = (num(self.env("PUID")), num(self.env("PGID"))) {
+            return Ok(Credentials { uid, gid, groups, source: CredentialSource::PuidPgid, named_groups });
+        }
+        let Some(user) = self.user.as_deref() else {
+            return Err("neither PUID/PGID nor user: is set: it runs as the image's user".into());
+        };
+        let (u, g) = match user.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (user, None),
+        };
+        let Some(uid) = num(Some(u)) else {
+            return Err(format!("user: {user:?} names a user of the image, resolved inside the container"));
+        };
+        let gid = match g {
+            Some(g) => num(Some(g)).ok_or_else(|| format!("user: {user:?}: the group is a name of the image"))?,
+            None => primary_gid_of(uid).unwrap_or(0),
+        };
+        Ok(Credentials { uid, gid, groups, source: CredentialSource::User, named_groups })
+    }
+
     /// Whether the service starts on a plain `docker compose up` given the enabled profiles.
     pub fn is_active(&self, active_profiles: &[String]) -> bool {
         self.profiles.is_empty() || self.profiles.iter().any(|p| active_profiles.contains(p) || p == "*")

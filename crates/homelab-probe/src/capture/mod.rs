@@ -1,0 +1,309 @@
+//! `capture`: the old host in, a [`Snapshot`] out. Every read goes through [`Host`], so the
+//! same code captures the running system or a sysroot (a mounted disk, a fixture).
+//!
+//! Where the stacks are: `--compose-dir` directories when given, else `~/docker` and
+//! `~/Projects` of every human user (uid 1000..=59999, from `/etc/passwd`). Each directory is
+//! searched one level deep (`~/docker/<stack>/compose.yaml`), and a directory that itself holds
+//! a compose file is a stack too. A stack belongs to the human user whose home holds it, else
+//! to the owner of its directory; `~` in its volumes is that user's home.
+//!
+//! Block devices, fstab, mounts and the ownership summary of data roots come from the mount
+//! parsers and the drift scanner, which are separate pieces of work; until they are in, those
+//! sections are left out and listed in [`Snapshot::gaps`] (see `INTEGRATION` below).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::host::identity::{IdentityDb, SourceProblem};
+use crate::host::{FileKind, Host, drm};
+use crate::model::compose::ComposeStack;
+use crate::model::inventory::DrmNode;
+use crate::model::report::{HostInfo, ToolInfo};
+use crate::model::snapshot::{
+    CapturedGroup, ComposeCapture, DataRoot, Gap, Gpu, GpuVendor, GroupUse, HUMAN_UID_MAX, HUMAN_UID_MIN, HumanUser,
+    Identities, SNAPSHOT_SCHEMA_VERSION, SearchDir, Snapshot,
+};
+use crate::sources::compose::{self, ProjectSource};
+
+/// Where to look, besides the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct CaptureOptions {
+    /// Directories holding stacks (one level deep). Empty: `~/docker` and `~/Projects` of every
+    /// human user.
+    pub compose_dirs: Vec<PathBuf>,
+    /// Data roots to record (owner, and an ownership summary once the drift scanner exists).
+    pub data_roots: Vec<PathBuf>,
+}
+
+/// Default stack directories, relative to a home.
+pub const DEFAULT_COMPOSE_DIRS: &[&str] = &["docker", "Projects"];
+
+/// Captures `host`.
+pub fn capture(host: &Host, opts: &CaptureOptions) -> Snapshot {
+    let mut gaps = Vec::new();
+    let ids = IdentityDb::load(host);
+    for p in ids.problems() {
+        let reason = match p {
+            SourceProblem::Unreadable { file, message } => format!("{}: {message}", file.display()),
+            SourceProblem::Parse(e) => format!("{e} (line skipped)"),
+        };
+        gaps.push(Gap { section: "identities".into(), reason });
+    }
+    let users = human_users(&ids);
+
+    let drm_nodes = match drm::inventory(host, &ids) {
+        Ok(n) => n,
+        Err(e) => {
+            gaps.push(Gap { section: "drm_nodes".into(), reason: e.to_string() });
+            Vec::new()
+        }
+    };
+    let gpus = gpus_of(&drm_nodes);
+    let compose = compose_stacks(host, &users, opts, &mut gaps);
+    let data_roots = data_roots(host, &ids, &opts.data_roots, &mut gaps);
+
+    // INTEGRATION: block devices (host/blockdev.rs), fstab (sources/fstab.rs) and mounts
+    // (sources/mountinfo.rs) come from the mount probe's parsers; until they are merged these
+    // sections stay empty and say so.
+    for section in ["block_devices", "fstab", "mounts"] {
+        gaps.push(Gap {
+            section: section.into(),
+            reason: "this build has no fstab, mountinfo and block-device readers yet".into(),
+        });
+    }
+
+    let mut snapshot = Snapshot {
+        schema_version: SNAPSHOT_SCHEMA_VERSION,
+        tool: ToolInfo { name: "homelab-probe".into(), version: env!("CARGO_PKG_VERSION").into() },
+        host: HostInfo::of(host),
+        captured_at: jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or_else(|_| jiff::Timestamp::now())
+            .to_string(),
+        identities: Identities { users, groups: Vec::new() },
+        block_devices: None,
+        fstab: None,
+        mounts: None,
+        drm_nodes,
+        gpus,
+        compose,
+        data_roots,
+        gaps,
+    };
+    snapshot.identities.groups = groups_that_matter(&ids, &snapshot);
+    snapshot
+}
+
+fn human_users(ids: &IdentityDb) -> Vec<HumanUser> {
+    let mut out: Vec<HumanUser> = Vec::new();
+    for (_, u) in ids.file_users() {
+        if !(HUMAN_UID_MIN..=HUMAN_UID_MAX).contains(&u.uid) || out.iter().any(|o| o.name == u.name) {
+            continue;
+        }
+        let primary_group = ids.group_by_gid(u.gid).map(|g| g.name);
+        let groups = ids
+            .gids_of(u)
+            .into_iter()
+            .filter(|g| *g != u.gid)
+            .filter_map(|g| ids.group_by_gid(g).map(|e| e.name))
+            .collect();
+        out.push(HumanUser {
+            name: u.name.clone(),
+            uid: u.uid,
+            gid: u.gid,
+            primary_group,
+            home: u.home.clone(),
+            shell: u.shell.clone(),
+            groups,
+        });
+    }
+    out
+}
+
+/// One GPU per PCI device behind the DRM nodes.
+pub fn gpus_of(nodes: &[DrmNode]) -> Vec<Gpu> {
+    let mut gpus: Vec<Gpu> = Vec::new();
+    for n in nodes {
+        let Some(pci) = &n.pci else { continue };
+        match gpus.iter_mut().find(|g| g.pci_address == pci.address) {
+            Some(g) => g.nodes.push(n.path.clone()),
+            None => gpus.push(Gpu {
+                pci_address: pci.address.clone(),
+                vendor: pci.vendor.as_deref().map_or(GpuVendor::Other, GpuVendor::from_pci_id),
+                vendor_id: pci.vendor.clone(),
+                device_id: pci.device.clone(),
+                kernel_driver: n.kernel_driver.clone(),
+                nodes: vec![n.path.clone()],
+            }),
+        }
+    }
+    gpus
+}
+
+fn io_error(e: crate::host::HostError) -> io::Error {
+    io::Error::new(e.io_kind().unwrap_or(io::ErrorKind::Other), e.to_string())
+}
+
+fn is_dir(host: &Host, p: &Path) -> bool {
+    host.read_dir(p).is_ok()
+}
+
+/// The human user whose home holds `dir`, else the owner of `dir`.
+fn owner_of(host: &Host, users: &[HumanUser], dir: &Path) -> Option<String> {
+    let by_home = users
+        .iter()
+        .filter(|u| u.home.len() > 1 && dir.starts_with(&u.home))
+        .max_by_key(|u| u.home.len())
+        .map(|u| u.name.clone());
+    by_home.or_else(|| {
+        let uid = host.stat(dir).ok()?.uid;
+        users.iter().find(|u| u.uid == uid).map(|u| u.name.clone())
+    })
+}
+
+fn compose_stacks(host: &Host, users: &[HumanUser], opts: &CaptureOptions, gaps: &mut Vec<Gap>) -> ComposeCapture {
+    let mut search: Vec<PathBuf> = opts.compose_dirs.clone();
+    if search.is_empty() {
+        for u in users {
+            for d in DEFAULT_COMPOSE_DIRS {
+                search.push(Path::new(&u.home).join(d));
+            }
+        }
+    }
+    let read = |p: &Path| host.read_to_string(p).map_err(io_error);
+    let mut out = ComposeCapture::default();
+    for dir in search {
+        let owner = owner_of(host, users, &dir);
+        let entries = match host.read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                if e.io_kind() != Some(io::ErrorKind::NotFound) {
+                    gaps.push(Gap { section: "compose".into(), reason: e.to_string() });
+                }
+                out.search_dirs.push(SearchDir { path: dir.display().to_string(), owner, exists: false });
+                continue;
+            }
+        };
+        out.search_dirs.push(SearchDir { path: dir.display().to_string(), owner: owner.clone(), exists: true });
+        let names: Vec<String> = entries.iter().map(|n| n.to_string_lossy().into_owned()).collect();
+        let mut candidates = vec![(dir.clone(), names.clone())];
+        for n in &entries {
+            let sub = dir.join(n);
+            if n.to_string_lossy().starts_with('.') || !is_dir(host, &sub) {
+                continue;
+            }
+            let sub_names: Vec<String> = host
+                .read_dir(&sub)
+                .map(|v| v.iter().map(|x| x.to_string_lossy().into_owned()).collect())
+                .unwrap_or_default();
+            candidates.push((sub, sub_names));
+        }
+        for (stack_dir, names) in candidates {
+            let Some(files) = compose::project_files(&stack_dir, &names) else { continue };
+            if out.stacks.iter().any(|s| Path::new(&s.dir) == stack_dir) {
+                continue;
+            }
+            let owner = owner_of(host, users, &stack_dir);
+            let home = owner.as_ref().and_then(|o| users.iter().find(|u| &u.name == o)).map(|u| PathBuf::from(&u.home));
+            let mut stack: ComposeStack = compose::load_project(&ProjectSource {
+                dir: stack_dir.clone(),
+                files,
+                home,
+                outer_env: &compose::no_env,
+                read: &read,
+            });
+            stack.owner = owner;
+            out.stacks.push(stack);
+        }
+    }
+    out
+}
+
+fn data_roots(host: &Host, ids: &IdentityDb, roots: &[PathBuf], gaps: &mut Vec<Gap>) -> Vec<DataRoot> {
+    let mut out = Vec::new();
+    for r in roots {
+        let stat = match host.stat(r) {
+            Ok(s) if s.kind == FileKind::Dir || s.kind == FileKind::Symlink => Some(s),
+            Ok(_) => {
+                gaps.push(Gap { section: "data_roots".into(), reason: format!("{} is not a directory", r.display()) });
+                None
+            }
+            Err(e) => {
+                gaps.push(Gap { section: "data_roots".into(), reason: e.to_string() });
+                None
+            }
+        };
+        // INTEGRATION: the ownership summary (counts per uid/gid) comes from the drift scanner.
+        out.push(DataRoot {
+            path: r.display().to_string(),
+            owner_name: stat.and_then(|s| ids.user_by_uid(s.uid)).map(|u| u.name),
+            group_name: stat.and_then(|s| ids.group_by_gid(s.gid)).map(|g| g.name),
+            stat,
+            ownership: None,
+        });
+    }
+    if !roots.is_empty() {
+        gaps.push(Gap {
+            section: "data_roots".into(),
+            reason: "ownership summaries need the drift scanner, which this build does not have yet".into(),
+        });
+    }
+    out
+}
+
+/// The groups that matter and why: render, video, docker; human users' groups; owners of DRM
+/// nodes and data roots; every gid or group name a compose service uses.
+fn groups_that_matter(ids: &IdentityDb, s: &Snapshot) -> Vec<CapturedGroup> {
+    let mut uses: BTreeMap<u32, Vec<GroupUse>> = BTreeMap::new();
+    let mut add = |gid: Option<u32>, u: GroupUse| {
+        if let Some(gid) = gid {
+            let v = uses.entry(gid).or_default();
+            if !v.contains(&u) {
+                v.push(u);
+            }
+        }
+    };
+    let gid_of = |name: &str| ids.group_by_name(name).map(|g| g.gid);
+    for name in ["render", "video", "docker"] {
+        add(gid_of(name), GroupUse::WellKnown);
+    }
+    for u in &s.identities.users {
+        add(Some(u.gid), GroupUse::PrimaryGroupOf { user: u.name.clone() });
+        for g in &u.groups {
+            add(gid_of(g), GroupUse::MemberIs { user: u.name.clone() });
+        }
+    }
+    for n in &s.drm_nodes {
+        add(Some(n.stat.gid), GroupUse::DeviceOwner { path: n.path.clone() });
+    }
+    for r in &s.data_roots {
+        add(r.stat.map(|st| st.gid), GroupUse::DataRootOwner { path: r.path.clone() });
+    }
+    for stack in &s.compose.stacks {
+        for svc in &stack.services {
+            let c = |field: &str| GroupUse::Compose {
+                stack: stack.name.clone(),
+                service: svc.name.clone(),
+                field: field.to_owned(),
+            };
+            let users = &s.identities.users;
+            if let Ok(cr) = svc.credentials(&|uid| users.iter().find(|u| u.uid == uid).map(|u| u.gid)) {
+                add(Some(cr.gid), c(cr.source.gid_field()));
+            }
+            for g in &svc.group_add {
+                match g.parse::<u32>() {
+                    Ok(gid) => add(Some(gid), c("group_add")),
+                    Err(_) => add(gid_of(g), c("group_add name")),
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (gid, mut u) in uses {
+        let Some(g) = ids.group_by_gid(gid) else { continue };
+        u.sort();
+        out.push(CapturedGroup { name: g.name, gid, members: g.members, uses: u });
+    }
+    out
+}
