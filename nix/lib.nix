@@ -41,11 +41,24 @@ let
     filterAttrs (_: names: length names > 1) byId;
 
   quoteList = names: concatStringsSep ", " (map (n: "`${n}`") names);
+
+  # Characters outside ASCII that Rust's char::is_whitespace or char::is_control accept (the
+  # regex classes below only know ASCII): the C1 controls U+0080..U+009F and the Unicode
+  # White_Space characters.
+  hexDigits = [ "0" "1" "2" "3" "4" "5" "6" "7" "8" "9" "a" "b" "c" "d" "e" "f" ];
+  unicodeSpaceOrControl =
+    map (h: builtins.fromJSON "\"\\u${h}\"") (
+      map (d: "008${d}") hexDigits
+      ++ map (d: "009${d}") hexDigits
+      ++ map (d: "200${d}") (genList (i: builtins.elemAt hexDigits i) 11)
+      ++ [ "00a0" "1680" "2028" "2029" "202f" "205f" "3000" ]
+    );
+  containsAny = chars: s: any (c: length (builtins.split c s) > 1) chars;
 in
 rec {
   # Whether `name` is a user or group name homelab-verify accepts: the same rule as
   # `validate_name` in crates/homelab-probe/src/sources/mod.rs (not empty, at most 256
-  # bytes, not all digits, no leading `-`, no whitespace, control characters or
+  # bytes, not all digits, no leading `-`, no (Unicode) whitespace, control characters or
   # `: , / " ' \ `` ` `` $`, except one `$` at the end).
   isValidName =
     name:
@@ -57,7 +70,8 @@ rec {
     && len <= 256
     && match "[0-9]+" name == null
     && substring 0 1 name != "-"
-    && match "[^[:space:][:cntrl:]:,/\"'\\\\`$]*" body != null;
+    && match "[^[:space:][:cntrl:]:,/\"'\\\\`$]*" body != null
+    && !containsAny unicodeSpaceOrControl body;
 
   # Octal permission bits as the module accepts them: "0660", "660", "2775", "02775".
   isMode = s: match "0?[0-7]{3,4}" s != null;

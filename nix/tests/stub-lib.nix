@@ -1,9 +1,11 @@
 # A recorder standing in for the parts of nixpkgs' `lib` (and `pkgs.formats.toml`) that the
 # option declarations of nix/module.nix use, so that the declarations can be read on a machine
 # without nixpkgs: `mkOption` returns its arguments, types describe themselves. It is NOT the
-# module system (no merging, priorities or type checks): only the option tree, the defaults and
-# the descriptions of nix/module.nix are read through it (nix/tests/options.nix). Evaluating
-# the module's `config` needs real nixpkgs (`nix flake check`).
+# module system (no merging, priorities or type checks): it is used to read the option tree,
+# defaults and descriptions of nix/module.nix (nix/tests/options.nix), and the unit the module
+# defines for given option values (nix/tests/unit.nix). The few list/string functions below
+# do what nixpkgs' do. Evaluating the module in a NixOS configuration needs real nixpkgs
+# (`nix flake check`).
 let
   mkType = name: description: extra: { _type = "type"; inherit name description; } // extra;
 in
@@ -26,6 +28,29 @@ rec {
       defaultText = literalExpression "pkgs.${name}";
       description = "The ${name} package to use.";
     };
+
+  mkIf = condition: content: {
+    _type = "if";
+    inherit condition content;
+  };
+  optionals = cond: list: if cond then list else [ ];
+  inherit (builtins)
+    attrNames
+    concatStringsSep
+    filter
+    mapAttrs
+    ;
+  filterAttrs =
+    pred: set:
+    builtins.listToAttrs (
+      builtins.concatMap (n: if pred n set.${n} then [ { name = n; value = set.${n}; } ] else [ ]) (
+        builtins.attrNames set
+      )
+    );
+  versionAtLeast = v: min: builtins.compareVersions v min >= 0;
+  escapeShellArg = s: "'${builtins.replaceStrings [ "'" ] [ "'\\''" ] (toString s)}'";
+  escapeShellArgs = args: builtins.concatStringsSep " " (map escapeShellArg args);
+  getExe = p: "${p}/bin/${p.meta.mainProgram}";
 
   literalExpression = text: {
     _type = "literalExpression";
