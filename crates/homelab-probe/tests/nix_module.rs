@@ -68,6 +68,12 @@ fn nix_module_name_rule_agrees_with_validate_name_on_edge_cases() {
         "a\u{7f}b",
         "ü",
         "a\u{a0}b",
+        "a\u{85}b",
+        "a\u{9f}b",
+        "a\u{2028}b",
+        "a\u{3000}b",
+        "a\u{200b}b",
+        "a\u{feff}b",
         "a\u{2003}b",
     ];
     let long = "x".repeat(256);
