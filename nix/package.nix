@@ -69,6 +69,8 @@ craneLib.buildPackage (
           // {
             inherit cargoArtifacts;
             cargoTestExtraArgs = testArgs;
+            # cargoTest runs the tests in its build phase, where check inputs are not on PATH.
+            nativeBuildInputs = commonArgs.nativeBuildInputs ++ [ getent ];
           }
         );
       };

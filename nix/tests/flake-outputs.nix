@@ -70,6 +70,7 @@ case "flake inputs" (names flake.inputs) [ "crane" "nixpkgs" ]
 ++ case "rustfmt sees rustfmt.toml" (builtins.elem "rustfmt.toml" (map builtins.baseNameOf x86.rustfmt.args.src._source)) true
 ++ case "checks.tests is cargo test" x86.tests.kind "test"
 ++ case "tests run the workspace, skipping only what the sandbox cannot run" x86.tests.args.cargoTestExtraArgs "--workspace -- --skip decide_agrees_with_the_kernel --skip nix_module_"
+++ case "tests can compare with getent" (builtins.elem "getent" x86.tests.args.nativeBuildInputs) true
 ++ case "the package's check phase runs the same tests" pkg.args.cargoTestExtraArgs x86.tests.args.cargoTestExtraArgs
 ++ case "VM test files" (map (n: builtins.baseNameOf x86.${n}.file) [ "nixos-mounts" "nixos-post-switch" "nixos-render-node" ]) [ "mounts.nix" "post-switch.nix" "render-node.nix" ]
 ++ case "VM tests import the module" (map builtins.baseNameOf x86.nixos-render-node.defaultsImports) [ "module.nix" ]
