@@ -5,7 +5,6 @@
 # (nix/tests/lib.nix holds those tests).
 let
   inherit (builtins)
-    all
     any
     attrNames
     concatMap
@@ -14,7 +13,6 @@ let
     filter
     foldl'
     genList
-    head
     isAttrs
     isList
     length
