@@ -6,6 +6,7 @@
 
 mod human;
 mod migrate;
+mod report_file;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -57,6 +58,11 @@ struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+    /// Also write the JSON report to FILE, whatever `--format` prints (replaced atomically;
+    /// written when checks fail too, not on bad input). The NixOS module uses it for
+    /// /var/lib/homelab-probe/report.json.
+    #[arg(long, value_name = "FILE")]
+    json_report: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,5 +108,8 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         Format::Human => human::write(&mut out, &report)?,
     }
     out.flush()?;
+    if let Some(file) = &args.json_report {
+        report_file::write(file, &report)?;
+    }
     Ok(if report.summary.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

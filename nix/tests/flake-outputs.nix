@@ -1,0 +1,95 @@
+# Tests of the shape of flake.nix's outputs, evaluated with recorders standing in for nixpkgs
+# and crane (no nixpkgs here): which outputs exist for which system, and that each check is
+# built by the builder its name says (clippy by cargoClippy with warnings denied, ...), from
+# the package's own arguments. Evaluates to the list of failures (empty when all pass).
+let
+  flake = import ../../flake.nix;
+
+  lib = {
+    genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
+    optionalAttrs = c: a: if c then a else { };
+    mapAttrs' = f: set: builtins.listToAttrs (map (n: f n set.${n}) (builtins.attrNames set));
+    nameValuePair = name: value: { inherit name value; };
+    mkDefault = v: { _priority = "default"; value = v; };
+    fileset = {
+      toSource = { root, fileset }: { _source = map toString fileset; };
+      unions = l: l;
+    };
+    importTOML = p: builtins.fromTOML (builtins.readFile p);
+    licenses.mit = "mit";
+    platforms.linux = [ "linux" ];
+  };
+
+  craneFor = pkgs: {
+    buildDepsOnly = args: { kind = "deps"; inherit args; };
+    buildPackage = args: { kind = "package"; inherit args; inherit (args) passthru; system = pkgs.system; };
+    cargoClippy = args: { kind = "clippy"; inherit args; };
+    cargoFmt = args: { kind = "fmt"; inherit args; };
+    cargoTest = args: { kind = "test"; inherit args; };
+    devShell = args: { kind = "devShell"; inherit args; };
+  };
+
+  pkgsFor = system: rec {
+    inherit system;
+    stdenv.hostPlatform.system = system;
+    callPackage = path: overrides: import path ({ inherit lib; pkg-config = "pkg-config"; getent = "getent"; } // overrides);
+    testers.runNixOSTest = m: { kind = "nixos-test"; file = toString (builtins.head m.imports); defaultsImports = map toString m.defaults.imports; package = m.defaults.services.homelab-probe.package; };
+    nixfmt = { kind = "nixfmt"; };
+    cargo-nextest = "cargo-nextest"; getent = "getent"; util-linux = "util-linux"; bfs = "bfs"; fd = "fd"; jq = "jq";
+  };
+
+  nixpkgs = {
+    inherit lib;
+    legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] pkgsFor;
+  };
+  crane.mkLib = craneFor;
+
+  out = flake.outputs { self = out; inherit nixpkgs crane; };
+
+  case = name: got: want: if got == want then [ ] else [ "${name}: got ${builtins.toJSON got}, want ${builtins.toJSON want}" ];
+  names = builtins.attrNames;
+  hasInfix = infix: s: builtins.match ".*${infix}.*" s != null;
+
+  x86 = out.checks.x86_64-linux;
+  pkg = out.packages.x86_64-linux.homelab-verify;
+in
+case "flake inputs" (names flake.inputs) [ "crane" "nixpkgs" ]
+++ case "package systems" (names out.packages) [ "aarch64-linux" "x86_64-linux" ]
+++ case "packages" (names out.packages.aarch64-linux) [ "default" "homelab-verify" ]
+++ case "default package is homelab-verify" (out.packages.x86_64-linux.default == pkg) true
+++ case "package runs the tests in its build" pkg.args.doCheck true
+++ case "package is built for its system" out.packages.aarch64-linux.homelab-verify.system "aarch64-linux"
+++ case "source set" (map (p: builtins.baseNameOf p) pkg.args.src._source) [ "Cargo.toml" "Cargo.lock" "rustfmt.toml" "crates" ]
+++ case "x86_64 checks" (names x86) [ "clippy" "homelab-verify" "nixos-mounts" "nixos-post-switch" "nixos-render-node" "rustfmt" "tests" ]
+++ case "aarch64 checks: no VM tests" (names out.checks.aarch64-linux) [ "clippy" "homelab-verify" "rustfmt" "tests" ]
+++ case "checks.homelab-verify is the package" (x86.homelab-verify == pkg) true
+++ case "checks.clippy is cargo clippy" x86.clippy.kind "clippy"
+++ case "clippy denies warnings on every target of the workspace" (map (f: hasInfix f x86.clippy.args.cargoClippyExtraArgs) [ "--workspace" "--all-targets" "-- --deny warnings" ]) [ true true true ]
+++ case "clippy builds the package's sources" (x86.clippy.args.src == pkg.args.src) true
+++ case "checks.rustfmt is cargo fmt" x86.rustfmt.kind "fmt"
+++ case "rustfmt sees rustfmt.toml" (builtins.elem "rustfmt.toml" (map builtins.baseNameOf x86.rustfmt.args.src._source)) true
+++ case "checks.tests is cargo test" x86.tests.kind "test"
+++ case "tests run the workspace, skipping only what the sandbox cannot run" x86.tests.args.cargoTestExtraArgs "--workspace -- --skip decide_agrees_with_the_kernel --skip nix_module_"
+++ case "tests can compare with getent" (builtins.elem "getent" x86.tests.args.nativeBuildInputs) true
+++ case "the package's check phase runs the same tests" pkg.args.cargoTestExtraArgs x86.tests.args.cargoTestExtraArgs
+++ case "VM test files" (map (n: builtins.baseNameOf x86.${n}.file) [ "nixos-mounts" "nixos-post-switch" "nixos-render-node" ]) [ "mounts.nix" "post-switch.nix" "render-node.nix" ]
+++ case "VM tests import the module" (map builtins.baseNameOf x86.nixos-render-node.defaultsImports) [ "module.nix" ]
+++ case "VM tests test this package" (x86.nixos-render-node.package == pkg) true
+++ case "overlay" ((out.overlays.default (pkgsFor "x86_64-linux") { }).homelab-verify.kind) "package"
+++ case "nixosModules" (names out.nixosModules) [ "default" "homelab-probe" ]
+++ case "default module is homelab-probe (functions compare by what they return)" (
+  let
+    args = { inherit lib; pkgs = pkgsFor "x86_64-linux"; };
+  in
+  let
+    shape = m: {
+      imports = map toString m.imports;
+      package = m.services.homelab-probe.package.value.system;
+    };
+  in
+  shape (out.nixosModules.default args) == shape (out.nixosModules.homelab-probe args)
+) true
+++ case "module imports nix/module.nix" (map builtins.baseNameOf (out.nixosModules.homelab-probe { inherit lib; pkgs = pkgsFor "x86_64-linux"; }).imports) [ "module.nix" ]
+++ case "module defaults the package to one built from the host's pkgs" ((out.nixosModules.homelab-probe { inherit lib; pkgs = pkgsFor "aarch64-linux"; }).services.homelab-probe.package.value.system) "aarch64-linux"
+++ case "formatter" out.formatter.x86_64-linux.kind "nixfmt"
+++ case "devShell" out.devShells.x86_64-linux.default.kind "devShell"
