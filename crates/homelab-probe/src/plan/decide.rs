@@ -394,7 +394,10 @@ fn users(snapshot: &Snapshot, d: &mut Decisions) {
         }
         let home = Some(u.home.clone()).filter(|h| *h != format!("/home/{}", u.name));
         if u.name.len() >= 32 {
-            d.warn(format!("user {}", u.name), "NixOS aborts on user names of 32 characters or more (users-groups.nix)");
+            d.warn(
+                format!("user {}", u.name),
+                "NixOS aborts on user names of 32 characters or more (users-groups.nix)",
+            );
         }
         if let Some(holder) = nixos::uid_reserved_by(u.uid) {
             d.warn(format!("user {}", u.name), format!("uid {} is reserved for {holder} in NixOS's ids.nix", u.uid));

@@ -149,6 +149,11 @@ pub fn render(snapshot: &Snapshot, d: &Decisions) -> String {
         o,
         "- [ ] `homelab-verify check --expect homelab-probe.toml`: every gid, uid and render-node access above must pass."
     );
+    let _ = writeln!(
+        o,
+        "- [ ] To re-check on every boot and switch, with the flake's NixOS module: \
+         `services.homelab-probe = {{ enable = true; expectationsFile = ./homelab-probe.toml; }};`"
+    );
     if !d.filesystems.is_empty() {
         let _ = writeln!(o, "- [ ] `findmnt` shows each data disk mounted where it was.");
     }
