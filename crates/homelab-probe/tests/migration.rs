@@ -105,7 +105,7 @@ fn capture_records_what_the_move_needs() {
     assert_eq!(s.gpus[0].kernel_driver.as_deref(), Some("i915"));
     let stacks: Vec<(&str, Option<&str>)> =
         s.compose.stacks.iter().map(|st| (st.name.as_str(), st.owner.as_deref())).collect();
-    assert_eq!(stacks, vec![("plex", Some("palav")), ("homepage", Some("palav"))]);
+    assert_eq!(stacks, vec![("plex", Some("palav")), ("homepage", Some("palav")), ("watchtower", Some("root"))]);
     let plex = &s.compose.stacks[0].services[0];
     assert_eq!((plex.env("PUID"), plex.env("PGID")), (Some("1000"), Some("110")));
     assert!(!plex.environment.contains_key("PLEX_CLAIM"), "secrets stay out of the snapshot");

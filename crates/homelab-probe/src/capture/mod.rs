@@ -2,10 +2,11 @@
 //! same code captures the running system or a sysroot (a mounted disk, a fixture).
 //!
 //! Where the stacks are: `--compose-dir` directories when given, else `~/docker` and
-//! `~/Projects` of every human user (uid 1000..=59999, from `/etc/passwd`). Each directory is
-//! searched one level deep (`~/docker/<stack>/compose.yaml`), and a directory that itself holds
-//! a compose file is a stack too. A stack belongs to the human user whose home holds it, else
-//! to the owner of its directory; `~` in its volumes is that user's home.
+//! `~/Projects` of every human user (uid 1000..=59999, from `/etc/passwd`) and of root (stacks
+//! run as root are common). Each directory is searched one level deep
+//! (`~/docker/<stack>/compose.yaml`), and a directory that itself holds a compose file is a
+//! stack too. A stack belongs to the user whose home holds it, else to the owner of its
+//! directory; `~` in its volumes is that user's home.
 //!
 //! Block devices, fstab, mounts and the ownership summary of data roots come from the mount
 //! parsers and the drift scanner, which are separate pieces of work; until they are in, those
@@ -60,7 +61,7 @@ pub fn capture(host: &Host, opts: &CaptureOptions) -> Snapshot {
         }
     };
     let gpus = gpus_of(&drm_nodes);
-    let compose = compose_stacks(host, &users, opts, &mut gaps);
+    let compose = compose_stacks(host, &ids, &users, opts, &mut gaps);
     let data_roots = data_roots(host, &ids, &opts.data_roots, &mut gaps);
 
     // INTEGRATION: block devices (host/blockdev.rs), fstab (sources/fstab.rs) and mounts
@@ -149,23 +150,41 @@ fn is_dir(host: &Host, p: &Path) -> bool {
     host.read_dir(p).is_ok()
 }
 
-/// The human user whose home holds `dir`, else the owner of `dir`.
-fn owner_of(host: &Host, users: &[HumanUser], dir: &Path) -> Option<String> {
-    let by_home = users
+/// A user whose home may hold stacks: the human users, and root (stacks run as root are common).
+struct HomeOwner {
+    name: String,
+    uid: u32,
+    home: String,
+}
+
+/// The user whose home holds `dir`, else the owner of `dir`.
+fn owner_of(host: &Host, owners: &[HomeOwner], dir: &Path) -> Option<String> {
+    let by_home = owners
         .iter()
         .filter(|u| u.home.len() > 1 && dir.starts_with(&u.home))
         .max_by_key(|u| u.home.len())
         .map(|u| u.name.clone());
     by_home.or_else(|| {
         let uid = host.stat(dir).ok()?.uid;
-        users.iter().find(|u| u.uid == uid).map(|u| u.name.clone())
+        owners.iter().find(|u| u.uid == uid).map(|u| u.name.clone())
     })
 }
 
-fn compose_stacks(host: &Host, users: &[HumanUser], opts: &CaptureOptions, gaps: &mut Vec<Gap>) -> ComposeCapture {
+fn compose_stacks(
+    host: &Host,
+    ids: &IdentityDb,
+    users: &[HumanUser],
+    opts: &CaptureOptions,
+    gaps: &mut Vec<Gap>,
+) -> ComposeCapture {
+    let mut owners: Vec<HomeOwner> =
+        users.iter().map(|u| HomeOwner { name: u.name.clone(), uid: u.uid, home: u.home.clone() }).collect();
+    if let Some(root) = ids.file_users().iter().map(|(_, u)| u).find(|u| u.uid == 0) {
+        owners.push(HomeOwner { name: root.name.clone(), uid: 0, home: root.home.clone() });
+    }
     let mut search: Vec<PathBuf> = opts.compose_dirs.clone();
     if search.is_empty() {
-        for u in users {
+        for u in &owners {
             for d in DEFAULT_COMPOSE_DIRS {
                 search.push(Path::new(&u.home).join(d));
             }
@@ -174,7 +193,7 @@ fn compose_stacks(host: &Host, users: &[HumanUser], opts: &CaptureOptions, gaps:
     let read = |p: &Path| host.read_to_string(p).map_err(io_error);
     let mut out = ComposeCapture::default();
     for dir in search {
-        let owner = owner_of(host, users, &dir);
+        let owner = owner_of(host, &owners, &dir);
         let entries = match host.read_dir(&dir) {
             Ok(e) => e,
             Err(e) => {
@@ -204,8 +223,8 @@ fn compose_stacks(host: &Host, users: &[HumanUser], opts: &CaptureOptions, gaps:
             if out.stacks.iter().any(|s| Path::new(&s.dir) == stack_dir) {
                 continue;
             }
-            let owner = owner_of(host, users, &stack_dir);
-            let home = owner.as_ref().and_then(|o| users.iter().find(|u| &u.name == o)).map(|u| PathBuf::from(&u.home));
+            let owner = owner_of(host, &owners, &stack_dir);
+            let home = owner.as_ref().and_then(|o| owners.iter().find(|u| &u.name == o)).map(|u| PathBuf::from(&u.home));
             let mut stack: ComposeStack = compose::load_project(&ProjectSource {
                 dir: stack_dir.clone(),
                 files,
