@@ -162,6 +162,7 @@ fn compare_service(case: &str, ours: &ComposeService, theirs: &Value) {
 #[case::include_with_own_project_dirs("include")]
 #[case::override_file_merge("override")]
 #[case::gpu_forms("gpus")]
+#[case::extends_same_file_and_other_file("extends")]
 fn services_agree_with_docker_compose(#[case] case: &str) {
     let dir = fixture(case);
     let stack = ours(&dir);

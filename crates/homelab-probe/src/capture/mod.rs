@@ -224,7 +224,8 @@ fn compose_stacks(
                 continue;
             }
             let owner = owner_of(host, &owners, &stack_dir);
-            let home = owner.as_ref().and_then(|o| owners.iter().find(|u| &u.name == o)).map(|u| PathBuf::from(&u.home));
+            let home =
+                owner.as_ref().and_then(|o| owners.iter().find(|u| &u.name == o)).map(|u| PathBuf::from(&u.home));
             let mut stack: ComposeStack = compose::load_project(&ProjectSource {
                 dir: stack_dir.clone(),
                 files,

@@ -22,7 +22,9 @@
 //!   the local driver's bind options (`driver_opts: {type: none, o: bind, device: ...}`);
 //! - `include:` (string or `{path, project_directory, env_file}`), each included file with its
 //!   own project directory, as `include.md` specifies; cycles are reported;
-//! - `profiles:`.
+//! - `profiles:`;
+//! - `extends:` (`extends: base` or `{service, file}`), the base's relative paths resolved
+//!   against its own file's directory.
 //!
 //! Which environment interpolation sees: Compose gives the shell environment precedence over
 //! `.env`. Capture runs on the old host, usually as root, in a shell that is not the one the
@@ -146,6 +148,9 @@ pub fn load_project(src: &ProjectSource) -> ComposeStack {
     }
     stack.unset_variables.sort();
     stack.unset_variables.dedup();
+    // A base service read for several `extends` reports its problems once.
+    let mut seen = BTreeSet::new();
+    stack.problems.retain(|p| seen.insert((p.file.clone(), p.line, p.message.clone())));
     stack
 }
 
@@ -246,7 +251,7 @@ impl Loader<'_, '_> {
             None | Some(Yaml::Null) => {}
             Some(Yaml::Map(services)) => {
                 for (name, node) in services {
-                    let svc = service(&ctx, name, node, &named_volumes, &mut problems);
+                    let svc = self.extended_service(&ctx, services, name, node, &named_volumes, &mut problems, 0);
                     merge_service(self.stack, svc, file, &mut problems);
                 }
             }
@@ -257,6 +262,108 @@ impl Loader<'_, '_> {
         }
         self.stack.problems.extend(problems);
         name
+    }
+
+    /// A service with its `extends:` applied (`extends: base` or `{service, file}`): the base
+    /// service, with relative paths resolved against its own file's directory, merged under
+    /// this one as `merge.md` specifies.
+    #[allow(clippy::too_many_arguments)]
+    fn extended_service(
+        &mut self,
+        ctx: &Ctx,
+        services: &[(String, Node)],
+        name: &str,
+        node: &Node,
+        named_volumes: &BTreeMap<String, String>,
+        problems: &mut Vec<ParseError>,
+        depth: usize,
+    ) -> ComposeService {
+        let svc = service(ctx, name, node, named_volumes, problems);
+        let Some(ext) = node.get("extends") else { return svc };
+        let (base_name, base_file) = match &ext.value {
+            Yaml::Map(_) => {
+                (ext.get("service").and_then(Node::scalar_text), ext.get("file").and_then(Node::scalar_text))
+            }
+            _ => (ext.scalar_text(), None),
+        };
+        let Some(base_name) = base_name else {
+            ctx.problem(problems, ext.line, format!("services.{name}.extends: names no service"));
+            return svc;
+        };
+        if depth >= MAX_INCLUDE_DEPTH {
+            ctx.problem(problems, ext.line, format!("services.{name}.extends: too deep (a cycle?)"));
+            return svc;
+        }
+        let base = match base_file {
+            None => match services.iter().find(|(n, _)| *n == base_name) {
+                Some((n, base_node)) => {
+                    self.extended_service(ctx, services, n, base_node, named_volumes, problems, depth + 1)
+                }
+                None => {
+                    ctx.problem(problems, ext.line, format!("services.{name}.extends: no service {base_name}"));
+                    return svc;
+                }
+            },
+            Some(f) => {
+                let dir = ctx.file.parent().unwrap_or(ctx.project_dir);
+                let path = clean_join(dir, &f);
+                let text = match (ctx.read)(&path) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        ctx.problem(problems, ext.line, format!("services.{name}.extends: {}: {e}", path.display()));
+                        return svc;
+                    }
+                };
+                let root = match yaml::parse(&text) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        problems.push(ParseError {
+                            file: path,
+                            line: e.line,
+                            message: format!("not valid YAML (column {}): {}", e.column, e.message),
+                        });
+                        return svc;
+                    }
+                };
+                let mut unset = Vec::new();
+                let root = interpolate_tree(&root, ctx.lookup, &path, problems, &mut unset);
+                self.stack.unset_variables.extend(unset);
+                if !self.stack.files.contains(&path.display().to_string()) {
+                    self.stack.files.push(path.display().to_string());
+                }
+                let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                let base_ctx =
+                    Ctx { file: &path, project_dir: &base_dir, home: ctx.home, lookup: ctx.lookup, read: ctx.read };
+                let base_named = named_volume_paths(&base_ctx, root.get("volumes"), problems);
+                let Some(Yaml::Map(base_services)) = root.get("services").map(|n| &n.value) else {
+                    ctx.problem(
+                        problems,
+                        ext.line,
+                        format!("services.{name}.extends: {} has no services", path.display()),
+                    );
+                    return svc;
+                };
+                match base_services.iter().find(|(n, _)| *n == base_name) {
+                    Some((n, base_node)) => {
+                        self.extended_service(&base_ctx, base_services, n, base_node, &base_named, problems, depth + 1)
+                    }
+                    None => {
+                        ctx.problem(
+                            problems,
+                            ext.line,
+                            format!("services.{name}.extends: no service {base_name} in {}", path.display()),
+                        );
+                        return svc;
+                    }
+                }
+            }
+        };
+        let mut merged = base;
+        merge_into(&mut merged, svc.clone());
+        merged.name = svc.name;
+        merged.file = svc.file;
+        merged.line = svc.line;
+        merged
     }
 
     fn includes(&mut self, ctx: &Ctx, inc: &Node, problems: &mut Vec<ParseError>, depth: usize) {
@@ -340,6 +447,13 @@ fn merge_service(stack: &mut ComposeStack, svc: ComposeService, file: &Path, pro
         });
         return;
     }
+    merge_into(old, svc);
+}
+
+/// Merges `svc` over `old` for the fields kept, as `merge.md` specifies: scalars replace,
+/// `environment` merges by name, `group_add` and `profiles` append, devices and volumes merge by
+/// target, reservations replace.
+fn merge_into(old: &mut ComposeService, svc: ComposeService) {
     if svc.image.is_some() {
         old.image = svc.image;
     }

@@ -107,3 +107,17 @@ fn project_names() {
     assert_eq!(normalize_project_name("_x-Y"), "x-y");
     assert_eq!(clean_path(Path::new("/a/b/../../../c/./d")), PathBuf::from("/c/d"));
 }
+
+#[test]
+fn extends_cycles_and_missing_bases_are_reported() {
+    let files = fs(&[(
+        "/s/compose.yaml",
+        "services:\n  a: {image: x, extends: b}\n  b: {image: y, extends: a}\n  c:\n    image: z\n    extends: {service: nope}\n  d:\n    extends: {file: missing.yml, service: x}\n",
+    )]);
+    let s = load(&files, "/s", "compose.yaml");
+    assert_eq!(s.services.len(), 4);
+    let msgs: Vec<String> = s.problems.iter().map(|p| p.to_string()).collect();
+    assert!(msgs.iter().any(|m| m.contains("extends: too deep (a cycle?)")), "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.starts_with("/s/compose.yaml:6: services.c.extends: no service nope")), "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.contains("services.d.extends: /s/missing.yml")), "{msgs:?}");
+}
