@@ -123,6 +123,9 @@ fn human_users(ids: &IdentityDb) -> Vec<HumanUser> {
 }
 
 /// One GPU per PCI device behind the DRM nodes.
+///
+/// INTEGRATION: the GPU probe's inventory (PCI display controllers merged with DRM devices, so
+/// an NVIDIA GPU without `nvidia-drm` counts too) replaces this once it is merged.
 pub fn gpus_of(nodes: &[DrmNode]) -> Vec<Gpu> {
     let mut gpus: Vec<Gpu> = Vec::new();
     for n in nodes {
