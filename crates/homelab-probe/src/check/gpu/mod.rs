@@ -17,6 +17,9 @@ pub mod nvenc;
 pub mod remedy;
 pub mod vaapi;
 
+#[cfg(test)]
+mod tests;
+
 use crate::host::drm::{self, PCI_DEVICES_DIR};
 use crate::host::identity::IdentityDb;
 use crate::host::nvml::{self, NvmlLibrary, SystemNvml};

@@ -9,7 +9,7 @@
 use crate::check::gpu::{P, gpu_text, remedy};
 use crate::host::Host;
 use crate::host::drm::DRI_DIR;
-use crate::host::vaapi::{LIBVA_CANDIDATES, VaEnv, VaapiLoader, resolve_driver};
+use crate::host::vaapi::{LIBVA_CANDIDATES, VaEnv, VaapiLibrary, VaapiLoader, resolve_driver};
 use crate::model::expectations::{GpuExpectation, VaapiExpectation};
 use crate::model::finding::{Finding, Remedy};
 use crate::model::gpu::{VaDisplayInfo, VaDriverResolution, VaLoadError, VaQueryError};
@@ -52,10 +52,22 @@ pub struct VaapiFacts {
 pub fn gather(host: &Host, gpus: &[GpuDevice], loader: &dyn VaapiLoader, env: &VaEnv) -> VaapiFacts {
     // The process's LIBVA_* variables say nothing about a sysroot's own environment.
     let env = if host.is_live() { env.clone() } else { VaEnv::default() };
-    let render: Vec<&GpuDevice> = gpus.iter().filter(|g| g.render_node.is_some()).collect();
-    let lib = (host.is_live() && !render.is_empty()).then(|| loader.load());
-    let nodes = render
-        .into_iter()
+    let has_render = gpus.iter().any(|g| g.render_node.is_some());
+    let lib = (host.is_live() && has_render).then(|| loader.load());
+    gather_from(host, gpus, lib, &env)
+}
+
+/// [`gather`] with libva already loaded (`Some`) or not asked (`None`: a sysroot); `host` is
+/// only used to find driver files.
+pub fn gather_from(
+    host: &Host,
+    gpus: &[GpuDevice],
+    lib: Option<Result<&dyn VaapiLibrary, VaLoadError>>,
+    env: &VaEnv,
+) -> VaapiFacts {
+    let nodes = gpus
+        .iter()
+        .filter(|g| g.render_node.is_some())
         .map(|g| {
             let node = g.render_node.clone().unwrap_or_default();
             let query = match &lib {
@@ -67,7 +79,7 @@ pub fn gather(host: &Host, gpus: &[GpuDevice], loader: &dyn VaapiLoader, env: &V
                 },
             };
             NodeFacts {
-                resolution: resolve_driver(host, g.drm_driver_name().as_deref(), &env),
+                resolution: resolve_driver(host, g.drm_driver_name().as_deref(), env),
                 node,
                 gpu: g.clone(),
                 query,
