@@ -330,7 +330,7 @@ fn summary(gpus: &[GpuDevice], facts: &ContainerFacts, required: bool) -> Findin
                 SUBJECT,
                 format!("{msg}, but Docker's features.cdi is not set: Docker 25 to 28.1 ignore CDI devices without it (28.2 and newer enable CDI by default)"),
             )
-            .remedy(Remedy::nixos("virtualisation.docker.daemon.settings.features.cdi = true;  # hardware.nvidia-container-toolkit.enable sets it for Docker >= 25"))
+            .remedy(remedy::docker_cdi())
         } else {
             Finding::pass(P, "nvidia_containers", SUBJECT, msg)
         });

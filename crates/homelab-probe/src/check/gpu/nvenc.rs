@@ -92,7 +92,7 @@ fn driver_version(r: &NvmlReport) -> String {
 fn not_asked(live: bool, nvidia: &[&GpuDevice]) -> Finding {
     let why = if live { "NVML was not asked" } else { "NVML is asked only on the live host (this is a sysroot)" };
     let reason = if nvidia.is_empty() {
-        format!("no NVIDIA GPU: no PCI device with vendor id 0x10de, so there is no NVENC to check ({why})")
+        "no NVIDIA GPU: no PCI device with vendor id 0x10de, so there is no NVENC to check".to_owned()
     } else {
         format!("{why}: {}", nvidia.iter().map(|g| gpu_text(g)).collect::<Vec<_>>().join("; "))
     };

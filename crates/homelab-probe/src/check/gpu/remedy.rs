@@ -107,6 +107,13 @@ pub fn nvidia_container_toolkit() -> Remedy {
     )
 }
 
+/// Docker's CDI switch, for Docker 25 to 28.1 (28.2 and newer have CDI on by default).
+pub fn docker_cdi() -> Remedy {
+    Remedy::nixos(
+        "virtualisation.docker.daemon.settings.features.cdi = true;  # hardware.nvidia-container-toolkit.enable sets it for Docker >= 25",
+    )
+}
+
 /// Regenerating a stale or broken NVIDIA CDI spec.
 pub fn regenerate_cdi() -> Remedy {
     Remedy::command(

@@ -201,7 +201,8 @@ fn libva_finding(e: &VaLoadError, required: bool) -> Finding {
 
 fn node_finding(n: &NodeFacts, required: bool) -> Finding {
     let nvidia = n.gpu.vendor == GpuVendor::Nvidia;
-    let nvidia_note = "NVIDIA GPUs encode through NVENC (see the nvenc finding); VA-API on NVIDIA is nvidia-vaapi-driver, which decodes only";
+    let nvidia_note =
+        "NVIDIA GPUs encode through NVENC, not VA-API; VA-API on NVIDIA is nvidia-vaapi-driver, which decodes only";
     let f = match &n.query {
         VaQuery::Answered(info) => {
             let vendor = info.vendor.as_deref().map(|v| format!(" ({v})")).unwrap_or_default();
