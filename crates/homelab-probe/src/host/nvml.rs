@@ -10,7 +10,7 @@
 //! The probe's decisions work on [`NvmlReport`] gathered through the small [`NvmlLibrary`] and
 //! [`NvmlDevices`] traits, so tests can drive every error branch with a fake library.
 
-use crate::model::gpu::{LoadAttempt, NvmlError, NvmlGpu, NvmlOpenError, NvmlReport, Probed};
+use crate::model::gpu::{NvmlError, NvmlGpu, NvmlOpenError, NvmlReport, Probed};
 use crate::model::inventory::{PciDevice, VideoCodec};
 
 /// Where `libnvidia-ml.so.1` is looked for, in order.
@@ -80,6 +80,7 @@ mod real {
     use nvml_wrapper::error::NvmlError as WrapperError;
 
     use super::*;
+    use crate::model::gpu::LoadAttempt;
 
     impl From<WrapperError> for NvmlError {
         fn from(e: WrapperError) -> Self {

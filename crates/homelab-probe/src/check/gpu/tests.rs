@@ -450,6 +450,34 @@ fn virtio_gpu_without_virgl() {
 }
 
 #[test]
+fn a_forced_libva_driver_is_named() {
+    // Under QEMU, LIBVA_DRIVER_NAME=radeonsi made libva try radeonsi on virtio-gpu (docs/gpu.md).
+    let err = VaQueryError::Initialize {
+        status: 2,
+        status_text: va::status_text(2).into(),
+        log: vec!["Trying to open /usr/lib/x86_64-linux-gnu/dri/radeonsi_drv_video.so".into()],
+    };
+    let mut virtio =
+        gpu(GpuVendor::Virtio, "0000:00:0a.0", ("0x1af4", "0x1050"), Some("virtio_gpu"), Some("/dev/dri/renderD128"));
+    virtio.drm_driver = Some("virtio_gpu".into());
+    let (_t, host) = sysroot(&["/usr/lib/x86_64-linux-gnu/dri/radeonsi_drv_video.so"]);
+    let fake = FakeVa { load: Ok(()), answers: BTreeMap::from([("/dev/dri/renderD128", Err(err))]) };
+    let env = VaEnv { driver_name: Some("radeonsi".into()), drivers_path: None };
+    let facts = vaapi::gather_from(&host, std::slice::from_ref(&virtio), Some(fake.load()), &env);
+    let f = vaapi::decide(&facts, &[virtio], &require_vaapi(&[VideoCodec::H264], None));
+    for check in ["vaapi", "vaapi_encode"] {
+        let r = one(&f, check).remedy.as_ref().unwrap();
+        assert_eq!(
+            (r.kind, r.text.as_str()),
+            (
+                RemedyKind::Command,
+                "unset LIBVA_DRIVER_NAME  # it forces radeonsi; for DRM driver virtio_gpu libva would pick virtio_gpu"
+            )
+        );
+    }
+}
+
+#[test]
 fn open_and_nvidia_failures_skip_unless_required() {
     let open = VaQueryError::Open { error: "Permission denied (os error 13)".into() };
     let fake = FakeVa {

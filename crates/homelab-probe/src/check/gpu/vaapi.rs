@@ -9,7 +9,7 @@
 use crate::check::gpu::{P, gpu_text, remedy};
 use crate::host::Host;
 use crate::host::drm::DRI_DIR;
-use crate::host::vaapi::{LIBVA_CANDIDATES, VaEnv, VaapiLibrary, VaapiLoader, resolve_driver};
+use crate::host::vaapi::{LIBVA_CANDIDATES, VaEnv, VaapiLibrary, VaapiLoader, driver_candidates, resolve_driver};
 use crate::model::expectations::{GpuExpectation, VaapiExpectation};
 use crate::model::finding::{Finding, Remedy};
 use crate::model::gpu::{VaDisplayInfo, VaDriverResolution, VaLoadError, VaQueryError};
@@ -238,15 +238,17 @@ fn node_finding(n: &NodeFacts, required: bool) -> Finding {
             let f = if nvidia && !required {
                 Finding::skip(P, "vaapi", &n.node, format!("{msg}. {nvidia_note}"))
             } else {
-                let fix =
-                    if n.resolution.found.is_none() || matches!(n.gpu.vendor, GpuVendor::Virtio | GpuVendor::Nvidia) {
-                        remedy::vaapi_driver(&n.gpu)
-                    } else {
-                        Remedy::command(format!(
-                            "vainfo --display drm --device {}  # shows the VA driver's own error (package libva-utils)",
-                            n.node
-                        ))
-                    };
+                let fix = if let Some(forced) = forced_driver(&n.resolution) {
+                    forced
+                } else if n.resolution.found.is_none() || matches!(n.gpu.vendor, GpuVendor::Virtio | GpuVendor::Nvidia)
+                {
+                    remedy::vaapi_driver(&n.gpu)
+                } else {
+                    Remedy::command(format!(
+                        "vainfo --display drm --device {}  # shows the VA driver's own error (package libva-utils)",
+                        n.node
+                    ))
+                };
                 if required { Finding::fail(P, "vaapi", &n.node, msg) } else { Finding::warn(P, "vaapi", &n.node, msg) }
                     .remedy(fix)
             };
@@ -274,6 +276,19 @@ fn node_finding(n: &NodeFacts, required: bool) -> Finding {
         },
     };
     f.evidence("gpu", &n.gpu).evidence("driver_resolution", &n.resolution)
+}
+
+/// When `LIBVA_DRIVER_NAME` forces a driver that libva would not pick for this DRM driver, the
+/// fix is to unset it.
+fn forced_driver(r: &VaDriverResolution) -> Option<Remedy> {
+    let (env, drm) = (r.driver_name_env.as_ref()?, r.drm_driver.as_ref()?);
+    let natural = driver_candidates(drm);
+    (!natural.contains(env)).then(|| {
+        Remedy::command(format!(
+            "unset LIBVA_DRIVER_NAME  # it forces {env}; for DRM driver {drm} libva would pick {}",
+            natural.join(" or ")
+        ))
+    })
 }
 
 fn subject(c: VideoCodec, r: &VaapiExpectation) -> String {
@@ -368,7 +383,9 @@ fn requirement(codec: VideoCodec, r: &VaapiExpectation, facts: &VaapiFacts) -> F
         }
     }
     let first = candidates[0];
+    let forced = forced_driver(&first.resolution);
     let fix = match (&first.query, &first.resolution.found) {
+        (VaQuery::Failed(_), _) if forced.is_some() => forced.unwrap_or_else(|| remedy::vaapi_driver(&first.gpu)),
         (VaQuery::Answered(info), _) => codec_missing_remedy(&first.gpu, Some(info), codec),
         (VaQuery::NotQueried(_), Some(_)) => libva_remedy(),
         _ => remedy::vaapi_driver(&first.gpu),
