@@ -186,9 +186,8 @@ pub trait VaapiLibrary {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemLibva;
 
-/// Builds the per-codec view of a profile/entrypoint list.
-pub fn codec_support(profiles: &[VaProfileEntrypoints], raw: &[(i32, Vec<i32>)]) -> BTreeMap<VideoCodec, CodecSupport> {
-    let _ = profiles;
+/// Builds the per-codec view of a `(VAProfile, [VAEntrypoint])` list.
+pub fn codec_support(raw: &[(i32, Vec<i32>)]) -> BTreeMap<VideoCodec, CodecSupport> {
     let mut out: BTreeMap<VideoCodec, CodecSupport> = BTreeMap::new();
     for (profile, entrypoints) in raw {
         let Some(codec) = va::profile_codec(*profile) else { continue };
@@ -227,7 +226,7 @@ pub fn display_info(
                 .collect(),
         })
         .collect();
-    let codecs = codec_support(&profiles, &raw);
+    let codecs = codec_support(&raw);
     VaDisplayInfo { api_version, vendor, driver_path: opened_driver(&log), profiles, codecs, log }
 }
 

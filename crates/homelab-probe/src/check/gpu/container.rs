@@ -232,22 +232,26 @@ pub fn decide(
 }
 
 fn missing_nodes(s: &CdiSpecSummary, exists: &dyn Fn(&str) -> bool, required: bool) -> Option<Finding> {
-    let mut missing: Vec<String> = Vec::new();
-    for p in &s.common_device_nodes {
-        if !exists(p) && !missing.contains(p) {
-            missing.push(p.clone());
+    // (path, the device that injects it; none for the spec-wide edits), each path once.
+    let mut gone: Vec<(&str, Option<&str>)> = Vec::new();
+    let common = s.common_device_nodes.iter().map(|p| (p.as_str(), None));
+    let per_device =
+        s.devices.iter().flat_map(|d| d.device_nodes.iter().map(|p| (p.as_str(), Some(d.qualified_name.as_str()))));
+    for (path, device) in common.chain(per_device) {
+        if !exists(path) && !gone.iter().any(|(p, _)| *p == path) {
+            gone.push((path, device));
         }
     }
-    for d in &s.devices {
-        for p in &d.device_nodes {
-            if !exists(p) && !missing.iter().any(|m| m.starts_with(p.as_str())) {
-                missing.push(format!("{p} ({})", d.qualified_name));
-            }
-        }
-    }
-    if missing.is_empty() {
+    if gone.is_empty() {
         return None;
     }
+    let missing: Vec<String> = gone
+        .iter()
+        .map(|(p, d)| match d {
+            Some(d) => format!("{p} ({d})"),
+            None => (*p).to_owned(),
+        })
+        .collect();
     let msg = format!(
         "{} injects device nodes that do not exist: {} (the spec is stale: a GPU or driver changed since it was generated)",
         s.file,
@@ -311,7 +315,7 @@ fn summary(gpus: &[GpuDevice], facts: &ContainerFacts, required: bool) -> Findin
     if via_cdi || runtime {
         let mut how = Vec::new();
         if via_cdi {
-            let dirs = if docker.is_none() {
+            let dirs = if facts.docker.is_none() {
                 " (Docker is not installed; Podman and containerd read the same specs)"
             } else {
                 ""

@@ -680,3 +680,21 @@ fn broken_and_stale_specs() {
     );
     assert_eq!(one(&f, "docker_daemon").message, "no nvidia runtime, features.cdi = true");
 }
+
+#[test]
+fn missing_nodes_are_listed_once_each() {
+    let spec = nvidia_spec("/etc/cdi/nvidia.yaml", &["/dev/nvidia1", "/dev/nvidia10"]);
+    let exists = |p: &str| p == "/dev/nvidiactl";
+    let exp = GpuExpectation { nvidia_containers: true, ..GpuExpectation::default() };
+    let f = container::decide(&[rtx3060()], &facts(vec![Ok(spec)], None), &exp, Some(&exists));
+    let s = one(&f, "cdi_device_node");
+    assert_eq!(s.status, Status::Fail);
+    assert_eq!(
+        s.evidence["missing"],
+        serde_json::json!(["/dev/nvidia1 (nvidia.com/gpu=0)", "/dev/nvidia10 (nvidia.com/gpu=0)"])
+    );
+    assert_eq!(
+        one(&f, "nvidia_containers").message,
+        "0000:01:00.0 NVIDIA [10de:2504] (driver nvidia): containers can be given it through CDI devices nvidia.com/gpu=0, nvidia.com/gpu=all (Docker is not installed; Podman and containerd read the same specs)"
+    );
+}
