@@ -4,6 +4,8 @@
 //! line) and skipped, and every good line is still returned, so one bad line never hides the
 //! rest of the file from a probe.
 
+pub mod cdi;
+pub mod docker;
 pub mod group;
 pub mod passwd;
 
