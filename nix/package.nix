@@ -10,6 +10,7 @@
   craneLib,
   pkg-config,
   getent,
+  libva,
 }:
 let
   src = lib.fileset.toSource {
@@ -31,6 +32,11 @@ let
     nativeBuildInputs = [ pkg-config ];
     # The identity tests compare our NSS look-ups with getent's.
     nativeCheckInputs = [ getent ];
+    # The GPU probe dlopens libva.so.2 and libva-drm.so.2 (NVML comes from the driver, in
+    # /run/opengl-driver/lib): the tests that load libva find it on the library path.
+    preCheck = ''
+      export LD_LIBRARY_PATH=${lib.makeLibraryPath [ libva ]}''${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    '';
   };
 
   # Tests that cannot run inside the Nix build sandbox, skipped there and only there:
@@ -39,7 +45,8 @@ let
   #   sandbox builds as an unprivileged user. It runs in CI (as root) and in scripts/test-all.
   # - nix_module_* (tests/nix_module.rs) evaluate nix/*.nix with nix-instantiate, which is not
   #   in the sandbox (and nix/ is not in this source set). They run in CI.
-  testArgs = "--workspace -- --skip decide_agrees_with_the_kernel --skip nix_module_";
+  # - nixos_remedies_parse_as_nix (tests/gpu_probes.rs) runs nix-instantiate too.
+  testArgs = "--workspace -- --skip decide_agrees_with_the_kernel --skip nix_module_ --skip nixos_remedies_parse_as_nix";
 
   cargoArtifacts = craneLib.buildDepsOnly commonArgs;
 in
@@ -49,6 +56,11 @@ craneLib.buildPackage (
     inherit cargoArtifacts;
     doCheck = true;
     cargoTestExtraArgs = testArgs;
+
+    # Put libva on the binary's RUNPATH after fixup has shrunk it (the GPU probe dlopens it).
+    postFixup = ''
+      patchelf --add-rpath ${lib.makeLibraryPath [ libva ]} $out/bin/homelab-verify
+    '';
 
     passthru = {
       inherit cargoArtifacts;
@@ -71,6 +83,8 @@ craneLib.buildPackage (
             cargoTestExtraArgs = testArgs;
             # cargoTest runs the tests in its build phase, where check inputs are not on PATH.
             nativeBuildInputs = commonArgs.nativeBuildInputs ++ [ getent ];
+            # For the same reason preCheck does not run: put libva on the library path here.
+            preBuild = commonArgs.preCheck;
           }
         );
       };

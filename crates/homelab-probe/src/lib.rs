@@ -1,8 +1,9 @@
 //! # homelab-probe
 //!
 //! Typed probes that prove a homelab host is what its owner thinks it is after a move to NixOS:
-//! user and group ids (UID/GID parity), render-node ownership and access, and (in later
-//! releases) GPU encoders, mounts and file-ownership drift.
+//! user and group ids (UID/GID parity), render-node ownership and access, GPU encoders (NVENC
+//! through NVML, VA-API through libva) and container GPU access, and (in later releases) mounts
+//! and file-ownership drift.
 //!
 //! The library never prints and never exits. A caller builds a [`Host`] (the live system or a
 //! sysroot directory), loads [`Expectations`] (or uses [`Expectations::builtin`]), runs
@@ -20,7 +21,7 @@
 //!
 //! Layers, top to bottom: [`check`] (probes: host + expectations -> findings), [`model`] (serde
 //! types: expectations, findings, report), [`host`] (the root every read goes through, plus the
-//! live-only facilities: NSS, DRM ioctls), [`sources`] (pure parsers of system files),
+//! live-only facilities: NSS, DRM ioctls, NVML, libva), [`sources`] (pure parsers of system files),
 //! [`nix_expr`] (safe rendering of Nix values for remedies and generated modules).
 #![deny(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]

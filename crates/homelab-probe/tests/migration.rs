@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use homelab_probe::capture::{self, CaptureOptions};
-use homelab_probe::model::snapshot::{BlockDevice, FstabEntry, GpuVendor, GroupUse, Mount, Snapshot};
+use homelab_probe::model::inventory::GpuVendor;
+use homelab_probe::model::snapshot::{BlockDevice, FstabEntry, GroupUse, Mount, Snapshot};
 use homelab_probe::plan;
 use homelab_probe::{Expectations, Host, Status, check};
 
@@ -139,6 +140,11 @@ fn plan_pins_render_with_mk_force_and_warns_about_the_journal_gateway() {
     assert_eq!(access.len(), 1);
     assert_eq!((access[0].name.as_deref(), access[0].uid, access[0].gid), (Some("plex/plex"), 1000, 110));
     assert!(p.migration.contains("homelab-compose-plex.service"));
+    // Plex maps /dev/dri on the Intel iGPU: VA-API H.264 encode on its render node.
+    let va = e.gpu.vaapi.as_ref().expect("[gpu.vaapi]");
+    assert_eq!(va.encode, [homelab_probe::model::expectations::VideoCodec::H264]);
+    assert_eq!(va.node.as_deref(), Some("/dev/dri/renderD128"));
+    assert!(e.gpu.nvenc.is_empty() && !e.gpu.nvidia_containers);
 }
 
 #[test]
@@ -193,4 +199,26 @@ fn data_disks_by_uuid_with_nofail_and_units_wait_for_them() {
     assert!(p.warnings.iter().any(|w| w.subject == "/media/palav/Backup"), "{:?}", p.warnings);
     // INTEGRATION: once the mount probe and its `[[mounts]]` expectations exist, the plan
     // writes them and a new host without /mnt/PlexDrive must fail on that subject.
+}
+
+#[test]
+fn new_host_without_the_va_api_driver_fails_on_the_render_node_with_the_package() {
+    let p = plan::plan(&capture_old_host()).unwrap();
+    // newhost-ok without /run/opengl-driver: hardware.graphics was not configured.
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("host");
+    let status = Command::new("cp").arg("-a").arg(fixture("newhost-ok")).arg(&root).status().unwrap();
+    assert!(status.success());
+    std::fs::remove_file(root.join("run/opengl-driver")).unwrap();
+    let findings = check::run(&Host::at(&root).unwrap(), &p.expectations);
+    let failed: Vec<(&str, &str)> =
+        findings.iter().filter(|f| f.status == Status::Fail).map(|f| (f.check.as_str(), f.subject.as_str())).collect();
+    assert_eq!(
+        failed,
+        vec![("vaapi", "/dev/dri/renderD128"), ("vaapi_encode", "VA-API h264 encode on /dev/dri/renderD128")],
+        "{findings:#?}"
+    );
+    for f in findings.iter().filter(|f| f.status == Status::Fail) {
+        assert!(f.remedy.as_ref().unwrap().text.contains("pkgs.intel-media-driver"), "{f:?}");
+    }
 }

@@ -10,10 +10,10 @@ use std::process::Command;
 use homelab_probe::model::compose::{
     ComposeService, ComposeStack, DeviceMapping, DeviceReservation, VolumeKind, VolumeMount,
 };
+use homelab_probe::model::inventory::{GpuDevice, GpuVendor, PciDevice};
 use homelab_probe::model::report::{HostInfo, ToolInfo};
 use homelab_probe::model::snapshot::{
-    CapturedGroup, ComposeCapture, FstabEntry, Gpu, GpuVendor, GroupUse, HumanUser, Identities,
-    SNAPSHOT_SCHEMA_VERSION, Snapshot,
+    CapturedGroup, ComposeCapture, FstabEntry, GroupUse, HumanUser, Identities, SNAPSHOT_SCHEMA_VERSION, Snapshot,
 };
 use homelab_probe::{Expectations, plan};
 use proptest::prelude::*;
@@ -90,14 +90,19 @@ fn stack(name: &str, dir: &str, services: Vec<ComposeService>) -> ComposeStack {
     }
 }
 
-fn gpu(vendor: GpuVendor, vendor_id: &str, device_id: &str, driver: &str) -> Gpu {
-    Gpu {
-        pci_address: "0000:01:00.0".into(),
+fn gpu(vendor: GpuVendor, vendor_id: &str, device_id: &str, driver: &str) -> GpuDevice {
+    GpuDevice {
+        pci: Some(PciDevice {
+            address: "0000:01:00.0".into(),
+            vendor: Some(vendor_id.into()),
+            device: Some(device_id.into()),
+        }),
+        pci_class: Some("0x030000".into()),
         vendor,
-        vendor_id: Some(vendor_id.into()),
-        device_id: Some(device_id.into()),
         kernel_driver: Some(driver.into()),
-        nodes: vec!["/dev/dri/renderD128".into()],
+        drm_driver: None,
+        render_node: Some("/dev/dri/renderD128".into()),
+        card_node: None,
     }
 }
 
@@ -112,12 +117,18 @@ fn nvidia_rtx_with_a_gpu_stack_gets_open_modules_and_the_toolkit() {
         capabilities: vec!["gpu".into()],
         ..Default::default()
     }];
-    s.compose.stacks = vec![stack("media", "/srv/media", vec![jf])];
+    let mut plex = service("plex");
+    plex.environment.insert("NVIDIA_DRIVER_CAPABILITIES".into(), Some("compute,video,utility".into()));
+    plex.environment.insert("NVIDIA_VISIBLE_DEVICES".into(), Some("all".into()));
+    s.compose.stacks = vec![stack("media", "/srv/media", vec![jf]), stack("plex", "/srv/plex", vec![plex])];
     let p = plan::plan(&s).unwrap();
     parses(&p.module).unwrap();
     assert!(p.module.contains("services.xserver.videoDrivers = [ \"nvidia\" ];"), "{}", p.module);
     assert!(p.module.contains("hardware.nvidia.open = true;"), "{}", p.module);
     assert!(p.module.contains("hardware.nvidia-container-toolkit.enable = true;"), "{}", p.module);
+    assert!(p.expectations.gpu.nvidia_containers);
+    // plex asks for video (NVIDIA_DRIVER_CAPABILITIES): NVENC H.264 must work.
+    assert_eq!(p.expectations.gpu.nvenc, [homelab_probe::model::expectations::VideoCodec::H264]);
     assert!(
         p.warnings.iter().any(|w| w.subject == "media/jellyfin" && w.message.contains("nvidia.com/gpu=all")),
         "{:?}",
@@ -152,13 +163,13 @@ fn old_intel_gets_the_i965_driver_and_amd_needs_nothing() {
     let mut s = snapshot();
     s.gpus = vec![gpu(GpuVendor::Intel, "0x8086", "0x0412", "i915"), {
         let mut g = gpu(GpuVendor::Amd, "0x1002", "0x73bf", "amdgpu");
-        g.pci_address = "0000:03:00.0".into();
+        g.pci.as_mut().unwrap().address = "0000:03:00.0".into();
         g
     }];
     let p = plan::plan(&s).unwrap();
     parses(&p.module).unwrap();
     assert!(p.module.contains("extraPackages = [ pkgs.intel-vaapi-driver ];"), "{}", p.module);
-    assert!(p.module.contains("# AMD 0000:03:00.0 [1002:73bf]: VA-API comes with mesa"), "{}", p.module);
+    assert!(p.module.contains("# 0000:03:00.0 AMD [1002:73bf]: VA-API comes with mesa"), "{}", p.module);
 }
 
 #[test]

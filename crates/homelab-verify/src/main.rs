@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use homelab_probe::{Expectations, Host, Report, check};
 
 /// Verify a homelab host after a move to NixOS: user and group ids, render nodes and who can
-/// open them.
+/// open them, GPU encoders (NVENC, VA-API) and whether containers can get the GPU.
 ///
 /// With no command, runs `check` on this machine with built-in defaults.
 #[derive(Debug, Parser)]
@@ -48,7 +48,7 @@ enum Command {
 struct CheckArgs {
     /// Expectations file (`homelab-probe.toml`); without it, built-in defaults: every render
     /// node present is usable by the `render` group and the host's users and groups are
-    /// consistent.
+    /// consistent; GPUs are reported, not required.
     #[arg(long, value_name = "FILE")]
     expect: Option<PathBuf>,
     /// Root directory of the host to check: `/` for this machine, or a sysroot (a mounted

@@ -90,7 +90,7 @@ fn summarize(out: &mut impl std::io::Write, s: &Snapshot) -> std::io::Result<()>
     let gpus: Vec<String> = s
         .gpus
         .iter()
-        .map(|g| format!("{:?} {} ({})", g.vendor, g.pci_address, g.kernel_driver.as_deref().unwrap_or("no driver")))
+        .map(|g| format!("{} {} ({})", g.describe(), g.subject(), g.kernel_driver.as_deref().unwrap_or("no driver")))
         .collect();
     writeln!(out, "  DRM nodes {}, GPUs {}", s.drm_nodes.len(), join(&gpus))?;
     for d in &s.compose.search_dirs {

@@ -19,11 +19,10 @@ use std::path::{Path, PathBuf};
 use crate::host::identity::{IdentityDb, SourceProblem};
 use crate::host::{FileKind, Host, drm};
 use crate::model::compose::ComposeStack;
-use crate::model::inventory::DrmNode;
 use crate::model::report::{HostInfo, ToolInfo};
 use crate::model::snapshot::{
-    CapturedGroup, ComposeCapture, DataRoot, Gap, Gpu, GpuVendor, GroupUse, HUMAN_UID_MAX, HUMAN_UID_MIN, HumanUser,
-    Identities, SNAPSHOT_SCHEMA_VERSION, SearchDir, Snapshot,
+    CapturedGroup, ComposeCapture, DataRoot, Gap, GroupUse, HUMAN_UID_MAX, HUMAN_UID_MIN, HumanUser, Identities,
+    SNAPSHOT_SCHEMA_VERSION, SearchDir, Snapshot,
 };
 use crate::sources::compose::{self, ProjectSource};
 
@@ -60,7 +59,7 @@ pub fn capture(host: &Host, opts: &CaptureOptions) -> Snapshot {
             Vec::new()
         }
     };
-    let gpus = gpus_of(&drm_nodes);
+    let gpus = drm::gpus(host, &drm_nodes);
     let compose = compose_stacks(host, &ids, &users, opts, &mut gaps);
     let data_roots = data_roots(host, &ids, &opts.data_roots, &mut gaps);
 
@@ -120,29 +119,6 @@ fn human_users(ids: &IdentityDb) -> Vec<HumanUser> {
         });
     }
     out
-}
-
-/// One GPU per PCI device behind the DRM nodes.
-///
-/// INTEGRATION: the GPU probe's inventory (PCI display controllers merged with DRM devices, so
-/// an NVIDIA GPU without `nvidia-drm` counts too) replaces this once it is merged.
-pub fn gpus_of(nodes: &[DrmNode]) -> Vec<Gpu> {
-    let mut gpus: Vec<Gpu> = Vec::new();
-    for n in nodes {
-        let Some(pci) = &n.pci else { continue };
-        match gpus.iter_mut().find(|g| g.pci_address == pci.address) {
-            Some(g) => g.nodes.push(n.path.clone()),
-            None => gpus.push(Gpu {
-                pci_address: pci.address.clone(),
-                vendor: pci.vendor.as_deref().map_or(GpuVendor::Other, GpuVendor::from_pci_id),
-                vendor_id: pci.vendor.clone(),
-                device_id: pci.device.clone(),
-                kernel_driver: n.kernel_driver.clone(),
-                nodes: vec![n.path.clone()],
-            }),
-        }
-    }
-    gpus
 }
 
 fn io_error(e: crate::host::HostError) -> io::Error {

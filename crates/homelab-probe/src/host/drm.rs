@@ -2,13 +2,17 @@
 //! mode from the device file, the device behind it from sysfs (`/sys/class/drm/<node>/device`:
 //! PCI address, vendor and device ids, kernel driver), and on the live host the DRM driver
 //! name from the `DRM_IOCTL_VERSION` ioctl (allowed on render nodes without root).
+//!
+//! [`gpus`] merges that with the PCI display controllers in `/sys/bus/pci/devices` (base class
+//! `0x03` of the PCI class code), so a GPU without DRM nodes (NVIDIA's `nvidia.ko` without
+//! `nvidia-drm`, a GPU bound to `vfio-pci`) is still seen.
 
 use std::path::{Path, PathBuf};
 
 use super::acl::Acl;
 use super::identity::IdentityDb;
 use super::{Host, HostError};
-use crate::model::inventory::{DrmNode, DrmNodeKind, PciDevice};
+use crate::model::inventory::{DrmNode, DrmNodeKind, GpuDevice, GpuVendor, PciDevice};
 
 /// The directory of DRM device nodes.
 pub const DRI_DIR: &str = "/dev/dri";
@@ -76,6 +80,76 @@ pub fn is_pci_address(s: &str) -> bool {
         && b[10] == b'.'
         && (b'0'..=b'7').contains(&b[11])
         && [0..4, 5..7, 8..10].into_iter().all(|r| b[r].iter().all(u8::is_ascii_hexdigit))
+}
+
+/// The PCI devices directory of sysfs.
+pub const PCI_DEVICES_DIR: &str = "/sys/bus/pci/devices";
+
+/// Every GPU of `host`: PCI display controllers from sysfs merged with the devices behind
+/// `nodes` (from [`inventory`]), sorted by PCI address (non-PCI DRM devices last, by node).
+pub fn gpus(host: &Host, nodes: &[DrmNode]) -> Vec<GpuDevice> {
+    let mut out: Vec<GpuDevice> = Vec::new();
+    for name in host.read_dir(PCI_DEVICES_DIR).unwrap_or_default() {
+        let Some(name) = name.to_str() else { continue };
+        let dir = format!("{PCI_DEVICES_DIR}/{name}");
+        let read = |f: &str| host.read_to_string(format!("{dir}/{f}")).ok().map(|s| s.trim().to_owned());
+        let Some(class) = read("class") else { continue };
+        // Base class 0x03: display controller (VGA 0x0300, XGA 0x0301, 3D 0x0302, other 0x0380).
+        if !class.to_ascii_lowercase().starts_with("0x03") {
+            continue;
+        }
+        let device_path = host.canonical(&dir).ok();
+        let pci = PciDevice { address: name.to_ascii_lowercase(), vendor: read("vendor"), device: read("device") };
+        out.push(GpuDevice {
+            vendor: pci.gpu_vendor(),
+            pci: Some(pci),
+            pci_class: Some(class),
+            kernel_driver: device_path.as_deref().and_then(|d| kernel_driver(host, d)),
+            drm_driver: None,
+            render_node: None,
+            card_node: None,
+        });
+    }
+    for n in nodes {
+        let address = n.pci.as_ref().map(|p| p.address.clone());
+        let existing = out.iter_mut().position(|g| match (&g.pci, &address) {
+            (Some(p), Some(a)) => &p.address == a,
+            (None, None) => g.kernel_driver == n.kernel_driver && g.drm_driver == n.drm_driver,
+            _ => false,
+        });
+        let idx = existing.unwrap_or_else(|| {
+            out.push(GpuDevice {
+                vendor: n.pci.as_ref().map_or(GpuVendor::Other, PciDevice::gpu_vendor),
+                pci: n.pci.clone(),
+                pci_class: None,
+                kernel_driver: n.kernel_driver.clone(),
+                drm_driver: None,
+                render_node: None,
+                card_node: None,
+            });
+            out.len() - 1
+        });
+        let g = &mut out[idx];
+        // The DRM node's view wins for the driver: for virtio the GPU driver is on the child.
+        if n.kernel_driver.is_some() {
+            g.kernel_driver.clone_from(&n.kernel_driver);
+        }
+        if g.drm_driver.is_none() {
+            g.drm_driver.clone_from(&n.drm_driver);
+        }
+        let slot = match n.kind {
+            DrmNodeKind::Render => &mut g.render_node,
+            DrmNodeKind::Card => &mut g.card_node,
+        };
+        if slot.is_none() {
+            *slot = Some(n.path.clone());
+        }
+    }
+    out.sort_by(|a, b| {
+        let key = |g: &GpuDevice| (g.pci.is_none(), g.pci.as_ref().map(|p| p.address.clone()), g.render_node.clone());
+        key(a).cmp(&key(b))
+    });
+    out
 }
 
 /// The deepest PCI function on the sysfs device path `device`, with its ids.

@@ -1,5 +1,6 @@
 //! [`Host`]: the root directory every file read goes through, plus the live-only facilities
-//! (NSS look-ups, DRM ioctls) that are used only when the root is the running system.
+//! (NSS look-ups, DRM ioctls, NVML, libva) that are used only when the root is the running
+//! system.
 //!
 //! A *sysroot* is any other directory laid out like `/` (a fixture, a mounted disk, a chroot).
 //! Symbolic links inside it are resolved inside it, as `chroot` would: an absolute link target
@@ -12,6 +13,8 @@
 pub mod acl;
 pub mod drm;
 pub mod identity;
+pub mod nvml;
+pub mod vaapi;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

@@ -253,6 +253,17 @@ impl ComposeService {
             .collect()
     }
 
+    /// Whether the service asks the NVIDIA GPU for video (NVENC/NVDEC): a reservation with the
+    /// `video` capability, or `NVIDIA_DRIVER_CAPABILITIES` with `video` or `all`.
+    pub fn wants_nvidia_video(&self) -> bool {
+        let res =
+            self.device_reservations.iter().chain(&self.gpus).any(|r| r.capabilities.iter().any(|c| c == "video"));
+        let env = self
+            .env("NVIDIA_DRIVER_CAPABILITIES")
+            .is_some_and(|v| v.split(',').any(|c| matches!(c.trim(), "video" | "all")));
+        res || env
+    }
+
     /// Why the service needs an NVIDIA GPU, if it does: `runtime: nvidia`, an NVIDIA device
     /// reservation or `gpus:`, a CDI `nvidia.com/gpu` device, `/dev/nvidia*` devices, or
     /// `NVIDIA_VISIBLE_DEVICES` set to something other than `void`/`none`.

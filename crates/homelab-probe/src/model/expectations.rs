@@ -23,6 +23,14 @@
 //! uid = 1000            # PUID
 //! gid = 110             # PGID
 //! groups = []           # supplementary gids (docker's group_add)
+//!
+//! [gpu]                 # optional; without it the GPU probes only report
+//! nvenc = ["h264", "hevc"]      # NVENC must encode these on some NVIDIA GPU
+//! nvidia_containers = true      # a stack reserves an NVIDIA GPU: containers must get one
+//!
+//! [gpu.vaapi]
+//! encode = ["hevc"]             # VA-API encode entrypoints that must exist
+//! node = "/dev/dri/renderD128"  # on this node (default: on any render node)
 //! ```
 
 use std::collections::BTreeMap;
@@ -30,6 +38,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub use crate::model::inventory::VideoCodec;
 
 /// The `version` this library reads and writes.
 pub const EXPECTATIONS_VERSION: u32 = 1;
@@ -50,6 +60,65 @@ pub struct Expectations {
     /// `None` skips the render-node expectations (the inventory is still reported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub render: Option<RenderExpectation>,
+    /// GPU encoders and container GPU access (`[gpu]`). Without the section the GPU probes
+    /// still report what exists and require nothing.
+    #[serde(default, skip_serializing_if = "GpuExpectation::is_empty")]
+    pub gpu: GpuExpectation,
+}
+
+/// What the host's GPUs must be able to do (`[gpu]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuExpectation {
+    /// Codecs NVENC must encode on at least one NVIDIA GPU: `h264`, `hevc` (NVML reports
+    /// encoder capacity for these two only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "nvenc_codecs")]
+    pub nvenc: Vec<VideoCodec>,
+    /// VA-API encode entrypoints that must exist (`[gpu.vaapi]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vaapi: Option<VaapiExpectation>,
+    /// A container stack reserves an NVIDIA GPU: containers must be able to get one (a CDI
+    /// `nvidia.com/gpu` device Docker can use, or Docker's `nvidia` runtime).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nvidia_containers: bool,
+}
+
+impl GpuExpectation {
+    /// Whether nothing is required.
+    pub fn is_empty(&self) -> bool {
+        self == &GpuExpectation::default()
+    }
+}
+
+/// VA-API encode entrypoints that must exist (`[gpu.vaapi]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaapiExpectation {
+    /// Codecs that must have an encode entrypoint (`EncSlice` or `EncSliceLP`): `h264`,
+    /// `hevc`, `av1`.
+    pub encode: Vec<VideoCodec>,
+    /// The render node that must offer them (`/dev/dri/renderD128`); without it, any render
+    /// node will do.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "render_node_path")]
+    pub node: Option<String>,
+}
+
+fn nvenc_codecs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<VideoCodec>, D::Error> {
+    let codecs = Vec::<VideoCodec>::deserialize(d)?;
+    if codecs.contains(&VideoCodec::Av1) {
+        return Err(serde::de::Error::custom(
+            "NVML reports NVENC capacity for h264 and hevc only, so `av1` cannot be required here",
+        ));
+    }
+    Ok(codecs)
+}
+
+fn render_node_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let p = String::deserialize(d)?;
+    if !crate::host::vaapi::is_render_node(&p) || !p.starts_with("/dev/dri/renderD") {
+        return Err(serde::de::Error::custom(format!("{p:?} is not a render node (/dev/dri/renderD128)")));
+    }
+    Ok(Some(p))
 }
 
 /// One expected user.
@@ -251,6 +320,7 @@ impl Expectations {
             groups: BTreeMap::new(),
             users: BTreeMap::new(),
             render: Some(RenderExpectation::default()),
+            gpu: GpuExpectation::default(),
         }
     }
 
@@ -350,6 +420,26 @@ gid = 110
         assert_eq!(parse(&e.to_toml_string()).unwrap(), e);
     }
 
+    #[test]
+    fn gpu_section_parses_and_round_trips() {
+        let e = parse(
+            "version = 1\n[gpu]\nnvenc = [\"h264\", \"hevc\"]\nnvidia_containers = true\n[gpu.vaapi]\nencode = [\"hevc\", \"av1\"]\nnode = \"/dev/dri/renderD128\"\n",
+        )
+        .unwrap();
+        assert_eq!(e.gpu.nvenc, [VideoCodec::H264, VideoCodec::Hevc]);
+        assert!(e.gpu.nvidia_containers);
+        let v = e.gpu.vaapi.as_ref().unwrap();
+        assert_eq!(
+            (v.encode.as_slice(), v.node.as_deref()),
+            ([VideoCodec::Hevc, VideoCodec::Av1].as_slice(), Some("/dev/dri/renderD128"))
+        );
+        assert_eq!(parse(&e.to_toml_string()).unwrap(), e);
+        // No [gpu]: nothing required, and nothing written back.
+        let plain = parse("version = 1\n").unwrap();
+        assert!(plain.gpu.is_empty());
+        assert!(!plain.to_toml_string().contains("gpu"));
+    }
+
     #[rstest]
     #[case::unknown_top_key("version = 1\n[grops]\nrender = 110\n", 2, "unknown field `grops`")]
     #[case::unknown_nested_key("version = 1\n[users.palav]\nuid = 1000\ngropus = []\n", 4, "unknown field `gropus`")]
@@ -362,6 +452,19 @@ gid = 110
     #[case::bad_member("version = 1\n[users.palav]\ngroups = [\"a:b\"]\n", 3, "invalid name")]
     #[case::bad_node("version = 1\n[render]\nnodes = [\"/dev/sda\"]\n", 3, "not a node directly under /dev/dri/")]
     #[case::bad_name("version = 1\n[groups]\n\"ren der\" = 110\n", 2, "invalid name")]
+    #[case::gpu_unknown_key("version = 1\n[gpu]\nnvec = [\"h264\"]\n", 3, "unknown field `nvec`")]
+    #[case::gpu_unknown_codec("version = 1\n[gpu]\nnvenc = [\"h265\"]\n", 3, "unknown variant `h265`")]
+    #[case::gpu_nvenc_av1("version = 1\n[gpu]\nnvenc = [\"av1\"]\n", 3, "h264 and hevc only")]
+    #[case::gpu_vaapi_node(
+        "version = 1\n[gpu.vaapi]\nencode = [\"hevc\"]\nnode = \"/dev/dri/card0\"\n",
+        4,
+        "not a render node"
+    )]
+    #[case::gpu_vaapi_no_encode(
+        "version = 1\n[gpu.vaapi]\nnode = \"/dev/dri/renderD128\"\n",
+        2,
+        "missing field `encode`"
+    )]
     fn bad_input_names_file_and_line(#[case] text: &str, #[case] line: usize, #[case] needle: &str) {
         let err = parse(text).unwrap_err();
         let msg = err.to_string();

@@ -48,14 +48,17 @@ pub enum Probe {
     Identity,
     /// Render and card nodes under `/dev/dri`: owner, group, mode, who can open them.
     RenderNode,
+    /// GPUs: inventory, NVENC (NVML), VA-API encode/decode, container GPU readiness.
+    Gpu,
 }
 
 impl Probe {
-    /// The name used in JSON and human output (`identity`, `render_node`).
+    /// The name used in JSON and human output (`identity`, `render_node`, `gpu`).
     pub fn name(self) -> &'static str {
         match self {
             Probe::Identity => "identity",
             Probe::RenderNode => "render_node",
+            Probe::Gpu => "gpu",
         }
     }
 }

@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::host::FileStat;
 use crate::model::compose::ComposeStack;
-use crate::model::inventory::DrmNode;
+use crate::model::inventory::{DrmNode, GpuDevice};
 use crate::model::report::{HostInfo, ToolInfo};
 
 /// Version of the snapshot's JSON shape.
@@ -61,8 +61,9 @@ pub struct Snapshot {
     pub mounts: Option<Vec<Mount>>,
     /// Render and card nodes under `/dev/dri` with owner, group and mode.
     pub drm_nodes: Vec<DrmNode>,
-    /// GPUs (one per PCI device behind the DRM nodes).
-    pub gpus: Vec<Gpu>,
+    /// GPUs: PCI display controllers merged with the devices behind the DRM nodes (the GPU
+    /// probe's inventory, so a GPU without DRM nodes counts too).
+    pub gpus: Vec<GpuDevice>,
     /// Compose stacks.
     pub compose: ComposeCapture,
     /// Data roots named with `--data-root`: owner of the root and, when the drift scanner could
@@ -202,52 +203,6 @@ pub struct Mount {
     pub fstype: String,
     /// Mount and superblock options.
     pub options: Vec<String>,
-}
-
-/// A GPU: a PCI device with DRM nodes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Gpu {
-    /// PCI address, `0000:00:02.0`.
-    pub pci_address: String,
-    /// Vendor by name.
-    pub vendor: GpuVendor,
-    /// PCI vendor id, `0x8086`.
-    pub vendor_id: Option<String>,
-    /// PCI device id, `0x46a6`.
-    pub device_id: Option<String>,
-    /// Kernel driver (`i915`, `xe`, `amdgpu`, `nvidia`...).
-    pub kernel_driver: Option<String>,
-    /// Its DRM nodes.
-    pub nodes: Vec<String>,
-}
-
-/// GPU vendors the plan knows drivers for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GpuVendor {
-    /// Intel (`0x8086`).
-    Intel,
-    /// AMD (`0x1002`).
-    Amd,
-    /// NVIDIA (`0x10de`).
-    Nvidia,
-    /// A virtual GPU (virtio `0x1af4`, QEMU/Bochs `0x1234`, VMware `0x15ad`).
-    Virtual,
-    /// Anything else.
-    Other,
-}
-
-impl GpuVendor {
-    /// The vendor of PCI vendor id `id` (`0x8086` or `8086`).
-    pub fn from_pci_id(id: &str) -> Self {
-        match id.trim_start_matches("0x").to_ascii_lowercase().as_str() {
-            "8086" => GpuVendor::Intel,
-            "1002" => GpuVendor::Amd,
-            "10de" => GpuVendor::Nvidia,
-            "1af4" | "1234" | "15ad" | "1b36" => GpuVendor::Virtual,
-            _ => GpuVendor::Other,
-        }
-    }
 }
 
 /// Compose stacks and where capture looked for them.

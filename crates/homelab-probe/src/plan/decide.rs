@@ -3,13 +3,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::PlanWarning;
-use super::hardware::{intel_pre_gen8, nvidia_turing_or_newer};
+use super::hardware::nvidia_turing_or_newer;
+use crate::check::gpu::remedy::{IntelGeneration, intel_generation};
 use crate::model::compose::{ComposeService, ComposeStack, Credentials};
 use crate::model::expectations::{
-    AccessExpectation, EXPECTATIONS_VERSION, Expectations, RenderExpectation, UserExpectation,
+    AccessExpectation, EXPECTATIONS_VERSION, Expectations, GpuExpectation, RenderExpectation, UserExpectation,
+    VaapiExpectation, VideoCodec,
 };
-use crate::model::inventory::DrmNodeKind;
-use crate::model::snapshot::{FstabEntry, GpuVendor, GroupUse, Snapshot};
+use crate::model::inventory::{DrmNodeKind, GpuVendor};
+use crate::model::snapshot::{FstabEntry, GroupUse, Snapshot};
 use crate::nixos;
 
 /// Mount points that belong to the operating system, not to the data: the new install makes
@@ -162,6 +164,9 @@ pub struct Decisions {
     pub unchecked: Vec<(String, String)>,
     /// Render-node expectations.
     pub render: Option<RenderExpectation>,
+    /// GPU expectations: VA-API encode where a stack maps `/dev/dri` on an Intel or AMD GPU,
+    /// NVENC where a stack asks the NVIDIA GPU for video, NVIDIA for containers.
+    pub gpu: GpuExpectation,
     /// Things to look at.
     pub warnings: Vec<PlanWarning>,
 }
@@ -187,9 +192,15 @@ impl Decisions {
                 (u.name.clone(), UserExpectation { uid: Some(u.uid), groups })
             })
             .collect();
-        // Integration point: `mounts`, `gpu` and `drift` sections join here once those
-        // expectation sections exist (issues 3, 4 and 5).
-        Expectations { version: EXPECTATIONS_VERSION, groups, users, render: self.render.clone() }
+        // Integration point: `mounts` and `drift` sections join here once those expectation
+        // sections exist.
+        Expectations {
+            version: EXPECTATIONS_VERSION,
+            groups,
+            users,
+            render: self.render.clone(),
+            gpu: self.gpu.clone(),
+        }
     }
 }
 
@@ -500,52 +511,51 @@ fn filesystems(snapshot: &Snapshot, d: &mut Decisions) {
 fn graphics(snapshot: &Snapshot, d: &mut Decisions) {
     let mut nvidia_gpus = Vec::new();
     for g in &snapshot.gpus {
-        let ids = format!(
-            "{} [{}:{}]",
-            g.pci_address,
-            g.vendor_id.as_deref().unwrap_or("?").trim_start_matches("0x"),
-            g.device_id.as_deref().unwrap_or("?").trim_start_matches("0x")
-        );
+        let ids = format!("{} {}", g.subject(), g.describe());
         match g.vendor {
             GpuVendor::Intel => {
                 d.graphics = true;
                 // Package names as of nixpkgs 25.11+: the old aliases vaapiIntel/vaapiVdpau throw.
-                let (attr, expr, why) = match intel_pre_gen8(g.device_id.as_deref()) {
-                    Some(true) => {
-                        ("intel-vaapi-driver", "pkgs.intel-vaapi-driver", "older than Gen8 (Broadwell): i965 driver")
-                    }
-                    Some(false) => {
-                        ("intel-media-driver", "pkgs.intel-media-driver", "Gen8 (Broadwell) or newer: iHD driver")
-                    }
-                    None => (
+                let (attr, expr, why) = match intel_generation(g) {
+                    IntelGeneration::PreBroadwell(platform) => (
+                        "intel-vaapi-driver",
+                        "pkgs.intel-vaapi-driver",
+                        format!("{platform}, older than Broadwell: i965 driver"),
+                    ),
+                    IntelGeneration::Gen8OrNewer => (
                         "intel-media-driver",
                         "pkgs.intel-media-driver",
-                        "generation unknown, assuming Gen8 or newer: iHD driver",
+                        "Gen8 (Broadwell) or newer: iHD driver".into(),
                     ),
                 };
                 if !d.graphics_packages.iter().any(|p| p.attr == attr) {
-                    d.graphics_packages.push(GraphicsPackage { attr, expr, reason: format!("Intel {ids}, {why}") });
+                    d.graphics_packages.push(GraphicsPackage { attr, expr, reason: format!("{ids}, {why}") });
                 }
             }
             GpuVendor::Amd => {
                 d.graphics = true;
-                d.graphics_notes.push(format!("AMD {ids}: VA-API comes with mesa (radeonsi), no extra package"));
+                d.graphics_notes.push(format!("{ids}: VA-API comes with mesa (radeonsi), no extra package"));
             }
             GpuVendor::Nvidia => {
                 d.graphics = true;
-                nvidia_gpus.push((ids, nvidia_turing_or_newer(g.device_id.as_deref())));
+                let device = g.pci.as_ref().and_then(|p| p.device.clone());
+                nvidia_gpus.push((ids, nvidia_turing_or_newer(device.as_deref())));
             }
-            GpuVendor::Virtual => d.graphics_notes.push(format!("virtual GPU {ids}: nothing to install")),
-            GpuVendor::Other => d.graphics_notes.push(format!("GPU {ids} of an unknown vendor: no driver chosen")),
+            GpuVendor::Virtio => d.graphics_notes.push(format!("{ids}: a virtual GPU, nothing to install")),
+            GpuVendor::Other => d.graphics_notes.push(format!("{ids}: unknown vendor, no driver chosen")),
         }
     }
     let mut toolkit_for = Vec::new();
     let mut legacy_runtime = Vec::new();
+    let mut nvenc_for = Vec::new();
     for stack in &snapshot.compose.stacks {
         for svc in stack.services.iter().filter(|s| s.is_active(&stack.active_profiles)) {
             let why = svc.nvidia_reasons();
             if !why.is_empty() {
                 toolkit_for.push(format!("{}/{} ({})", stack.name, svc.name, why.join(", ")));
+                if svc.wants_nvidia_video() {
+                    nvenc_for.push(format!("{}/{}", stack.name, svc.name));
+                }
             }
             if svc.runtime.as_deref() == Some("nvidia") {
                 legacy_runtime.push(format!("{}/{}", stack.name, svc.name));
@@ -581,6 +591,10 @@ fn graphics(snapshot: &Snapshot, d: &mut Decisions) {
              `nvidia` runtime: replace it with `devices: [nvidia.com/gpu=all]`, or set the deprecated \
              virtualisation.docker.enableNvidia = true (it needs hardware.graphics.enable32Bit = true)",
         );
+    }
+    d.gpu.nvidia_containers = !toolkit_for.is_empty();
+    if !nvenc_for.is_empty() {
+        d.gpu.nvenc = vec![VideoCodec::H264];
     }
     d.nvidia = Some(NvidiaPlan { open: all_new, open_reason, toolkit_for });
 }
@@ -678,6 +692,18 @@ fn render(snapshot: &Snapshot, d: &mut Decisions) {
                 Err(why) => d.unchecked.push((label, why)),
             }
         }
+    }
+    // A stack that maps /dev/dri on an Intel or AMD GPU transcodes through VA-API: H.264 encode
+    // must work on the new host (every VA-API generation has it; HEVC does not).
+    let va_gpus: Vec<_> =
+        snapshot.gpus.iter().filter(|g| matches!(g.vendor, GpuVendor::Intel | GpuVendor::Amd)).collect();
+    let maps_dri = !d.access.is_empty() || !d.unchecked.is_empty();
+    if maps_dri && !va_gpus.is_empty() {
+        let node = match va_gpus.as_slice() {
+            [one] => one.render_node.clone(),
+            _ => None,
+        };
+        d.gpu.vaapi = Some(VaapiExpectation { encode: vec![VideoCodec::H264], node });
     }
     let had_render = snapshot.drm_nodes.iter().any(|n| n.kind == DrmNodeKind::Render);
     if !had_render && d.access.is_empty() {

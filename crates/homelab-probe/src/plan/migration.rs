@@ -53,7 +53,7 @@ pub fn render(snapshot: &Snapshot, d: &Decisions) -> String {
     let gpus: Vec<String> = snapshot
         .gpus
         .iter()
-        .map(|g| format!("{:?} {} ({})", g.vendor, g.pci_address, g.kernel_driver.as_deref().unwrap_or("no driver")))
+        .map(|g| format!("{} {} ({})", g.describe(), g.subject(), g.kernel_driver.as_deref().unwrap_or("no driver")))
         .collect();
     let _ = writeln!(o, "- GPUs: {}", text(&or_none(&gpus)));
     let nodes: Vec<String> = snapshot
@@ -159,6 +159,16 @@ pub fn render(snapshot: &Snapshot, d: &Decisions) -> String {
     }
     if d.render.is_some() {
         let _ = writeln!(o, "- [ ] `ls -ln /dev/dri`: render nodes owned by the render gid above.");
+    }
+    if let Some(v) = &d.gpu.vaapi {
+        let _ = writeln!(
+            o,
+            "- [ ] VA-API H.264 encode on {} (`check` asks libva on the live host; `vainfo` shows it too).",
+            v.node.as_deref().map_or_else(|| "a render node".to_owned(), code)
+        );
+    }
+    if !d.gpu.nvenc.is_empty() {
+        let _ = writeln!(o, "- [ ] NVENC H.264 on the NVIDIA GPU (`check` asks NVML on the live host).");
     }
     for u in &d.units {
         let _ = writeln!(o, "- [ ] `systemctl status {}.service` and `docker compose ps` in {}", u.unit, code(&u.dir));

@@ -4,7 +4,9 @@
 //! line) and skipped, and every good line is still returned, so one bad line never hides the
 //! rest of the file from a probe.
 
+pub mod cdi;
 pub mod compose;
+pub mod docker;
 pub mod group;
 pub mod passwd;
 
