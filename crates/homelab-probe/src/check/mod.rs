@@ -3,7 +3,9 @@
 
 pub mod access;
 pub mod identity;
+pub mod mounts;
 pub mod render_node;
+pub mod wait;
 
 use crate::host::Host;
 use crate::host::identity::IdentityDb;
@@ -15,5 +17,6 @@ pub fn run(host: &Host, expectations: &Expectations) -> Vec<Finding> {
     let ids = IdentityDb::load(host);
     let mut findings = identity::check(&ids, expectations);
     findings.extend(render_node::check(host, &ids, expectations));
+    findings.extend(mounts::check(host, expectations));
     findings
 }

@@ -23,6 +23,12 @@
 //! uid = 1000            # PUID
 //! gid = 110             # PGID
 //! groups = []           # supplementary gids (docker's group_add)
+//!
+//! [[mounts]]            # a filesystem that must be mounted (see model::mounts)
+//! path = "/mnt/PlexStorage"
+//! uuid = "7c1f0b7e-2d4a-4f61-9a53-3c5f2d1e9b10"
+//! fstype = "ext4"
+//! options = ["rw"]
 //! ```
 
 use std::collections::BTreeMap;
@@ -50,6 +56,11 @@ pub struct Expectations {
     /// `None` skips the render-node expectations (the inventory is still reported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub render: Option<RenderExpectation>,
+    /// Filesystems that must be mounted (`[[mounts]]`). The host's own `/etc/fstab` entries are
+    /// checked whether or not this is empty; an entry here for the same path replaces the
+    /// fstab-derived expectation (docs/mounts.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "crate::model::mounts::mount_list")]
+    pub mounts: Vec<crate::model::mounts::MountExpectation>,
 }
 
 /// One expected user.
@@ -251,6 +262,7 @@ impl Expectations {
             groups: BTreeMap::new(),
             users: BTreeMap::new(),
             render: Some(RenderExpectation::default()),
+            mounts: Vec::new(),
         }
     }
 

@@ -48,6 +48,8 @@ pub enum Probe {
     Identity,
     /// Render and card nodes under `/dev/dri`: owner, group, mode, who can open them.
     RenderNode,
+    /// Mount readiness: fstab entries and expected mounts by UUID, fstype, rw/ro, shadowed data.
+    Mounts,
 }
 
 impl Probe {
@@ -56,6 +58,7 @@ impl Probe {
         match self {
             Probe::Identity => "identity",
             Probe::RenderNode => "render_node",
+            Probe::Mounts => "mounts",
         }
     }
 }

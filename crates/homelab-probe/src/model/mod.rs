@@ -5,4 +5,5 @@
 pub mod expectations;
 pub mod finding;
 pub mod inventory;
+pub mod mounts;
 pub mod report;

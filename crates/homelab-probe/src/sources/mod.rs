@@ -4,7 +4,10 @@
 //! line) and skipped, and every good line is still returned, so one bad line never hides the
 //! rest of the file from a probe.
 
+pub mod fstab;
 pub mod group;
+pub mod mangle;
+pub mod mountinfo;
 pub mod passwd;
 
 use std::fmt;
