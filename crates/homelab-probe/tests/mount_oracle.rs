@@ -23,9 +23,10 @@ fn table(name: &str) -> PathBuf {
 /// Runs a util-linux tool; returns its JSON (invalid UTF-8 replaced, as our parsers do) and
 /// the line numbers it reported as parse errors on stderr.
 fn util_linux(tool: &str, args: &[&str]) -> (Value, BTreeSet<usize>) {
-    let out = Command::new(tool).args(args).output().unwrap_or_else(|e| {
-        panic!("cannot run {tool} ({e}): install util-linux (scripts/setup-debian --test does)")
-    });
+    let out = Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {tool} ({e}): install util-linux (scripts/setup-debian --test does)"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() || !out.stdout.is_empty(), "{tool} {args:?} failed: {stderr}");
     let rejected = stderr
@@ -221,13 +222,21 @@ fn this_machines_block_devices_agree_with_lsblk() {
                 assert_eq!(s(&d["fstype"]), mine.fstype, "fstype of {name}");
             }
         } else {
-            assert_eq!((&mine.uuid, &mine.label, &mine.fstype), (&None, &None, &None), "{name}: nothing to read it from");
+            assert_eq!(
+                (&mine.uuid, &mine.label, &mine.fstype),
+                (&None, &None, &None),
+                "{name}: nothing to read it from"
+            );
         }
         compared += 1;
     }
     // And every device we know an identity of is one lsblk lists.
     for d in ours.devices.iter().filter(|d| d.uuid.is_some() || d.label.is_some()) {
-        assert!(theirs.iter().any(|t| t["name"] == d.name.as_str()), "{} has an identity but lsblk does not list it", d.name);
+        assert!(
+            theirs.iter().any(|t| t["name"] == d.name.as_str()),
+            "{} has an identity but lsblk does not list it",
+            d.name
+        );
     }
     println!("compared {compared} devices with lsblk");
     assert!(compared > 0);

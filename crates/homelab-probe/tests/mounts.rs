@@ -461,3 +461,56 @@ fn wait_without_failures_does_not_pause() {
     assert!(outcome.ready && clock.pauses.is_empty());
     assert_eq!(find(&findings, "mount_wait", "mount readiness").message, "every mount check passed at the first try");
 }
+
+/// Evaluates NixOS remedy snippets (`attr.path = value;` lines) with the real evaluator.
+fn nix_eval(snippet: &str) -> serde_json::Value {
+    let out = std::process::Command::new("nix-instantiate")
+        .args(["--option", "build-users-group", "", "--eval", "--strict", "--json", "-E"])
+        .arg(format!("{{ {snippet} }}"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run nix-instantiate ({e}): run scripts/setup-debian --test"));
+    assert!(out.status.success(), "{snippet}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn nixos_remedies_evaluate_to_what_was_meant() {
+    let host = Host::at(fixture("mounts-missing-disk")).unwrap();
+    let exp = Expectations::from_toml_str(
+        "version = 1\n[[mounts]]\npath = \"/mnt/Plex Drive\"\nlabel = \"Plex Drive\"\nfstype = \"ext4\"\noptions = [\"rw\", \"noatime\"]\nrequired = false\n\n[[mounts]]\npath = \"/srv/${x}\\\"q\"\nuuid = \"7c1f0b7e-2d4a-4f61-9a53-3c5f2d1e9b10\"\n",
+        Path::new("x.toml"),
+    )
+    .unwrap();
+    let f = mounts::check(&host, &exp);
+    let r = find(&f, "mount_declared", "/mnt/Plex Drive").remedy.as_ref().unwrap();
+    let v = nix_eval(&r.text);
+    let fs = &v["fileSystems"]["/mnt/Plex Drive"];
+    // The udev link name, which NixOS writes into fstab unchanged (it escapes only blanks).
+    assert_eq!(fs["device"], "/dev/disk/by-label/Plex\\x20Drive");
+    assert_eq!(fs["fsType"], "ext4");
+    assert_eq!(fs["options"], serde_json::json!(["noatime", "nofail"]));
+    let r = find(&f, "mount_declared", "/srv/${x}\"q").remedy.as_ref().unwrap();
+    let v = nix_eval(&r.text);
+    assert_eq!(v["fileSystems"]["/srv/${x}\"q"]["device"], "/dev/disk/by-uuid/7c1f0b7e-2d4a-4f61-9a53-3c5f2d1e9b10");
+    let sh = run("mounts-shadowed", None);
+    let text = &find(&sh, "shadowed_data", STORAGE).remedy.as_ref().unwrap().text;
+    let line = text.lines().last().unwrap();
+    let nix = line.split_once(": ").unwrap().1;
+    let v = nix_eval(nix);
+    assert_eq!(v["systemd"]["services"]["docker"]["unitConfig"]["RequiresMountsFor"], serde_json::json!([STORAGE]));
+}
+
+#[test]
+fn mount_unit_names_agree_with_systemd_escape() {
+    let paths =
+        ["/mnt/PlexStorage", "/mnt/Plex Drive", "/srv", "/", "/srv/a-b", "/mnt/.hidden", "/mnt/ü", "/a\\b", "/x:y_z.w"];
+    let out = std::process::Command::new("systemd-escape")
+        .args(["--path", "--suffix=mount", "--"])
+        .args(paths)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run systemd-escape ({e}): install systemd (scripts/setup-debian --test)"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let theirs: Vec<String> = String::from_utf8(out.stdout).unwrap().split_whitespace().map(str::to_owned).collect();
+    let ours: Vec<String> = paths.iter().map(|p| homelab_probe::systemd::mount_unit(p)).collect();
+    assert_eq!(ours, theirs);
+}
