@@ -174,7 +174,7 @@ fn read_only() {
     assert_eq!(o.status, Fail);
     assert_eq!(
         o.message,
-        "/mnt/PlexStorage is mounted ro, expected rw (the filesystem itself is read-only: the kernel does that after errors when errors=remount-ro is set)"
+        "/mnt/PlexStorage is mounted ro, expected rw (the filesystem itself is read-only: remounted so, or switched by the kernel after a filesystem error when errors=remount-ro is set)"
     );
     let r = o.remedy.as_ref().unwrap();
     assert_eq!(r.kind, RemedyKind::Command);
@@ -513,4 +513,60 @@ fn mount_unit_names_agree_with_systemd_escape() {
     let theirs: Vec<String> = String::from_utf8(out.stdout).unwrap().split_whitespace().map(str::to_owned).collect();
     let ours: Vec<String> = paths.iter().map(|p| homelab_probe::systemd::mount_unit(p)).collect();
     assert_eq!(ours, theirs);
+}
+
+/// A sysroot with `fstab` and a mount table only.
+fn tables_sysroot(fstab: &str, mountinfo: &str) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(t.path().join("etc")).unwrap();
+    std::fs::create_dir_all(t.path().join("proc/self")).unwrap();
+    std::fs::write(t.path().join("etc/fstab"), fstab).unwrap();
+    std::fs::write(t.path().join("proc/self/mountinfo"), mountinfo).unwrap();
+    t
+}
+
+#[test]
+fn automount_points_are_not_triggered() {
+    let fstab = "tmpfs /efi tmpfs x-systemd.automount,noatime 0 0\n";
+    let base = "22 1 259:2 / / rw - ext4 /dev/nvme0n1p2 rw\n56 22 0:56 / /efi rw,relatime shared:36 - autofs systemd-1 rw,fd=41,pgrp=1,timeout=0,minproto=5,maxproto=5,direct\n";
+    let t = tables_sysroot(fstab, base);
+    let f = mounts::check(&Host::at(t.path()).unwrap(), &Expectations::builtin());
+    assert_eq!(
+        statuses(&f, "/efi"),
+        s(&[
+            ("mounted", Pass),
+            ("mount_source", Skip),
+            ("mount_fstype", Skip),
+            ("mount_options", Skip),
+            ("mount_covered", Pass)
+        ])
+    );
+    assert_eq!(
+        find(&f, "mount_source", "/efi").message,
+        "not mounted until first access (automount); `ls /efi` mounts it"
+    );
+    // Once accessed, the filesystem sits on top of the trigger: checked, and not "covered".
+    let t = tables_sysroot(fstab, &format!("{base}90 56 0:90 / /efi rw,noatime - tmpfs tmpfs rw\n"));
+    let f = mounts::check(&Host::at(t.path()).unwrap(), &Expectations::builtin());
+    assert!(statuses(&f, "/efi").iter().all(|(_, st)| *st == Pass), "{f:#?}");
+}
+
+#[test]
+fn bind_mounts_and_network_mounts() {
+    let fstab = "/srv/data /export/data none bind,nofail 0 0\n/srv/gone /export/gone none bind 0 0\nnas:/export /mnt/nfs nfs4 _netdev 0 0\n";
+    let mi = "22 1 259:2 / / rw - ext4 /dev/nvme0n1p2 rw\n40 22 8:17 / /srv rw - ext4 /dev/sdb1 rw\n41 22 8:17 /data /export/data rw - ext4 /dev/sdb1 rw\n55 22 0:55 / /mnt/nfs rw - nfs4 nas:/export rw,vers=4.2\n";
+    let t = tables_sysroot(fstab, mi);
+    std::fs::create_dir_all(t.path().join("srv/data")).unwrap();
+    let f = mounts::check(&Host::at(t.path()).unwrap(), &Expectations::builtin());
+    assert_eq!(find(&f, "bind_source", "/export/data").status, Pass);
+    assert_eq!(find(&f, "mount_source", "/export/data").message, "/export/data shows /srv/data (bind mount)");
+    assert_eq!(find(&f, "bind_source", "/export/gone").status, Fail);
+    assert_eq!(find(&f, "mounted", "/export/gone").status, Fail);
+    assert_eq!(find(&f, "mount_source", "/mnt/nfs").status, Pass);
+    assert_eq!(find(&f, "mount_fstype", "/mnt/nfs").status, Pass);
+    // A bind of another directory at the path is caught.
+    let t = tables_sysroot(fstab, &mi.replace("/data /export/data", "/other /export/data"));
+    std::fs::create_dir_all(t.path().join("srv/data")).unwrap();
+    let f = mounts::check(&Host::at(t.path()).unwrap(), &Expectations::builtin());
+    assert_eq!(find(&f, "mount_source", "/export/data").status, Fail);
 }

@@ -522,15 +522,42 @@ impl<'a> Ctx<'a> {
         let path = &self.m.path;
         let actual = self.facts.devices.of_mount(self.host, top.major, top.minor, top.source.as_deref());
         let shown = describe_mount(top, actual);
+        if top.fstype == "autofs" {
+            // x-systemd.automount: systemd's autofs trigger sits there until the first access
+            // mounts the filesystem on top of it. The probe never triggers it (reading must
+            // not mount disks), so the filesystem itself cannot be checked yet.
+            out.push(
+                self.finding(
+                    Status::Pass,
+                    "mounted",
+                    format!(
+                        "{path} is an automount point ({}): the filesystem is mounted on first access",
+                        top.source.as_deref().unwrap_or("autofs")
+                    ),
+                )
+                .evidence("mount", top),
+            );
+            let why = format!("not mounted until first access (automount); `ls {}` mounts it", shell::quote(path));
+            for check in ["mount_source", "mount_fstype", "mount_options"] {
+                out.push(self.finding(Status::Skip, check, why.clone()));
+            }
+            out.push(self.covered_when_mounted(vis, device));
+            return;
+        }
         out.push(
             self.finding(Status::Pass, "mounted", format!("{path} is mounted: {shown}"))
                 .evidence("mount", top)
                 .evidence("device", actual),
         );
         // mount_source
-        if let Some(f) = self.source_finding(top, actual, device) {
-            out.push(f);
-        }
+        let wrong_source = match self.source_finding(top, actual, device) {
+            Some(f) => {
+                let wrong = f.status == Status::Fail;
+                out.push(f);
+                wrong
+            }
+            None => false,
+        };
         // mount_fstype
         if !self.m.fstypes.is_empty() {
             let want = self.m.fstypes.join(" or ");
@@ -540,12 +567,12 @@ impl<'a> Ctx<'a> {
                 self.finding(Status::Fail, "mount_fstype", format!("{path} is {}, expected {want}", top.fstype))
                     .evidence("fstype", &top.fstype)
                     .evidence("expected_fstype", &self.m.fstypes)
-                    .remedy(Remedy::manual(format!(
+                    .remedy(if wrong_source { self.remount_remedy() } else { Remedy::manual(format!(
                         "check with `lsblk -f` that the right disk is mounted at {path}; if the disk was reformatted as {}, set fileSystems.{}.fsType = {};",
                         top.fstype,
                         nix_expr::string(path).unwrap_or_default(),
                         nix_expr::string(&top.fstype).unwrap_or_default()
-                    )))
+                    )) })
             });
         }
         out.push(self.options_finding(top));
@@ -639,7 +666,7 @@ impl<'a> Ctx<'a> {
         let missing: Vec<&str> = checkable.iter().filter(|o| !option_present(top, o)).map(|o| o.as_str()).collect();
         let f = if state != want {
             let why = if top.super_options.iter().any(|o| o == "ro") && !self.m.read_only {
-                " (the filesystem itself is read-only: the kernel does that after errors when errors=remount-ro is set)"
+                " (the filesystem itself is read-only: remounted so, or switched by the kernel after a filesystem error when errors=remount-ro is set)"
             } else {
                 ""
             };
@@ -678,6 +705,9 @@ impl<'a> Ctx<'a> {
     /// `mount_covered` when the path is a mount point: something stacked on top?
     fn covered_when_mounted(&self, vis: &Visibility<'_>, device: &Device<'_>) -> Finding {
         let path = &self.m.path;
+        // An automount trigger under the filesystem it mounted is how automounts look.
+        let hidden: Vec<&MountInfo> = vis.hidden.iter().copied().filter(|h| h.fstype != "autofs").collect();
+        let vis = &Visibility { holder: vis.holder, at_path: vis.at_path, hidden };
         if vis.hidden.is_empty() {
             return self.finding(Status::Pass, "mount_covered", format!("nothing is mounted over {path}"));
         }

@@ -116,6 +116,10 @@ fn replace(findings: &mut Vec<Finding>, subjects: &BTreeSet<String>, fresh: Vec<
     findings.splice(at..at, fresh);
 }
 
+fn rechecks(n: u32) -> String {
+    if n == 1 { "1 re-check".into() } else { format!("{n} re-checks") }
+}
+
 fn wait_finding(o: &WaitOutcome, timeout: Duration) -> Finding {
     let secs = |d: Duration| format!("{:.1} s", d.as_secs_f64());
     let subject = "mount readiness";
@@ -126,7 +130,7 @@ fn wait_finding(o: &WaitOutcome, timeout: Duration) -> Finding {
             Probe::Mounts,
             "mount_wait",
             subject,
-            format!("every mount check passed after {} ({} re-checks)", secs(o.waited), o.rechecks),
+            format!("every mount check passed after {} ({})", secs(o.waited), rechecks(o.rechecks)),
         )
     } else {
         let units: Vec<String> = o.failing.iter().map(|p| systemd::mount_unit(p)).collect();
@@ -135,10 +139,10 @@ fn wait_finding(o: &WaitOutcome, timeout: Duration) -> Finding {
             "mount_wait",
             subject,
             format!(
-                "still failing after waiting {} of {} ({} re-checks): {}",
+                "still failing after waiting {} of {} ({}): {}",
                 secs(o.waited),
                 secs(timeout),
-                o.rechecks,
+                rechecks(o.rechecks),
                 o.failing.join(", ")
             ),
         )
