@@ -203,3 +203,48 @@ mod tests {
         assert_eq!(m.spec().as_deref(), Some("/dev/mapper/data-data"));
     }
 }
+
+#[cfg(test)]
+mod file_tests {
+    use std::path::Path;
+
+    use rstest::rstest;
+
+    use crate::model::expectations::Expectations;
+
+    fn parse(text: &str) -> Result<Expectations, String> {
+        Expectations::from_toml_str(text, Path::new("homelab-probe.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn parses_and_round_trips() {
+        let e = parse(
+            "version = 1\n[[mounts]]\npath = \"/mnt/PlexStorage\"\nuuid = \"7c1f\"\nfstype = \"ext4\"\noptions = [\"rw\"]\n\n[[mounts]]\npath = \"/mnt/backup\"\nlabel = \"backup\"\nrequired = false\n",
+        )
+        .unwrap();
+        assert_eq!(e.mounts.len(), 2);
+        assert!(e.mounts[0].required && !e.mounts[1].required);
+        assert_eq!(e.mounts[0].spec().as_deref(), Some("UUID=7c1f"));
+        assert_eq!(parse(&e.to_toml_string()).unwrap(), e);
+        assert!(parse("version = 1\n").unwrap().mounts.is_empty());
+    }
+
+    #[rstest]
+    #[case::relative("version = 1\n[[mounts]]\npath = \"mnt/x\"\n", 2, "absolute, normalised path")]
+    #[case::trailing_slash("version = 1\n[[mounts]]\npath = \"/mnt/x/\"\n", 2, "no trailing '/'")]
+    #[case::two_sources(
+        "version = 1\n[[mounts]]\npath = \"/x\"\nuuid = \"a\"\nlabel = \"b\"\n",
+        2,
+        "not uuid and label"
+    )]
+    #[case::unknown_key("version = 1\n[[mounts]]\npath = \"/x\"\nuid = \"a\"\n", 4, "unknown field `uid`")]
+    #[case::comma_option("version = 1\n[[mounts]]\npath = \"/x\"\noptions = [\"rw,noatime\"]\n", 2, "one option")]
+    #[case::rw_and_ro("version = 1\n[[mounts]]\npath = \"/x\"\noptions = [\"rw\", \"ro\"]\n", 2, "both rw and ro")]
+    #[case::relative_device("version = 1\n[[mounts]]\npath = \"/x\"\ndevice = \"sdb1\"\n", 2, "absolute path")]
+    #[case::twice("version = 1\n[[mounts]]\npath = \"/x\"\n[[mounts]]\npath = \"/x\"\n", 2, "listed twice")]
+    fn bad_mounts_name_file_and_line(#[case] text: &str, #[case] line: usize, #[case] needle: &str) {
+        let err = parse(text).unwrap_err();
+        assert!(err.starts_with(&format!("homelab-probe.toml:{line}:")), "{err}");
+        assert!(err.contains(needle), "{err}");
+    }
+}
