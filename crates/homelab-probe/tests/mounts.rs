@@ -242,6 +242,7 @@ fn mount_hidden_by_a_later_mount_on_top() {
     // What processes see at the path is the wrong disk.
     assert_eq!(find(&f, "mount_source", STORAGE).status, Fail);
     assert!(find(&f, "mount_source", STORAGE).message.contains("mounted at /mnt/PlexStorage"));
+    assert_eq!(find(&f, "mount_source", STORAGE).remedy, c.remedy, "taking the top mount off is the whole fix");
 }
 
 #[test]

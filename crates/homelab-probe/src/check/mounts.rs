@@ -549,8 +549,14 @@ impl<'a> Ctx<'a> {
                 .evidence("mount", top)
                 .evidence("device", actual),
         );
-        // mount_source
+        // mount_source: when the expected filesystem is underneath, taking the top one off
+        // is the whole fix.
+        let below = vis.hidden.iter().any(|h| h.fstype != "autofs" && self.is_expected(h, device));
         let wrong_source = match self.source_finding(top, actual, device) {
+            Some(f) if f.status == Status::Fail && below => {
+                out.push(f.remedy(self.unstack_remedy(top)));
+                true
+            }
             Some(f) => {
                 let wrong = f.status == Status::Fail;
                 out.push(f);
@@ -567,7 +573,7 @@ impl<'a> Ctx<'a> {
                 self.finding(Status::Fail, "mount_fstype", format!("{path} is {}, expected {want}", top.fstype))
                     .evidence("fstype", &top.fstype)
                     .evidence("expected_fstype", &self.m.fstypes)
-                    .remedy(if wrong_source { self.remount_remedy() } else { Remedy::manual(format!(
+                    .remedy(if wrong_source && below { self.unstack_remedy(top) } else if wrong_source { self.remount_remedy() } else { Remedy::manual(format!(
                         "check with `lsblk -f` that the right disk is mounted at {path}; if the disk was reformatted as {}, set fileSystems.{}.fsType = {};",
                         top.fstype,
                         nix_expr::string(path).unwrap_or_default(),
@@ -732,11 +738,7 @@ impl<'a> Ctx<'a> {
                 )
                 .evidence("hidden", &vis.hidden)
                 .evidence("on_top", top)
-                .remedy(Remedy::command(format!(
-                    "umount {}  # removes only the top mount ({}); the one underneath shows again",
-                    shell::quote(path),
-                    top.source.as_deref().unwrap_or(&top.fstype)
-                ))),
+                .remedy(self.unstack_remedy(top)),
             _ => self
                 .finding(Status::Warn, "mount_covered", format!("{path} has more mounts underneath the visible one: {}", under.join("; ")))
                 .evidence("hidden", &vis.hidden)
@@ -887,6 +889,15 @@ impl<'a> Ctx<'a> {
              review {path}.shadowed and copy what belongs on the disk: rsync -a --ignore-existing {aside}/ {q}/\n\
              so it cannot happen again, let Docker start only with the disk: systemd.services.docker.unitConfig.RequiresMountsFor = [ {} ];",
             nix_expr::string(path).unwrap_or_default()
+        ))
+    }
+
+    /// `umount` of the top mount of a stack, so the one underneath shows again.
+    fn unstack_remedy(&self, top: &MountInfo) -> Remedy {
+        Remedy::command(format!(
+            "umount {}  # removes only the top mount ({}); the one underneath shows again",
+            shell::quote(&self.m.path),
+            top.source.as_deref().unwrap_or(&top.fstype)
         ))
     }
 
