@@ -571,3 +571,13 @@ fn bind_mounts_and_network_mounts() {
     let f = mounts::check(&Host::at(t.path()).unwrap(), &Expectations::builtin());
     assert_eq!(find(&f, "mount_source", "/export/data").status, Fail);
 }
+
+#[test]
+fn a_relative_mount_point_is_reported_not_checked() {
+    let t = tables_sysroot("/dev/sdb1 data ext4 defaults 0 2\n", "22 1 259:2 / / rw - ext4 /dev/nvme0n1p2 rw\n");
+    let f = mounts::check(&Host::at(t.path()).unwrap(), &Expectations::builtin());
+    let l = find(&f, "fstab_line", "/etc/fstab:1");
+    assert_eq!(l.status, Warn);
+    assert_eq!(l.message, "mount point \"data\" is not an absolute path: systemd ignores this entry");
+    assert!(!f.iter().any(|x| x.subject == "data"), "{f:#?}");
+}

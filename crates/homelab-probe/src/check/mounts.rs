@@ -183,7 +183,12 @@ pub fn plan(facts: &MountFacts, exp: &Expectations) -> Vec<ExpectedMount> {
     let mut seen = BTreeSet::new();
     for (line, e) in entries.iter().rev() {
         let path = normalise(&e.target);
-        if e.is_swap() || e.is_noauto() || explicit.contains(path.as_str()) || !seen.insert(path) {
+        if e.is_swap()
+            || e.is_noauto()
+            || !path.starts_with('/')
+            || explicit.contains(path.as_str())
+            || !seen.insert(path)
+        {
             continue;
         }
         out.push(ExpectedMount::from_fstab(*line, e));
@@ -270,6 +275,20 @@ fn file_findings(facts: &MountFacts, planned: &[ExpectedMount], out: &mut Vec<Fi
                     .evidence("noauto", noauto)
                     .evidence("bad_lines", p.errors.iter().map(|e| e.line).collect::<Vec<_>>()),
             );
+            for (line, e) in entries.iter().filter(|(_, e)| !e.is_swap() && !e.target.starts_with('/')) {
+                out.push(
+                    Finding::warn(
+                        P,
+                        "fstab_line",
+                        format!("{FSTAB}:{line}"),
+                        format!("mount point {:?} is not an absolute path: systemd ignores this entry", e.target),
+                    )
+                    .evidence("line", line)
+                    .remedy(Remedy::manual(format!(
+                        "write the mount point of line {line} of {FSTAB} as an absolute path"
+                    ))),
+                );
+            }
             for e in &p.errors {
                 out.push(
                     Finding::fail(P, "fstab_line", format!("{}:{}", e.file.display(), e.line), format!("not a valid fstab(5) entry: {}", e.message))

@@ -8,7 +8,7 @@
 //!   libmount);
 //! - fields are split on blanks (spaces and tabs; white space at the end of a line, such as the
 //!   `\r` of a CRLF file, is cut first, but a `\r` inside a line is part of a field);
-//!   each field is unescaped with [`unmangle`](super::mangle::unmangle) (`\040` space, `\011`
+//!   each field is unescaped with [`unmangle`] (`\040` space, `\011`
 //!   tab, `\012` newline, `\134` backslash);
 //! - `fs_spec`, `fs_file` and `fs_vfstype` are required; `fs_mntops` is optional (an empty
 //!   option list, which mount(8) treats as `defaults`); `fs_freq` and `fs_passno` are optional
