@@ -32,7 +32,7 @@ let
   pkgsFor = system: rec {
     inherit system;
     stdenv.hostPlatform.system = system;
-    callPackage = path: overrides: import path ({ inherit lib; pkg-config = "pkg-config"; getent = "getent"; libva = "libva"; } // overrides);
+    callPackage = path: overrides: import path ({ inherit lib; pkg-config = "pkg-config"; getent = "getent"; libva = "libva"; udev = "udev"; } // overrides);
     testers.runNixOSTest = m: { kind = "nixos-test"; file = toString (builtins.head m.imports); defaultsImports = map toString m.defaults.imports; package = m.defaults.services.homelab-probe.package; };
     nixfmt = { kind = "nixfmt"; };
     cargo-nextest = "cargo-nextest"; getent = "getent"; util-linux = "util-linux"; bfs = "bfs"; fd = "fd"; jq = "jq";

@@ -31,7 +31,9 @@ pub mod host;
 pub mod model;
 pub mod nix_expr;
 pub mod nixos;
+pub mod shell;
 pub mod sources;
+pub mod systemd;
 
 pub use host::Host;
 pub use model::expectations::{EXPECTATIONS_VERSION, Expectations, ExpectationsError};

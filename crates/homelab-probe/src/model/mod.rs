@@ -6,4 +6,5 @@ pub mod expectations;
 pub mod finding;
 pub mod gpu;
 pub mod inventory;
+pub mod mounts;
 pub mod report;
