@@ -11,6 +11,7 @@
   pkg-config,
   getent,
   libva,
+  udev,
 }:
 let
   src = lib.fileset.toSource {
@@ -30,6 +31,8 @@ let
     version = (lib.importTOML ../Cargo.toml).workspace.package.version;
     strictDeps = true;
     nativeBuildInputs = [ pkg-config ];
+    # The `udev` feature links libudev (block device identity for the mount probe).
+    buildInputs = [ udev ];
     # The identity tests compare our NSS look-ups with getent's.
     nativeCheckInputs = [ getent ];
     # The GPU probe dlopens libva.so.2 and libva-drm.so.2 (NVML comes from the driver, in

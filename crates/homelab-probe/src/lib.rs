@@ -33,7 +33,9 @@ pub mod model;
 pub mod nix_expr;
 pub mod nixos;
 pub mod plan;
+pub mod shell;
 pub mod sources;
+pub mod systemd;
 
 pub use host::Host;
 pub use model::expectations::{EXPECTATIONS_VERSION, Expectations, ExpectationsError};

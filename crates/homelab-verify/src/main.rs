@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use homelab_probe::{Expectations, Host, Report, check};
 
 /// Verify a homelab host after a move to NixOS: user and group ids, render nodes and who can
-/// open them, GPU encoders (NVENC, VA-API) and whether containers can get the GPU.
+/// open them, mounts, GPU encoders (NVENC, VA-API) and whether containers can get the GPU.
 ///
 /// With no command, runs `check` on this machine with built-in defaults.
 #[derive(Debug, Parser)]
@@ -63,6 +63,10 @@ struct CheckArgs {
     /// /var/lib/homelab-probe/report.json.
     #[arg(long, value_name = "FILE")]
     json_report: Option<PathBuf>,
+    /// Boot-time readiness: re-run the failing mount checks until they pass or DURATION
+    /// (`90s`, `2m`, `1m30s`) is up, pausing 250 ms at first and at most 4 s between tries.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    wait: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -97,7 +101,18 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         Some(file) => (Expectations::load(file)?, file.display().to_string()),
         None => (Expectations::builtin(), "built-in defaults".to_owned()),
     };
-    let findings = check::run(&host, &expectations);
+    let mut findings = check::run(&host, &expectations);
+    if let Some(timeout) = args.wait {
+        let mut last = std::collections::BTreeSet::new();
+        let mut clock = check::wait::SystemClock::start();
+        check::wait::wait_for_mounts(&host, &expectations, &mut findings, timeout, &mut clock, |failing, elapsed| {
+            if *failing != last {
+                let paths: Vec<&str> = failing.iter().map(String::as_str).collect();
+                eprintln!("homelab-verify: {:.1} s: waiting for {}", elapsed.as_secs_f64(), paths.join(", "));
+                last = failing.clone();
+            }
+        });
+    }
     let report = Report::new(&host, source, findings);
     let mut out = anstream::stdout();
     match args.format {

@@ -192,3 +192,49 @@ fn broken_sysroot_manifest_exits_2_naming_file_and_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("homelab-sysroot.toml:3:"), "{err}");
 }
+
+#[test]
+fn shadowed_mount_point_fails_with_a_safe_remedy() {
+    let out = verify()
+        .args(["check", "--format", "json", "--root"])
+        .arg(fixtures().join("mounts-shadowed"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let r = json(&out.stdout);
+    let f = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["probe"] == "mounts" && f["check"] == "shadowed_data")
+        .expect("a shadowed_data finding");
+    assert_eq!(f["subject"], "/mnt/PlexStorage");
+    assert_eq!(f["status"], "fail");
+    assert_eq!(f["evidence"]["entries"], 7);
+    assert_eq!(f["remedy"]["kind"], "manual");
+}
+
+#[test]
+fn wait_rechecks_until_the_deadline_then_fails() {
+    let start = std::time::Instant::now();
+    let out = verify()
+        .args(["check", "--format", "json", "--wait", "1500ms", "--root"])
+        .arg(fixtures().join("mounts-missing-disk"))
+        .output()
+        .unwrap();
+    assert!(start.elapsed() >= std::time::Duration::from_millis(1500), "it waited");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("waiting for /mnt/PlexDrive"), "{err}");
+    let r = json(&out.stdout);
+    let w = r["findings"].as_array().unwrap().iter().find(|f| f["check"] == "mount_wait").expect("mount_wait");
+    assert_eq!(w["status"], "fail");
+    assert_eq!(w["evidence"]["failing"], serde_json::json!(["/mnt/PlexDrive"]));
+    assert!(w["evidence"]["rechecks"].as_u64().unwrap() >= 3);
+
+    let out = verify().args(["check", "--wait", "90"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "a duration needs a unit");
+    let out = verify().args(["check", "--wait", "2m", "--root"]).arg(fixtures().join("mounts-ok")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "nothing to wait for: no pause");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("every mount check passed at the first try"));
+}

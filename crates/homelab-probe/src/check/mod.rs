@@ -4,7 +4,9 @@
 pub mod access;
 pub mod gpu;
 pub mod identity;
+pub mod mounts;
 pub mod render_node;
+pub mod wait;
 
 use crate::host::Host;
 use crate::host::identity::IdentityDb;
@@ -17,5 +19,6 @@ pub fn run(host: &Host, expectations: &Expectations) -> Vec<Finding> {
     let mut findings = identity::check(&ids, expectations);
     findings.extend(render_node::check(host, &ids, expectations));
     findings.extend(gpu::check(host, &ids, expectations));
+    findings.extend(mounts::check(host, expectations));
     findings
 }

@@ -11,8 +11,10 @@
 //! the type, owner, group and mode of such paths; see [`SysrootManifest`].
 
 pub mod acl;
+pub mod blockdev;
 pub mod drm;
 pub mod identity;
+pub mod mounts;
 pub mod nvml;
 pub mod vaapi;
 

@@ -31,6 +31,11 @@
 //! [gpu.vaapi]
 //! encode = ["hevc"]             # VA-API encode entrypoints that must exist
 //! node = "/dev/dri/renderD128"  # on this node (default: on any render node)
+//! [[mounts]]            # a filesystem that must be mounted (see model::mounts)
+//! path = "/mnt/PlexStorage"
+//! uuid = "7c1f0b7e-2d4a-4f61-9a53-3c5f2d1e9b10"
+//! fstype = "ext4"
+//! options = ["rw"]
 //! ```
 
 use std::collections::BTreeMap;
@@ -60,6 +65,11 @@ pub struct Expectations {
     /// `None` skips the render-node expectations (the inventory is still reported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub render: Option<RenderExpectation>,
+    /// Filesystems that must be mounted (`[[mounts]]`). The host's own `/etc/fstab` entries are
+    /// checked whether or not this is empty; an entry here for the same path replaces the
+    /// fstab-derived expectation (docs/mounts.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "crate::model::mounts::mount_list")]
+    pub mounts: Vec<crate::model::mounts::MountExpectation>,
     /// GPU encoders and container GPU access (`[gpu]`). Without the section the GPU probes
     /// still report what exists and require nothing.
     #[serde(default, skip_serializing_if = "GpuExpectation::is_empty")]
@@ -321,6 +331,7 @@ impl Expectations {
             users: BTreeMap::new(),
             render: Some(RenderExpectation::default()),
             gpu: GpuExpectation::default(),
+            mounts: Vec::new(),
         }
     }
 

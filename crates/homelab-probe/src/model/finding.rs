@@ -50,6 +50,8 @@ pub enum Probe {
     RenderNode,
     /// GPUs: inventory, NVENC (NVML), VA-API encode/decode, container GPU readiness.
     Gpu,
+    /// Mount readiness: fstab entries and expected mounts by UUID, fstype, rw/ro, shadowed data.
+    Mounts,
 }
 
 impl Probe {
@@ -59,6 +61,7 @@ impl Probe {
             Probe::Identity => "identity",
             Probe::RenderNode => "render_node",
             Probe::Gpu => "gpu",
+            Probe::Mounts => "mounts",
         }
     }
 }

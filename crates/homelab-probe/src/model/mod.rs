@@ -7,5 +7,6 @@ pub mod expectations;
 pub mod finding;
 pub mod gpu;
 pub mod inventory;
+pub mod mounts;
 pub mod report;
 pub mod snapshot;

@@ -7,7 +7,10 @@
 pub mod cdi;
 pub mod compose;
 pub mod docker;
+pub mod fstab;
 pub mod group;
+pub mod mangle;
+pub mod mountinfo;
 pub mod passwd;
 
 use std::fmt;
