@@ -1,7 +1,8 @@
 //! The migration round trip: capture a fixture "old host" (Pop!_OS: render gid 110, Plex with
 //! PUID 1000 / PGID 110, two data disks by UUID, an Intel iGPU), plan, then `check` the
 //! generated expectations against fixture "new hosts": one that matches, one where render kept
-//! NixOS's gid 303. Every generated module must parse with the real Nix parser.
+//! NixOS's gid 303, one with a data disk missing, one without the VA-API driver. Every
+//! generated module must parse with the real Nix parser.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -35,8 +36,8 @@ fn assert_parses(text: &str) {
     assert!(out.status.success(), "{}\n--- module ---\n{text}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// The two data disks and the system lines of the old host's fstab, as the snapshot records
-/// them once the fstab reader fills that section.
+/// Another old host's disks, put straight into the snapshot model: a data disk named by its
+/// kernel name with type `auto` in fstab, and a disk mounted by hand that fstab does not know.
 fn with_disks(mut s: Snapshot) -> Snapshot {
     let e = |line, spec: &str, file: &str, t: &str, opts: &str, pass| FstabEntry {
         line,
@@ -75,7 +76,6 @@ fn with_disks(mut s: Snapshot) -> Snapshot {
         fstype: "ext4".into(),
         options: vec!["rw".into()],
     }]);
-    s.gaps.retain(|g| !matches!(g.section.as_str(), "fstab" | "block_devices" | "mounts"));
     s
 }
 
@@ -111,6 +111,19 @@ fn capture_records_what_the_move_needs() {
     assert_eq!((plex.env("PUID"), plex.env("PGID")), (Some("1000"), Some("110")));
     assert!(!plex.environment.contains_key("PLEX_CLAIM"), "secrets stay out of the snapshot");
     assert_eq!(plex.dri_devices(), vec!["/dev/dri"]);
+    // Disks: fstab, the mount table and the block devices behind the mounts.
+    let fstab = s.fstab.as_ref().expect("fstab captured");
+    assert_eq!(fstab.len(), 6);
+    let drive = fstab.iter().find(|e| e.file == "/mnt/PlexDrive").unwrap();
+    assert_eq!(
+        (drive.line, drive.spec.as_str(), drive.vfstype.as_str()),
+        (10, "UUID=8e4b2d6f-3a1c-4f7e-b5d9-1c7e3a5f9b2d", "ext4")
+    );
+    let sdb1 = s.block_devices.as_ref().unwrap().iter().find(|b| b.name == "sdb1").unwrap();
+    assert_eq!(sdb1.uuid.as_deref(), Some("2f5a7c3e-1b9d-4e8f-a6c2-5d3b7e9f1a4c"));
+    assert_eq!(sdb1.mountpoints, ["/mnt/PlexStorage"]);
+    assert!(s.mounts.as_ref().unwrap().iter().any(|m| m.target == "/mnt/PlexDrive" && m.source == "/dev/sdc1"));
+    assert!(s.gaps.iter().all(|g| g.section == "data_roots"), "{:?}", s.gaps);
     // The snapshot survives its own JSON.
     let json = serde_json::to_string_pretty(&s).unwrap();
     assert_eq!(Snapshot::from_json_str(&json, Path::new("snapshot.json")).unwrap(), s);
@@ -171,6 +184,26 @@ fn new_host_with_render_303_fails_on_group_render_with_the_mk_force_remedy() {
 }
 
 #[test]
+fn new_host_with_a_disk_missing_fails_on_that_disk() {
+    let p = plan::plan(&capture_old_host()).unwrap();
+    assert_parses(&p.module);
+    assert!(p.module.contains("fileSystems.\"/mnt/PlexDrive\" = {"), "{}", p.module);
+    let host = Host::at(fixture("newhost-disk-missing")).unwrap();
+    let findings = check::run(&host, &p.expectations);
+    let failed: std::collections::BTreeSet<(&str, &str)> =
+        findings.iter().filter(|f| f.status == Status::Fail).map(|f| (f.check.as_str(), f.subject.as_str())).collect();
+    let want: std::collections::BTreeSet<(&str, &str)> =
+        [("mount_device", "/mnt/PlexDrive"), ("mounted", "/mnt/PlexDrive"), ("shadowed_data", "/mnt/PlexDrive")].into();
+    assert_eq!(failed, want, "{findings:#?}");
+    // The disk that is there passes.
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.check == "mount_source" && f.subject == "/mnt/PlexStorage" && f.status == Status::Pass)
+    );
+}
+
+#[test]
 fn data_disks_by_uuid_with_nofail_and_units_wait_for_them() {
     let p = plan::plan(&with_disks(capture_old_host())).unwrap();
     assert_parses(&p.module);
@@ -197,8 +230,6 @@ fn data_disks_by_uuid_with_nofail_and_units_wait_for_them() {
     );
     assert!(m.contains("RequiresMountsFor = [ \"/home/palav/Projects/homepage\" ];"), "{m}");
     assert!(p.warnings.iter().any(|w| w.subject == "/media/palav/Backup"), "{:?}", p.warnings);
-    // INTEGRATION: once the mount probe and its `[[mounts]]` expectations exist, the plan
-    // writes them and a new host without /mnt/PlexDrive must fail on that subject.
 }
 
 #[test]

@@ -8,23 +8,28 @@
 //! stack too. A stack belongs to the user whose home holds it, else to the owner of its
 //! directory; `~` in its volumes is that user's home.
 //!
-//! Block devices, fstab, mounts and the ownership summary of data roots come from the mount
-//! parsers and the drift scanner, which are separate pieces of work; until they are in, those
-//! sections are left out and listed in [`Snapshot::gaps`] (see `INTEGRATION` below).
+//! Block devices, fstab and mounts are read with the mount probe's readers ([`BlockDevices`],
+//! [`crate::sources::fstab`], [`mount_table`]). The ownership summary of data roots needs the
+//! drift scanner, a separate piece of work: until it is in, it is listed in [`Snapshot::gaps`]
+//! (see `INTEGRATION` below).
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::host::blockdev::BlockDevices;
 use crate::host::identity::{IdentityDb, SourceProblem};
+use crate::host::mounts::mount_table;
 use crate::host::{FileKind, Host, drm};
 use crate::model::compose::ComposeStack;
 use crate::model::report::{HostInfo, ToolInfo};
 use crate::model::snapshot::{
-    CapturedGroup, ComposeCapture, DataRoot, Gap, GroupUse, HUMAN_UID_MAX, HUMAN_UID_MIN, HumanUser, Identities,
-    SNAPSHOT_SCHEMA_VERSION, SearchDir, Snapshot,
+    BlockDevice, CapturedGroup, ComposeCapture, DataRoot, FstabEntry, Gap, GroupUse, HUMAN_UID_MAX, HUMAN_UID_MIN,
+    HumanUser, Identities, Mount, SNAPSHOT_SCHEMA_VERSION, SearchDir, Snapshot,
 };
 use crate::sources::compose::{self, ProjectSource};
+use crate::sources::fstab;
+use crate::sources::mountinfo::MountInfo;
 
 /// Where to look, besides the defaults.
 #[derive(Debug, Clone, Default)]
@@ -63,15 +68,9 @@ pub fn capture(host: &Host, opts: &CaptureOptions) -> Snapshot {
     let compose = compose_stacks(host, &ids, &users, opts, &mut gaps);
     let data_roots = data_roots(host, &ids, &opts.data_roots, &mut gaps);
 
-    // INTEGRATION: block devices (host/blockdev.rs), fstab (sources/fstab.rs) and mounts
-    // (sources/mountinfo.rs) come from the mount probe's parsers; until they are merged these
-    // sections stay empty and say so.
-    for section in ["block_devices", "fstab", "mounts"] {
-        gaps.push(Gap {
-            section: section.into(),
-            reason: "this build has no fstab, mountinfo and block-device readers yet".into(),
-        });
-    }
+    let fstab = fstab_entries(host, &mut gaps);
+    let (mounts, mount_table) = mount_entries(host, &mut gaps);
+    let block_devices = block_devices(host, &mount_table);
 
     let mut snapshot = Snapshot {
         schema_version: SNAPSHOT_SCHEMA_VERSION,
@@ -82,9 +81,9 @@ pub fn capture(host: &Host, opts: &CaptureOptions) -> Snapshot {
             .unwrap_or_else(|_| jiff::Timestamp::now())
             .to_string(),
         identities: Identities { users, groups: Vec::new() },
-        block_devices: None,
-        fstab: None,
-        mounts: None,
+        block_devices: Some(block_devices),
+        fstab,
+        mounts,
         drm_nodes,
         gpus,
         compose,
@@ -93,6 +92,92 @@ pub fn capture(host: &Host, opts: &CaptureOptions) -> Snapshot {
     };
     snapshot.identities.groups = groups_that_matter(&ids, &snapshot);
     snapshot
+}
+
+/// The host's `/etc/fstab`; a host without one has no entries. Bad lines are gaps (the rest is
+/// kept, as the mount probe keeps it).
+fn fstab_entries(host: &Host, gaps: &mut Vec<Gap>) -> Option<Vec<FstabEntry>> {
+    let file = Path::new(fstab::FSTAB);
+    let text = match host.read_to_string(file) {
+        Ok(t) => t,
+        Err(e) if e.io_kind() == Some(io::ErrorKind::NotFound) => return Some(Vec::new()),
+        Err(e) => {
+            gaps.push(Gap { section: "fstab".into(), reason: e.to_string() });
+            return None;
+        }
+    };
+    let parsed = fstab::parse(&text, file);
+    for e in parsed.errors {
+        gaps.push(Gap { section: "fstab".into(), reason: format!("{e} (line skipped)") });
+    }
+    Some(
+        parsed
+            .entries
+            .into_iter()
+            .map(|(line, e)| FstabEntry {
+                line,
+                spec: e.spec,
+                file: e.target,
+                vfstype: e.fstype,
+                options: e.options,
+                freq: e.freq.unwrap_or(0),
+                passno: e.passno.unwrap_or(0),
+            })
+            .collect(),
+    )
+}
+
+/// What was mounted (`/proc/self/mountinfo`), for the snapshot and for the block devices'
+/// mount points. A sysroot of a disk has no `/proc`: then the section is a gap.
+fn mount_entries(host: &Host, gaps: &mut Vec<Gap>) -> (Option<Vec<Mount>>, Vec<MountInfo>) {
+    let parsed = match mount_table(host) {
+        Ok(p) => p,
+        Err(e) => {
+            gaps.push(Gap { section: "mounts".into(), reason: e.to_string() });
+            return (None, Vec::new());
+        }
+    };
+    for e in parsed.errors {
+        gaps.push(Gap { section: "mounts".into(), reason: format!("{e} (line skipped)") });
+    }
+    let table: Vec<MountInfo> = parsed.entries.into_iter().map(|(_, m)| m).collect();
+    let mounts = table
+        .iter()
+        .map(|m| Mount {
+            target: m.mount_point.clone(),
+            source: m.source.clone().unwrap_or_default(),
+            fstype: m.fstype.clone(),
+            options: m.mount_options.iter().chain(&m.super_options).cloned().collect(),
+        })
+        .collect();
+    (Some(mounts), table)
+}
+
+/// Block devices as `lsblk -f` shows them: identity from sysfs, the `/dev/disk/by-*` links and
+/// (live host) udev; mount points from the mount table.
+fn block_devices(host: &Host, table: &[MountInfo]) -> Vec<BlockDevice> {
+    let devs = BlockDevices::load(host);
+    devs.devices
+        .iter()
+        .map(|d| {
+            let mountpoints = table
+                .iter()
+                .filter(|m| {
+                    devs.of_mount(host, m.major, m.minor, m.source.as_deref()).is_some_and(|x| x.name == d.name)
+                })
+                .map(|m| m.mount_point.clone())
+                .collect();
+            BlockDevice {
+                name: d.name.clone(),
+                path: d.devnode.clone(),
+                fstype: d.fstype.clone(),
+                uuid: d.uuid.clone(),
+                label: d.label.clone(),
+                partuuid: d.partuuid.clone(),
+                mountpoints,
+            }
+        })
+        .collect()
 }
 
 fn human_users(ids: &IdentityDb) -> Vec<HumanUser> {

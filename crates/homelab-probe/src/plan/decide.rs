@@ -11,6 +11,7 @@ use crate::model::expectations::{
     VaapiExpectation, VideoCodec,
 };
 use crate::model::inventory::{DrmNodeKind, GpuVendor};
+use crate::model::mounts::MountExpectation;
 use crate::model::snapshot::{FstabEntry, GroupUse, Snapshot};
 use crate::nixos;
 
@@ -164,6 +165,8 @@ pub struct Decisions {
     pub unchecked: Vec<(String, String)>,
     /// Render-node expectations.
     pub render: Option<RenderExpectation>,
+    /// The data filesystems `check` must find mounted (`[[mounts]]`).
+    pub mounts: Vec<MountExpectation>,
     /// GPU expectations: VA-API encode where a stack maps `/dev/dri` on an Intel or AMD GPU,
     /// NVENC where a stack asks the NVIDIA GPU for video, NVIDIA for containers.
     pub gpu: GpuExpectation,
@@ -192,14 +195,14 @@ impl Decisions {
                 (u.name.clone(), UserExpectation { uid: Some(u.uid), groups })
             })
             .collect();
-        // Integration point: `mounts` and `drift` sections join here once those expectation
-        // sections exist.
+        // Integration point: a `drift` section joins here once that expectation section exists.
         Expectations {
             version: EXPECTATIONS_VERSION,
             groups,
             users,
             render: self.render.clone(),
             gpu: self.gpu.clone(),
+            mounts: self.mounts.clone(),
         }
     }
 }
@@ -481,6 +484,10 @@ fn filesystems(snapshot: &Snapshot, d: &mut Decisions) {
         if !options.iter().any(|o| o == "nofail") {
             options.push("nofail".into());
         }
+        match mount_expectation(target, &device, &fs_type, bind || network) {
+            Ok(m) => d.mounts.push(m),
+            Err(e) => d.warn(target.to_owned(), format!("not checked by `check` ({e})")),
+        }
         d.filesystems.push(FsPlan {
             mount_point: target.to_owned(),
             device,
@@ -506,6 +513,32 @@ fn filesystems(snapshot: &Snapshot, d: &mut Decisions) {
             }
         }
     }
+}
+
+/// The `[[mounts]]` entry for a data filesystem: the path, the device by UUID or label (or its
+/// path), and the type; validated by the expectations file's own reader, so what the plan
+/// writes is what `check` reads back.
+fn mount_expectation(
+    path: &str,
+    device: &str,
+    fs_type: &str,
+    bind_or_network: bool,
+) -> Result<MountExpectation, String> {
+    let mut t = toml::Table::new();
+    t.insert("path".into(), path.into());
+    if !bind_or_network {
+        if let Some(u) = device.strip_prefix("/dev/disk/by-uuid/") {
+            t.insert("uuid".into(), u.into());
+        } else if let Some(l) = device.strip_prefix("/dev/disk/by-label/") {
+            t.insert("label".into(), crate::sources::fstab::decode_udev_name(l).into());
+        } else if device.starts_with('/') {
+            t.insert("device".into(), device.into());
+        }
+    }
+    if !matches!(fs_type, "auto" | "none") {
+        t.insert("fstype".into(), fs_type.into());
+    }
+    toml::Value::Table(t).try_into::<MountExpectation>().map_err(|e| e.message().to_owned())
 }
 
 fn graphics(snapshot: &Snapshot, d: &mut Decisions) {
