@@ -26,10 +26,12 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod check;
+pub mod drift;
 pub mod host;
 pub mod model;
 pub mod nix_expr;
 pub mod nixos;
+pub mod scan;
 pub mod sources;
 
 pub use host::Host;
