@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::drift::journal::{self, Header, Line, Record};
 use crate::drift::{DirRef, DriftError, DriftOptions, DriftReport, Offenders, prepare_roots, scan_prepared};
-use crate::scan::escape::{escape, escape_path, unescape_path};
 use crate::scan::FileId;
+use crate::scan::escape::{escape, escape_path, unescape_path};
 
 /// What [`apply`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -64,7 +64,10 @@ pub fn apply(opts: &DriftOptions, journal_path: &Path) -> Result<DriftReport, Dr
     let header = Header {
         journal: journal::JOURNAL_KIND.into(),
         version: journal::JOURNAL_VERSION,
-        created: jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now()).to_string(),
+        created: jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or_else(|_| jiff::Timestamp::now())
+            .to_string(),
         roots: roots.iter().map(|r| escape_path(r)).collect(),
         root_devs,
         uid: opts.expected.uid,
@@ -101,7 +104,8 @@ pub fn apply(opts: &DriftOptions, journal_path: &Path) -> Result<DriftReport, Dr
             // Without its record on disk, no change may be made.
             sum.failed += entries.len() as u64;
             if sum.failures.len() < samples {
-                sum.failures.push(format!("{}: journal write failed, nothing changed here: {err}", escape_path(&dir.path())));
+                sum.failures
+                    .push(format!("{}: journal write failed, nothing changed here: {err}", escape_path(&dir.path())));
             }
             return;
         }
@@ -109,7 +113,11 @@ pub fn apply(opts: &DriftOptions, journal_path: &Path) -> Result<DriftReport, Dr
             let fail = |sum: &mut FixSummary, err: Errno| {
                 sum.failed += 1;
                 if sum.failures.len() < samples {
-                    sum.failures.push(format!("{}: {}", escape_path(&dir.entry_path(e.name)), std::io::Error::from(err)));
+                    sum.failures.push(format!(
+                        "{}: {}",
+                        escape_path(&dir.entry_path(e.name)),
+                        std::io::Error::from(err)
+                    ));
                 }
             };
             match rustix::fs::statx(dir.fd(), e.name, AtFlags::SYMLINK_NOFOLLOW, MASK) {
@@ -307,13 +315,7 @@ fn undo_one(roots: &[UndoRoot], rec: &Record) -> Result<UndoOutcome, String> {
 }
 
 /// `chown` clears the set-user-ID and set-group-ID bits of a non-directory; put them back.
-fn restore_special_bits(
-    dir: &OwnedFd,
-    name: &CString,
-    rec: &Record,
-    id: FileId,
-    mode_now: u32,
-) -> Result<(), String> {
+fn restore_special_bits(dir: &OwnedFd, name: &CString, rec: &Record, id: FileId, mode_now: u32) -> Result<(), String> {
     const SPECIAL: u32 = 0o6000;
     let is_regular = rec.mode & 0o170000 == 0o100000;
     if !is_regular || rec.mode & SPECIAL == 0 || mode_now & 0o7777 == rec.mode & 0o7777 {

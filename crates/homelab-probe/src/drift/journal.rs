@@ -149,8 +149,8 @@ pub fn read(path: &Path) -> Result<Reader, DriftError> {
     let mut lines = BufReader::new(file);
     let mut first = Vec::new();
     lines.read_until(b'\n', &mut first).map_err(|e| jerr(path, e))?;
-    let header: Header = serde_json::from_slice(&first)
-        .map_err(|e| jerr(path, format!("line 1: not a drift journal header: {e}")))?;
+    let header: Header =
+        serde_json::from_slice(&first).map_err(|e| jerr(path, format!("line 1: not a drift journal header: {e}")))?;
     if header.journal != JOURNAL_KIND {
         return Err(jerr(path, format!("line 1: not a drift journal (journal = {:?})", header.journal)));
     }

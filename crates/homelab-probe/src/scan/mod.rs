@@ -482,7 +482,8 @@ pub fn scan(roots: &[PathBuf], opts: &ScanOptions, visitor: &dyn Visitor) -> Res
         let handles: Vec<_> = (0..threads)
             .map(|me| {
                 let ctx = &ctx;
-                let mut w = if me == 0 { std::mem::replace(&mut w0, WorkerState::new(0)) } else { WorkerState::new(me) };
+                let mut w =
+                    if me == 0 { std::mem::replace(&mut w0, WorkerState::new(0)) } else { WorkerState::new(me) };
                 s.spawn(move || {
                     let mut buf = vec![MaybeUninit::<u8>::uninit(); DIRENT_BUF];
                     while let Some(job) = ctx.pool.next(me) {
