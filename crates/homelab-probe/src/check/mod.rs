@@ -2,6 +2,7 @@
 //! printing, no exiting.
 
 pub mod access;
+pub mod drift;
 pub mod identity;
 pub mod render_node;
 
@@ -15,5 +16,6 @@ pub fn run(host: &Host, expectations: &Expectations) -> Vec<Finding> {
     let ids = IdentityDb::load(host);
     let mut findings = identity::check(&ids, expectations);
     findings.extend(render_node::check(host, &ids, expectations));
+    findings.extend(drift::check(host, expectations));
     findings
 }

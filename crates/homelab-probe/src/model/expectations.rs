@@ -23,6 +23,14 @@
 //! uid = 1000            # PUID
 //! gid = 110             # PGID
 //! groups = []           # supplementary gids (docker's group_add)
+//!
+//! [[drift]]             # file-ownership drift under a data root (bounded scan)
+//! root = "/mnt/PlexStorage"
+//! uid = 1000
+//! gid = 110
+//! exclude = [".Trash-*"] # optional globs (names, or paths below the root when they hold `/`)
+//! max_seconds = 60      # optional: stop after this long (default 60)
+//! max_entries = 5000000 # optional: stop after about this many entries (default: none)
 //! ```
 
 use std::collections::BTreeMap;
@@ -50,6 +58,57 @@ pub struct Expectations {
     /// `None` skips the render-node expectations (the inventory is still reported).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub render: Option<RenderExpectation>,
+    /// Data roots whose every entry must have one owner (`[[drift]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<DriftExpectation>,
+}
+
+/// One `[[drift]]` section: every entry under `root` must be owned by `uid`:`gid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftExpectation {
+    /// The directory to scan, an absolute host path (`/` is refused).
+    #[serde(deserialize_with = "drift_root")]
+    pub root: String,
+    /// The uid every entry must have.
+    pub uid: u32,
+    /// The gid every entry must have.
+    pub gid: u32,
+    /// Glob patterns of entries to skip (see [`crate::scan::Exclude`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "globs")]
+    pub exclude: Vec<String>,
+    /// Descend into other filesystems under the root.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cross_mounts: bool,
+    /// Stop after about this many entries (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_entries: Option<u64>,
+    /// Stop after this many seconds (default [`DriftExpectation::DEFAULT_MAX_SECONDS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_seconds: Option<u64>,
+}
+
+impl DriftExpectation {
+    /// The time limit of a `[[drift]]` scan when `max_seconds` is not given: `check` runs at
+    /// every switch and boot and must end.
+    pub const DEFAULT_MAX_SECONDS: u64 = 60;
+}
+
+fn drift_root<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let root = String::deserialize(d)?;
+    if !root.starts_with('/') {
+        return Err(serde::de::Error::custom(format!("drift root {root:?} must be an absolute path")));
+    }
+    if Path::new(&root).components().all(|c| matches!(c, std::path::Component::RootDir)) {
+        return Err(serde::de::Error::custom("drift root `/` is refused: name the data directory (e.g. /mnt/media)"));
+    }
+    Ok(root)
+}
+
+fn globs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let globs = Vec::<String>::deserialize(d)?;
+    crate::scan::Exclude::new(&globs).map_err(|e| serde::de::Error::custom(format!("bad exclude pattern: {e}")))?;
+    Ok(globs)
 }
 
 /// One expected user.
@@ -251,6 +310,7 @@ impl Expectations {
             groups: BTreeMap::new(),
             users: BTreeMap::new(),
             render: Some(RenderExpectation::default()),
+            drift: Vec::new(),
         }
     }
 

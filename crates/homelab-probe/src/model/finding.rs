@@ -48,6 +48,8 @@ pub enum Probe {
     Identity,
     /// Render and card nodes under `/dev/dri`: owner, group, mode, who can open them.
     RenderNode,
+    /// File-ownership drift under data roots (`[[drift]]`).
+    Drift,
 }
 
 impl Probe {
@@ -56,6 +58,7 @@ impl Probe {
         match self {
             Probe::Identity => "identity",
             Probe::RenderNode => "render_node",
+            Probe::Drift => "drift",
         }
     }
 }
