@@ -45,9 +45,21 @@ pub struct FixSummary {
 }
 
 const MASK: StatxFlags = StatxFlags::TYPE.union(StatxFlags::UID).union(StatxFlags::GID).union(StatxFlags::INO);
+const FIX_MASK: StatxFlags = MASK.union(StatxFlags::MODE).union(StatxFlags::BTIME);
 
 fn dev_of(stx: &rustix::fs::Statx) -> u64 {
     rustix::fs::makedev(stx.stx_dev_major, stx.stx_dev_minor)
+}
+
+/// `seconds.nanoseconds` of the birth time, when the filesystem reported one.
+fn btime_of(stx: &rustix::fs::Statx) -> Option<String> {
+    (stx.stx_mask & StatxFlags::BTIME.bits() != 0)
+        .then(|| format!("{}.{:09}", stx.stx_btime.tv_sec, stx.stx_btime.tv_nsec))
+}
+
+/// The identity the journal records: device, inode and birth time.
+fn same_file(stx: &rustix::fs::Statx, id: FileId, btime: &Option<String>) -> bool {
+    stx.stx_ino == id.ino && dev_of(stx) == id.dev && btime_of(stx) == *btime
 }
 
 /// Scans `opts.roots` and changes the owner of every offending entry to `opts.expected`,
@@ -79,37 +91,59 @@ pub fn apply(opts: &DriftOptions, journal_path: &Path) -> Result<DriftReport, Dr
     let state = Mutex::new((writer, FixSummary { journal: escape_path(journal_path), ..FixSummary::default() }));
     let (uid, gid) = (Uid::from_raw(opts.expected.uid), Gid::from_raw(opts.expected.gid));
     let sink = |_worker: usize, dir: &DirRef<'_>, entries: &Offenders<'_>| {
+        // Look at each entry once more, now with its birth time: that, with device and inode,
+        // is what undo will check. An entry that changed since the scan is left alone.
         let mut lines = String::new();
         let mut path = Vec::new();
-        for e in entries.iter() {
-            path.clear();
-            dir.write_entry_path(e.name, &mut path);
-            let rec = Record {
-                path: escape(&path),
-                dev: e.id.dev,
-                ino: e.id.ino,
-                mode: u32::from(e.mode),
-                uid: e.owner.uid,
-                gid: e.owner.gid,
-                new_uid: opts.expected.uid,
-                new_gid: opts.expected.gid,
-            };
-            // Plain data: serialisation cannot fail.
-            lines.push_str(&serde_json::to_string(&rec).unwrap_or_default());
-            lines.push('\n');
+        let mut todo: Vec<(usize, Option<String>)> = Vec::with_capacity(entries.len());
+        let mut skipped = 0u64;
+        for (i, e) in entries.iter().enumerate() {
+            match rustix::fs::statx(dir.fd(), e.name, AtFlags::SYMLINK_NOFOLLOW, FIX_MASK) {
+                Ok(now)
+                    if now.stx_ino == e.id.ino
+                        && dev_of(&now) == e.id.dev
+                        && (now.stx_uid, now.stx_gid) == (e.owner.uid, e.owner.gid) =>
+                {
+                    let btime = btime_of(&now);
+                    path.clear();
+                    dir.write_entry_path(e.name, &mut path);
+                    let rec = Record {
+                        path: escape(&path),
+                        dev: e.id.dev,
+                        ino: e.id.ino,
+                        btime: btime.clone(),
+                        mode: u32::from(now.stx_mode),
+                        uid: e.owner.uid,
+                        gid: e.owner.gid,
+                        new_uid: opts.expected.uid,
+                        new_gid: opts.expected.gid,
+                    };
+                    // Plain data: serialisation cannot fail.
+                    lines.push_str(&serde_json::to_string(&rec).unwrap_or_default());
+                    lines.push('\n');
+                    todo.push((i, btime));
+                }
+                _ => skipped += 1,
+            }
         }
         let mut guard = state.lock().unwrap_or_else(|p| p.into_inner());
         let (writer, sum) = &mut *guard;
+        sum.skipped += skipped;
+        if todo.is_empty() {
+            return;
+        }
         if let Err(err) = writer.append_synced(&lines) {
             // Without its record on disk, no change may be made.
-            sum.failed += entries.len() as u64;
+            sum.failed += todo.len() as u64;
             if sum.failures.len() < samples {
                 sum.failures
                     .push(format!("{}: journal write failed, nothing changed here: {err}", escape_path(&dir.path())));
             }
             return;
         }
-        for e in entries.iter() {
+        let all: Vec<_> = entries.iter().collect();
+        for (i, btime) in todo {
+            let e = all[i];
             let fail = |sum: &mut FixSummary, err: Errno| {
                 sum.failed += 1;
                 if sum.failures.len() < samples {
@@ -120,19 +154,17 @@ pub fn apply(opts: &DriftOptions, journal_path: &Path) -> Result<DriftReport, Dr
                     ));
                 }
             };
-            match rustix::fs::statx(dir.fd(), e.name, AtFlags::SYMLINK_NOFOLLOW, MASK) {
+            // Still the same file with the same owner, right before the change.
+            match rustix::fs::statx(dir.fd(), e.name, AtFlags::SYMLINK_NOFOLLOW, FIX_MASK) {
                 Ok(now)
-                    if now.stx_ino == e.id.ino
-                        && dev_of(&now) == e.id.dev
-                        && (now.stx_uid, now.stx_gid) == (e.owner.uid, e.owner.gid) =>
+                    if same_file(&now, e.id, &btime) && (now.stx_uid, now.stx_gid) == (e.owner.uid, e.owner.gid) =>
                 {
                     match rustix::fs::chownat(dir.fd(), e.name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW) {
                         Ok(()) => sum.changed += 1,
                         Err(err) => fail(sum, err),
                     }
                 }
-                Ok(_) => sum.skipped += 1,
-                Err(Errno::NOENT) => sum.skipped += 1,
+                Ok(_) | Err(Errno::NOENT) => sum.skipped += 1,
                 Err(err) => fail(sum, err),
             }
         }
@@ -278,17 +310,21 @@ fn undo_one(roots: &[UndoRoot], rec: &Record) -> Result<UndoOutcome, String> {
         }
     }
     let dir_fd = dir.as_ref().unwrap_or(&root.fd);
-    let now = match rustix::fs::statx(dir_fd, &name, AtFlags::SYMLINK_NOFOLLOW, MASK.union(StatxFlags::MODE)) {
+    let now = match rustix::fs::statx(dir_fd, &name, AtFlags::SYMLINK_NOFOLLOW, FIX_MASK) {
         Ok(s) => s,
         Err(Errno::NOENT) => return Ok(UndoOutcome::Skipped("gone".into())),
         Err(e) => return Err(format!("cannot stat: {}", std::io::Error::from(e))),
     };
     let dev = dev_of(&now);
     let same_dev = dev == rec.dev || (rec.dev == root.old_dev && dev == root.dev);
-    if now.stx_ino != rec.ino || !same_dev {
+    if now.stx_ino != rec.ino || !same_dev || (rec.btime.is_some() && btime_of(&now) != rec.btime) {
         return Ok(UndoOutcome::Skipped(format!(
-            "another file has this path now (inode {} on device {dev}, the fix changed inode {} on device {})",
-            now.stx_ino, rec.ino, rec.dev
+            "another file has this path now (inode {} on device {dev} born {}, the fix changed inode {} on device {} born {})",
+            now.stx_ino,
+            btime_of(&now).unwrap_or_else(|| "?".into()),
+            rec.ino,
+            rec.dev,
+            rec.btime.as_deref().unwrap_or("?")
         )));
     }
     let id = FileId { dev, ino: now.stx_ino };

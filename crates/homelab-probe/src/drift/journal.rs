@@ -2,14 +2,14 @@
 //!
 //! ```text
 //! {"journal":"homelab-probe drift fix","version":1,"created":"2026-11-25T01:02:03Z","roots":["/mnt/media"],"root_devs":[2049],"uid":1000,"gid":110}
-//! {"path":"/mnt/media/Movies/a.mkv","dev":2049,"ino":1234,"mode":33188,"uid":0,"gid":0,"new_uid":1000,"new_gid":110}
+//! {"path":"/mnt/media/Movies/a.mkv","dev":2049,"ino":1234,"btime":"1764032523.123456789","mode":33188,"uid":0,"gid":0,"new_uid":1000,"new_gid":110}
 //! ```
 //!
 //! - The first line is the [`Header`]: the roots the fix was confined to (absolute, no
 //!   symbolic links), the device number of each root when the fix ran, and the new owner.
 //! - Every other line is a [`Record`] of one change: the path (escaped as
 //!   [`crate::scan::escape`] says, so any file name round-trips and no name can break a line),
-//!   the file's identity (`dev`, `ino`), its `stx_mode` and its owner before the change.
+//!   the file's identity (`dev`, `ino` and, where the filesystem has it, `btime`), its `stx_mode` and its owner before the change.
 //! - Records are written and `fdatasync`ed *before* the changes they describe are made, one
 //!   batch (one directory) at a time. So after a crash or a kill at any point, every change
 //!   that happened has its record on disk. A last line without its newline is a torn write
@@ -65,6 +65,11 @@ pub struct Record {
     pub dev: u64,
     /// Inode number.
     pub ino: u64,
+    /// Birth time (`stx_btime`, `seconds.nanoseconds`) when the filesystem keeps one: inode
+    /// numbers are reused (ext4 gives a file created after a delete the same number at
+    /// once), so undo needs this to tell the fixed file from a newcomer at the same path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub btime: Option<String>,
     /// `stx_mode` before the change (type and permission bits; `chown` clears set-user-ID
     /// and set-group-ID bits of files, and undo puts them back).
     pub mode: u32,
