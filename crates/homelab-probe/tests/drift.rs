@@ -295,6 +295,12 @@ fn fix_then_undo_restores_every_owner_exactly() {
     std::fs::write(&suid, "").unwrap();
     std::os::unix::fs::lchown(&suid, Some(0), Some(0)).unwrap();
     std::fs::set_permissions(&suid, std::os::unix::fs::PermissionsExt::from_mode(0o4755)).unwrap();
+    // A file with capabilities (cap_net_raw+ep, VFS_CAP_REVISION_2): chown drops them too.
+    let capped = root.join("names/cap-tool");
+    std::fs::write(&capped, "").unwrap();
+    std::os::unix::fs::lchown(&capped, Some(0), Some(0)).unwrap();
+    let caps: [u8; 20] = [1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    rustix::fs::lsetxattr(&capped, "security.capability", &caps, rustix::fs::XattrFlags::empty()).unwrap();
     let before = owners(&root);
     let journal = t.path().join("fix.journal");
 
@@ -303,6 +309,8 @@ fn fix_then_undo_restores_every_owner_exactly() {
     assert_eq!(f.failed, 0, "{:?}", f.failures);
     assert_eq!(f.changed, report.offending);
     // Now clean; the journal has one record per change.
+    let mut gone = [0u8; 64];
+    assert!(rustix::fs::lgetxattr(&capped, "security.capability", &mut gone[..]).is_err(), "chown dropped them");
     let again = drift::scan(&opts(&root), None).unwrap();
     assert_eq!(again.offending, 0);
     let lines = std::fs::read_to_string(&journal).unwrap().lines().count() as u64;
@@ -312,6 +320,9 @@ fn fix_then_undo_restores_every_owner_exactly() {
     assert!(u.complete(), "{u:?}");
     assert_eq!(u.restored, report.offending);
     assert_eq!(owners(&root), before, "every owner and mode is back");
+    let mut back = [0u8; 64];
+    let n = rustix::fs::lgetxattr(&capped, "security.capability", &mut back[..]).expect("capabilities are back");
+    assert_eq!(&back[..n], &caps);
     // Undo twice is harmless.
     let u2 = fix::undo(&journal).unwrap();
     assert_eq!((u2.restored, u2.already), (0, report.offending));

@@ -13,7 +13,7 @@
 //!   that still has the owner the fix gave it: it never "restores" onto a different file that
 //!   took the path, nor over an owner someone set since.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
@@ -55,6 +55,26 @@ fn dev_of(stx: &rustix::fs::Statx) -> u64 {
 fn btime_of(stx: &rustix::fs::Statx) -> Option<String> {
     (stx.stx_mask & StatxFlags::BTIME.bits() != 0)
         .then(|| format!("{}.{:09}", stx.stx_btime.tv_sec, stx.stx_btime.tv_nsec))
+}
+
+const CAPS_XATTR: &CStr = c"security.capability";
+
+/// The `security.capability` attribute of entry `name` of `dir`, hex, if it has one. Read
+/// through `/proc/self/fd/DIRFD/NAME` with `lgetxattr`, so the path is resolved from the open
+/// directory, never from the root again.
+fn file_caps(dir: &DirRef<'_>, name: &CStr) -> Option<String> {
+    use rustix::fd::AsRawFd;
+    let mut p = format!("/proc/self/fd/{}/", dir.fd().as_raw_fd()).into_bytes();
+    p.extend_from_slice(name.to_bytes());
+    let p = CString::new(p).ok()?;
+    let mut buf = [0u8; 256];
+    let n = rustix::fs::lgetxattr(p.as_c_str(), CAPS_XATTR, &mut buf[..]).ok()?;
+    Some(buf[..n].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    (s.len() % 2 == 0).then_some(())?;
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// The identity the journal records: device, inode and birth time.
@@ -105,6 +125,8 @@ pub fn apply(opts: &DriftOptions, journal_path: &Path) -> Result<DriftReport, Dr
                         && (now.stx_uid, now.stx_gid) == (e.owner.uid, e.owner.gid) =>
                 {
                     let btime = btime_of(&now);
+                    let caps =
+                        if u32::from(now.stx_mode) & 0o170000 == 0o100000 { file_caps(dir, e.name) } else { None };
                     path.clear();
                     dir.write_entry_path(e.name, &mut path);
                     let rec = Record {
@@ -113,6 +135,7 @@ pub fn apply(opts: &DriftOptions, journal_path: &Path) -> Result<DriftReport, Dr
                         ino: e.id.ino,
                         btime: btime.clone(),
                         mode: u32::from(now.stx_mode),
+                        caps,
                         uid: e.owner.uid,
                         gid: e.owner.gid,
                         new_uid: opts.expected.uid,
@@ -350,20 +373,30 @@ fn undo_one(roots: &[UndoRoot], rec: &Record) -> Result<UndoOutcome, String> {
     Ok(UndoOutcome::Restored)
 }
 
-/// `chown` clears the set-user-ID and set-group-ID bits of a non-directory; put them back.
+/// `chown` clears the set-user-ID and set-group-ID bits and the file capabilities of a
+/// regular file; put them back.
 fn restore_special_bits(dir: &OwnedFd, name: &CString, rec: &Record, id: FileId, mode_now: u32) -> Result<(), String> {
     const SPECIAL: u32 = 0o6000;
     let is_regular = rec.mode & 0o170000 == 0o100000;
-    if !is_regular || rec.mode & SPECIAL == 0 || mode_now & 0o7777 == rec.mode & 0o7777 {
+    let mode_lost = rec.mode & SPECIAL != 0 && mode_now & 0o7777 != rec.mode & 0o7777;
+    if !is_regular || (!mode_lost && rec.caps.is_none()) {
         return Ok(());
     }
-    // Open the file itself (never a link) and check it is the same inode before chmod.
+    // Open the file itself (never a link) and check it is the same inode first.
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| format!("cannot reopen: {e}"))?;
     let stx = rustix::fs::statx(&fd, c"", AtFlags::EMPTY_PATH, StatxFlags::INO).map_err(|e| e.to_string())?;
     if stx.stx_ino != id.ino || dev_of(&stx) != id.dev {
         return Err("replaced while restoring its mode".into());
     }
-    rustix::fs::fchmod(&fd, Mode::from_raw_mode(rec.mode & 0o7777))
-        .map_err(|e| format!("owner restored, but not its set-user/group-ID bits: {e}"))
+    if let Some(caps) = &rec.caps {
+        let value = unhex(caps).ok_or("bad caps in the journal")?;
+        rustix::fs::fsetxattr(&fd, CAPS_XATTR, &value, rustix::fs::XattrFlags::empty())
+            .map_err(|e| format!("owner restored, but not its file capabilities: {e}"))?;
+    }
+    if mode_lost {
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(rec.mode & 0o7777))
+            .map_err(|e| format!("owner restored, but not its set-user/group-ID bits: {e}"))?;
+    }
+    Ok(())
 }

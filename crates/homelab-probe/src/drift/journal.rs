@@ -73,6 +73,10 @@ pub struct Record {
     /// `stx_mode` before the change (type and permission bits; `chown` clears set-user-ID
     /// and set-group-ID bits of files, and undo puts them back).
     pub mode: u32,
+    /// The file capabilities (`security.capability`, hex) of a regular file that had them:
+    /// `chown` removes them, and undo puts them back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caps: Option<String>,
     /// Owner before the change.
     pub uid: u32,
     /// Group before the change.
