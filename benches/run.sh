@@ -6,6 +6,9 @@
 #                                  edge (odd names, links, special files): warm and cold cache
 #   benches/run.sh --quick         a small media tree (20 x 5 x 20) and edge, 1 run each: a smoke
 #                                  test of this script (scripts/test-all runs it)
+#   benches/run.sh --rt            run every tool (ours and the peers alike) under SCHED_FIFO
+#                                  (`chrt -f 10`), so that other work on a shared machine (other
+#                                  builds, VMs) does not distort the timings; combine freely
 #   benches/run.sh --ten-million   also 10,100,000+ files (1000 x 100 x 100) on a loop-mounted
 #                                  ext4 image with its own inodes: peak RSS at scale
 #   BENCH_DIR=/path                where trees are made and kept (default /var/tmp/homelab-bench)
@@ -24,12 +27,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null 2>&1 || . "$HOME/.cargo/env"
 
-quick=0 ten=0
+quick=0 ten=0 rt=()
 for a in "$@"; do
   case "$a" in
     --quick) quick=1 ;;
     --ten-million) ten=1 ;;
-    *) echo "usage: benches/run.sh [--quick] [--ten-million]" >&2; exit 2 ;;
+    --rt) rt=(chrt -f 10) ;;
+    *) echo "usage: benches/run.sh [--quick] [--rt] [--ten-million]" >&2; exit 2 ;;
   esac
 done
 [[ $(id -u) -eq 0 ]] || { echo "benches/run.sh: must run as root (treegen chowns, cold runs drop caches)" >&2; exit 2; }
@@ -51,6 +55,7 @@ treegen=$PWD/target/release/treegen
 echo "== drift benchmark: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "   nproc: $(nproc); $(uptime | sed 's/^ *//')"
 echo "   $(find --version | head -1); bfs $(bfs --version | head -1 | awk '{print $2}'); $(fdfind --version); kernel $(uname -r)"
+echo "   scheduling: ${rt[*]:-normal (shared with whatever else runs)}"
 echo "   filesystem of $BENCH_DIR: $(findmnt -no FSTYPE,SOURCE -T "$BENCH_DIR" | tr -s ' ')"
 
 # make NAME KIND ARGS...: generate once; the marker keeps the arguments used.
@@ -97,17 +102,17 @@ time_one() {
   local tool=$1 dir=$2 f t0 t1; f=$(mktemp)
   t0=$EPOCHREALTIME
   if [[ $tool == fd ]]; then
-    /usr/bin/time -f "%e %M" -o "$f" fdfind -u -0 --one-file-system --owner "!$U" . "$dir" >/dev/null 2>&1 || true
+    "${rt[@]}" /usr/bin/time -f "%e %M" -o "$f" fdfind -u -0 --one-file-system --owner "!$U" . "$dir" >/dev/null 2>&1 || true
     local a; a=$(tail -1 "$f")
-    /usr/bin/time -f "%e %M" -o "$f" fdfind -u -0 --one-file-system --owner ":!$G" . "$dir" >/dev/null 2>&1 || true
+    "${rt[@]}" /usr/bin/time -f "%e %M" -o "$f" fdfind -u -0 --one-file-system --owner ":!$G" . "$dir" >/dev/null 2>&1 || true
     t1=$EPOCHREALTIME
     local b; b=$(tail -1 "$f")
     awk -v a="$a" -v b="$b" -v t0="$t0" -v t1="$t1" 'BEGIN{split(a,x," ");split(b,y," ");printf "%.4f %d\n", t1-t0, (x[2]>y[2]?x[2]:y[2])}'
   else
     case $tool in
-      ours) /usr/bin/time -f "%e %M" -o "$f" "$ours_bin" drift "$dir" --uid $U --gid $G --format paths0 --no-progress ;;
-      find) /usr/bin/time -f "%e %M" -o "$f" find "$dir" -xdev \( ! -uid $U -o ! -gid $G \) -print0 ;;
-      bfs) /usr/bin/time -f "%e %M" -o "$f" bfs "$dir" -xdev \( ! -uid $U -o ! -gid $G \) -print0 ;;
+      ours) "${rt[@]}" /usr/bin/time -f "%e %M" -o "$f" "$ours_bin" drift "$dir" --uid $U --gid $G --format paths0 --no-progress ;;
+      find) "${rt[@]}" /usr/bin/time -f "%e %M" -o "$f" find "$dir" -xdev \( ! -uid $U -o ! -gid $G \) -print0 ;;
+      bfs) "${rt[@]}" /usr/bin/time -f "%e %M" -o "$f" bfs "$dir" -xdev \( ! -uid $U -o ! -gid $G \) -print0 ;;
     esac >/dev/null 2>&1 || true
     t1=$EPOCHREALTIME
     awk -v t0="$t0" -v t1="$t1" -v l="$(tail -1 "$f")" 'BEGIN{split(l,x," "); printf "%.4f %d\n", t1-t0, x[2]}'
