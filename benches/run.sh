@@ -13,10 +13,12 @@
 #                                  ext4 image with its own inodes: peak RSS at scale
 #   BENCH_DIR=/path                where trees are made and kept (default /var/tmp/homelab-bench)
 #   RUNS=N                         warm runs per tool (default 5; the median is shown)
+#   COLD_RUNS=N                    cold runs per tool (default 3; the median is shown)
 #
 # For every tree it first checks that all four tools report the same set of paths (sorted,
 # NUL-separated; fd prints directories with a trailing /, which is stripped), then times
-# each: wall seconds (median of RUNS warm runs; one run after `echo 3 > drop_caches` cold),
+# each: wall seconds (median of RUNS warm runs; cold: median of COLD_RUNS runs, each after
+# `sync; echo 3 > /proc/sys/vm/drop_caches`),
 # files per second (entries in the tree / wall), peak RSS (max over runs, GNU time's %M), and
 # the ratio peer time / our time (above 1: we are faster).
 #
@@ -43,6 +45,7 @@ done
 
 BENCH_DIR=${BENCH_DIR:-/var/tmp/homelab-bench}
 RUNS=${RUNS:-5}
+COLD_RUNS=${COLD_RUNS:-3}
 U=1000 G=110
 (( quick )) && RUNS=1
 mkdir -p "$BENCH_DIR"
@@ -127,7 +130,7 @@ bench_tree() {
   echo
   echo "-- $name: $dir, $entries entries"
   check_agree "$dir"
-  local -A wall rss cold coldrss
+  local -A wall rss cold
   for t in ours find bfs fd; do
     time_one "$t" "$dir" >/dev/null   # warm the cache
     local times=() maxr=0
@@ -139,10 +142,18 @@ bench_tree() {
     rss[$t]=$maxr
   done
   if (( ! quick )); then
+    # Cold runs interleaved (ours, find, bfs, fd, ours, ...) so that a burst of other disk
+    # traffic hits every tool alike; the median of COLD_RUNS is shown.
+    local -A colds
+    for ((i = 0; i < COLD_RUNS; i++)); do
+      for t in ours find bfs fd; do
+        drop_caches
+        read -r s r < <(time_one "$t" "$dir")
+        colds[$t]+="$s "
+      done
+    done
     for t in ours find bfs fd; do
-      drop_caches
-      read -r s r < <(time_one "$t" "$dir")
-      cold[$t]=$s; coldrss[$t]=$r
+      cold[$t]=$(printf '%s\n' ${colds[$t]} | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}')
     done
   fi
   printf '   %-5s %10s %12s %10s %9s' tool "warm s" "files/s" "RSS MiB" "ratio"

@@ -47,7 +47,7 @@ pub struct DriftArgs {
     /// Paths shown per owner (the lexically first ones).
     #[arg(long, value_name = "N", default_value_t = 10)]
     samples: usize,
-    /// Worker threads (default: one per CPU).
+    /// Worker threads (default: two per CPU, which hides disk waits on a cold cache).
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
     /// Stop after about N entries (the result then cannot be clean).

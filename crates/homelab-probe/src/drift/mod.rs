@@ -40,7 +40,7 @@ pub struct DriftOptions {
     pub cross_mounts: bool,
     /// Paths kept per owner class and of errors (the lexically first ones).
     pub samples: usize,
-    /// Worker threads (0: one per CPU).
+    /// Worker threads (0: two per CPU, see [`scan::worker_count`]).
     pub threads: usize,
     /// Stop after about this many entries.
     pub max_entries: Option<u64>,
@@ -51,7 +51,7 @@ pub struct DriftOptions {
 }
 
 impl DriftOptions {
-    /// Options for `roots` and `expected` with the defaults: 10 samples, one thread per CPU,
+    /// Options for `roots` and `expected` with the defaults: 10 samples, two threads per CPU,
     /// no limits, no excludes, staying on each root's filesystem.
     pub fn new(roots: Vec<PathBuf>, expected: Owner) -> Self {
         DriftOptions {
