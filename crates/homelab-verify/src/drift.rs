@@ -138,15 +138,18 @@ pub fn run(args: &DriftArgs) -> anyhow::Result<ExitCode> {
     }
     let report = result?;
     let mut out = anstream::stdout();
-    match args.format {
+    let written = match args.format {
         DriftFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
+            serde_json::to_writer_pretty(&mut out, &report).map_err(std::io::Error::from).and_then(|_| writeln!(out))
         }
-        DriftFormat::Human => write_human(&mut out, &report, args.fix)?,
-        DriftFormat::Paths0 => {}
+        DriftFormat::Human => write_human(&mut out, &report, args.fix),
+        DriftFormat::Paths0 => Ok(()),
+    };
+    // `drift ... | head` closes the pipe early: not an error of the scan.
+    match written.and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
     }
-    out.flush()?;
     let ok = match &report.fix {
         Some(f) => f.failed == 0 && report.errors == 0 && report.stats.stopped.is_none(),
         None => report.clean(),

@@ -896,3 +896,34 @@ impl WorkerState {
         self.names.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn excluded(patterns: &[&str], rel_dir: &str, name: &str) -> bool {
+        Exclude::new(patterns).unwrap().matches(name.as_bytes(), rel_dir.as_bytes(), &mut Vec::new())
+    }
+
+    #[test]
+    fn exclude_names_and_paths() {
+        assert!(excluded(&["*.part"], "Movies/x", "a.part"));
+        assert!(excluded(&[".Trash-*"], "", ".Trash-1000"));
+        assert!(!excluded(&["*.part"], "", "a.mkv"));
+        // A pattern with `/` is a path below the root; a leading `/` anchors there too.
+        assert!(excluded(&["Movies/*/extras"], "Movies/Heat (1995)", "extras"));
+        assert!(!excluded(&["Movies/*/extras"], "Movies/a/b", "extras"), "* does not cross /");
+        assert!(excluded(&["Movies/**/extras"], "Movies/a/b", "extras"));
+        assert!(excluded(&["/incoming"], "", "incoming"));
+        assert!(!excluded(&["/incoming"], "x", "incoming"));
+        assert!(excluded(&["tmp/"], "a", "tmp"), "a trailing / is ignored");
+        assert!(Exclude::new(&["["]).is_err());
+        assert!(Exclude::default().is_empty());
+    }
+
+    #[test]
+    fn worker_count_defaults_to_two_per_cpu() {
+        assert_eq!(worker_count(3), 3);
+        assert_eq!(worker_count(0) % 2, 0);
+    }
+}
