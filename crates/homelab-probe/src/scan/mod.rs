@@ -595,8 +595,9 @@ enum Job<'c> {
     Open { parent: Arc<PathNode>, parent_fd: Option<Arc<SharedFd<'c>>>, name: CString, id: FileId },
     /// An open directory to read (a root).
     Read { node: Arc<PathNode>, fd: Arc<SharedFd<'c>> },
-    /// Names of a split directory to `statx` (each followed by a NUL).
-    Chunk { node: Arc<PathNode>, fd: Arc<SharedFd<'c>>, names: Vec<u8> },
+    /// Names of a split directory to `statx` (each followed by a NUL); `inflight` counts the
+    /// directory's chunks not yet done.
+    Chunk { node: Arc<PathNode>, fd: Arc<SharedFd<'c>>, names: Vec<u8>, inflight: Arc<AtomicUsize> },
 }
 
 struct RootInfo {
@@ -680,14 +681,10 @@ impl WorkerState {
                 }
             }
             Job::Read { node, fd } => self.read(ctx, node, fd, buf),
-            Job::Chunk { node, fd, names } => {
+            Job::Chunk { node, fd, names, inflight } => {
                 self.prepare_rel(ctx, &node);
-                for name in names.split_inclusive(|&b| b == 0) {
-                    let name = CStr::from_bytes_with_nul(name).unwrap_or_default();
-                    self.visit(ctx, &node, fd.fd.as_fd(), name);
-                }
-                self.flush(ctx, &node, fd.fd.as_fd());
-                self.push_dirs(ctx, &node, &fd);
+                self.visit_chunk(ctx, &node, &fd, &names);
+                inflight.fetch_sub(1, Ordering::Relaxed);
             }
         }
         let n = self.stats.entries - before;
@@ -785,6 +782,11 @@ impl WorkerState {
         let mut seen = 0usize;
         let mut chunk: Option<(Vec<u8>, usize)> = None;
         let split = ctx.threads > 1;
+        // Chunks of this directory queued and not yet done: the reader outruns the `statx`
+        // workers, so beyond a few per worker it does a chunk itself. Memory stays bounded
+        // however many entries one directory has.
+        let inflight = Arc::new(AtomicUsize::new(0));
+        let max_inflight = 2 * ctx.threads;
         let mut dir = RawDir::new(fd.fd.as_fd(), buf);
         while let Some(ent) = dir.next() {
             let ent = match ent {
@@ -803,9 +805,16 @@ impl WorkerState {
                 names.extend_from_slice(name.to_bytes_with_nul());
                 *n += 1;
                 if *n == CHUNK {
-                    let names = std::mem::replace(names, Vec::with_capacity(CHUNK * 24));
                     *n = 0;
-                    ctx.pool.push(self.me, Job::Chunk { node: node.clone(), fd: fd.clone(), names });
+                    if inflight.load(Ordering::Relaxed) >= max_inflight {
+                        self.visit_chunk(ctx, &node, &fd, names);
+                        names.clear();
+                    } else {
+                        let names = std::mem::replace(names, Vec::with_capacity(CHUNK * 24));
+                        inflight.fetch_add(1, Ordering::Relaxed);
+                        let job = Job::Chunk { node: node.clone(), fd: fd.clone(), names, inflight: inflight.clone() };
+                        ctx.pool.push(self.me, job);
+                    }
                 }
                 continue;
             }
@@ -821,10 +830,19 @@ impl WorkerState {
         if let Some((names, n)) = chunk
             && n > 0
         {
-            ctx.pool.push(self.me, Job::Chunk { node: node.clone(), fd: fd.clone(), names });
+            self.visit_chunk(ctx, &node, &fd, &names);
         }
         self.flush(ctx, &node, fd.fd.as_fd());
         self.push_dirs(ctx, &node, &fd);
+    }
+
+    fn visit_chunk<'c>(&mut self, ctx: &Ctx<'c>, node: &Arc<PathNode>, fd: &Arc<SharedFd<'c>>, names: &[u8]) {
+        for name in names.split_inclusive(|&b| b == 0) {
+            let name = CStr::from_bytes_with_nul(name).unwrap_or_default();
+            self.visit(ctx, node, fd.fd.as_fd(), name);
+        }
+        self.flush(ctx, node, fd.fd.as_fd());
+        self.push_dirs(ctx, node, fd);
     }
 
     fn push_dirs<'c>(&mut self, ctx: &Ctx<'c>, node: &Arc<PathNode>, fd: &Arc<SharedFd<'c>>) {
