@@ -329,6 +329,10 @@ struct ProgressBar {
 impl ProgressBar {
     fn start(p: Arc<Progress>) -> Self {
         let bar = indicatif::ProgressBar::new_spinner();
+        // `wide_msg` cuts the message to the terminal's width, so the line never wraps.
+        if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {wide_msg}") {
+            bar.set_style(style);
+        }
         bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(10));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (b, s) = (bar.clone(), stop.clone());
