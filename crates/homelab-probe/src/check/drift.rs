@@ -140,6 +140,53 @@ pub fn decide(root: &str, real: &std::path::Path, owner: Owner, r: &DriftReport)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::finding::Status;
+    use std::path::Path;
+
+    fn parse(text: &str) -> Result<Expectations, crate::ExpectationsError> {
+        Expectations::from_toml_str(text, Path::new("homelab-probe.toml"))
+    }
+
+    #[test]
+    fn drift_sections_parse_and_bad_input_names_the_line() {
+        let e = parse(
+            "version = 1\n[[drift]]\nroot = \"/mnt/media\"\nuid = 1000\ngid = 110\nexclude = [\"*.part\"]\nmax_entries = 5\n",
+        )
+        .unwrap();
+        assert_eq!(e.drift[0].root, "/mnt/media");
+        assert_eq!(e.drift[0].max_entries, Some(5));
+        let err = |t: &str| parse(t).unwrap_err().to_string();
+        assert!(err("version = 1\n[[drift]]\nroot = \"/\"\nuid = 1\ngid = 1\n").contains("homelab-probe.toml:3:"));
+        assert!(err("version = 1\n[[drift]]\nroot = \"media\"\nuid = 1\ngid = 1\n").contains("absolute"));
+        assert!(err("version = 1\n[[drift]]\nroot = \"/m\"\nuid = 1\n").contains("missing field `gid`"));
+        assert!(err("version = 1\n[[drift]]\nroot = \"/m\"\nuid = 1\ngid = 1\nexclude = [\"[\"]\n").contains(":6:"));
+        assert!(
+            err("version = 1\n[[drift]]\nroot = \"/m\"\nuid = 1\ngid = 1\nmax_files = 1\n").contains("unknown field")
+        );
+    }
+
+    #[test]
+    fn sysroot_roots_resolve_inside_and_decide_pass_fail_missing() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("data/a")).unwrap();
+        std::fs::write(t.path().join("data/a/f"), "").unwrap();
+        let host = Host::at(t.path()).unwrap();
+        let me = rustix::process::geteuid().as_raw();
+        let my_gid = rustix::process::getegid().as_raw();
+        let exp = |uid: u32, root: &str| {
+            parse(&format!("version = 1\n[[drift]]\nroot = \"{root}\"\nuid = {uid}\ngid = {my_gid}\n")).unwrap()
+        };
+        let f = check(&host, &exp(me, "/data"));
+        assert_eq!((f[0].check.as_str(), f[0].status), ("drift_owner", Status::Pass), "{f:?}");
+        assert_eq!(f[0].evidence["entries"], 3);
+        let f = check(&host, &exp(me + 1, "/data"));
+        assert_eq!((f[0].check.as_str(), f[0].status), ("drift_owner", Status::Fail));
+        assert_eq!(f[0].evidence["offending"], 3);
+        assert!(f[0].remedy.as_ref().unwrap().text.contains("--fix"));
+        let f = check(&host, &exp(me, "/missing"));
+        assert_eq!((f[0].check.as_str(), f[0].status), ("drift_root", Status::Fail));
+        assert!(f[0].remedy.is_some());
+    }
 
     #[test]
     fn quoting() {

@@ -15,7 +15,8 @@
 //!   an entry that is reported or an error; one small job is allocated per subdirectory;
 //! - directories are jobs on a work-stealing pool ([`pool`]); a directory with more than
 //!   [`SPLIT_AFTER`] entries is split: after that many, its names are copied in chunks of
-//!   [`CHUNK`] into jobs that other workers steal and `statx`;
+//!   [`CHUNK`] into jobs that other workers steal and `statx` (at most two queued per worker:
+//!   beyond that the reader does a chunk itself, so names never pile up in memory);
 //! - the filesystem boundary is the root's: a directory on another device (`stx_dev`) or
 //!   marked `STATX_ATTR_MOUNT_ROOT` (a bind mount on the same device) is reported like any
 //!   entry but not descended, as `find -xdev` does, unless `cross_mounts`;
