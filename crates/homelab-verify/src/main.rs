@@ -4,6 +4,7 @@
 //! Exit codes: 0 all checks passed (warnings and skips allowed), 1 at least one check failed,
 //! 2 bad usage or bad input (the message names the file and line).
 
+mod drift;
 mod human;
 mod report_file;
 
@@ -35,6 +36,8 @@ enum Command {
     /// Check the host against expectations (the post-switch verification).
     #[command(after_help = EXIT_CODES)]
     Check(CheckArgs),
+    /// Find files whose owner or group is not the expected uid/gid; plan, apply and undo a fix.
+    Drift(drift::DriftArgs),
 }
 
 #[derive(Debug, Args)]
@@ -73,11 +76,12 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Check(a)) => a,
-        None => cli.check,
+    let result = match cli.command {
+        Some(Command::Check(a)) => run_check(&a),
+        Some(Command::Drift(a)) => drift::run(&a),
+        None => run_check(&cli.check),
     };
-    match run_check(&args) {
+    match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("homelab-verify: error: {e:#}");
