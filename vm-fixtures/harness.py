@@ -218,6 +218,9 @@ class Scenario:
     files: Files = dataclasses.field(default_factory=dict)  # name -> text, in the scenario dir
     breaks: dict = dataclasses.field(default_factory=dict)  # name -> Break
     controls: tuple = ()  # Control
+    # The guest script brings the VM to its starting state itself, so several variants (breaks)
+    # of this scenario can run one after another in one boot. Only for scenarios without disks.
+    repeatable: bool = False
 
     def disks_for(self, brk: Optional[str]) -> tuple:
         return tuple(self.disks(brk) if callable(self.disks) else self.disks)
@@ -408,6 +411,11 @@ class Variant:
         return self.scenario.name if self.brk is None else f"{self.scenario.name}[break={self.brk}]"
 
     @property
+    def key(self) -> str:
+        """The variant's directory name under the shared directory."""
+        return self.scenario.name if self.brk is None else f"{self.scenario.name}+{self.brk}"
+
+    @property
     def without(self) -> set:
         return set(self.scenario.breaks[self.brk].without) if self.brk else set()
 
@@ -430,11 +438,14 @@ class Boot:
         return out
 
     def accepts(self, v: Variant) -> bool:
-        if any(o.scenario.name == v.scenario.name for o in self.variants):
+        same = [o for o in self.variants if o.scenario.name == v.scenario.name]
+        # Variants of one scenario share a boot only when it says it can run again in the same
+        # VM, and its disks (same names, UUIDs, labels) would not be attached twice.
+        if same and not (v.scenario.repeatable and not v.scenario.disks_for(v.brk)):
             return False
-        needed = {d for o in self.variants if not o.without for d in o.scenario.devices}
+        needed = {d for o in self.variants for d in o.scenario.devices if d not in o.without}
         banned = set().union(*(o.without for o in self.variants)) if self.variants else set()
-        wants = set() if v.without else set(v.scenario.devices)
+        wants = set(v.scenario.devices) - v.without
         return not (v.without & needed) and not (wants & banned)
 
 
@@ -451,7 +462,7 @@ def plan_boots(variants: list) -> list:
         else:
             boots.append(Boot(len(boots) + 1, [v]))
     for b in boots:
-        b.variants.sort(key=lambda v: (v.scenario.order, v.scenario.name))
+        b.variants.sort(key=lambda v: (v.scenario.order, v.scenario.name, v.brk or ""))
     return boots
 
 
@@ -499,7 +510,7 @@ def guest_script(env: Env, boot: Boot, share: Path) -> str:
         "boot_info > \"$SHARE/boot.json\"",
     ]
     for v in boot.variants:
-        lines.append(f"run_scenario {shlex.quote(v.scenario.name)} {shlex.quote(v.brk or '')}")
+        lines.append(f"run_scenario {shlex.quote(v.key)} {shlex.quote(v.brk or '')}")
     lines.append("echo done > \"$SHARE/done\"")
     return "\n".join(lines) + "\n"
 
@@ -540,7 +551,7 @@ def run_boot(env: Env, boot: Boot, log: Callable[[str], None]) -> list:
     disks = []
     try:
         for v in boot.variants:
-            sdir = share / v.scenario.name
+            sdir = share / v.key
             sdir.mkdir()
             (sdir / "guest.sh").write_text(v.scenario.guest)
             for name, text in v.scenario.files_for(v.brk).items():
@@ -607,7 +618,7 @@ def run_boot(env: Env, boot: Boot, log: Callable[[str], None]) -> list:
     scen_total = 0.0
     outcomes = []
     for v in boot.variants:
-        outcomes.append(finish_variant(env, v, share / v.scenario.name, timed_out))
+        outcomes.append(finish_variant(env, v, share / v.key, timed_out))
         scen_total += outcomes[-1].seconds
     note = f" (stopped: {timed_out})" if timed_out else ""
     log(f"boot {boot.index}: kernel {info.get('kernel')}, {wall:.1f} s wall, of which scenarios "

@@ -2,6 +2,7 @@
 assertion helpers, and disk images checked with blkid and debugfs (the oracles for what mkfs and
 debugfs wrote). Run: python3 -m unittest discover -s vm-fixtures -p 'test_*.py'"""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -47,6 +48,15 @@ class PlanBoots(unittest.TestCase):
         s = scenario("s", breaks={"p": Break("p"), "q": Break("q")})
         boots = harness.plan_boots([Variant(s, "p"), Variant(s, "q")])
         self.assertEqual(len(boots), 2)
+
+    def test_a_repeatable_scenario_without_disks_runs_its_breaks_in_one_boot(self):
+        breaks = {"p": Break("p"), "q": Break("q")}
+        s = dataclasses.replace(scenario("s", breaks=breaks), repeatable=True)
+        boots = harness.plan_boots([Variant(s, "q"), Variant(s, "p")])
+        self.assertEqual([[v.key for v in b.variants] for b in boots], [["s+p", "s+q"]])
+        disk = Disk("d", "12345678-1234-4234-8234-123456789abc", "D")
+        with_disk = dataclasses.replace(s, disks=(disk,))
+        self.assertEqual(len(harness.plan_boots([Variant(with_disk, "p"), Variant(with_disk, "q")])), 2)
 
 
 class Reports(unittest.TestCase):

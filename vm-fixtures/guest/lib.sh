@@ -58,10 +58,10 @@ udevd_restart() {
   udevadm control --ping --timeout=60
 }
 
-# Runs one scenario: its guest.sh in its directory, output in guest.log, exit code and time in
-# guest.json. $BREAK names a deliberate break (empty normally).
+# Runs one scenario variant: the guest.sh in $SHARE/DIR, output in guest.log, exit code and time
+# in guest.json. $BREAK names a deliberate break (empty normally).
 run_scenario() {
-  local name=$1 brk=$2 dir=$SHARE/$1
+  local dir=$SHARE/$1 brk=$2
   local t0 t1 rc
   t0=$(date +%s.%N)
   # Not `( ... ) || rc=$?`: bash ignores `set -e` inside a subshell that is part of an || list.

@@ -52,14 +52,15 @@ def expected_tree(disk):
 def flatten(devices):
     for d in devices:
         yield d
-        yield from flatten(d.get("children", []))
+        yield from flatten(d.get("children") or [])
 
 
 def check(r):
     devices = list(flatten(r.json_out("lsblk")["blockdevices"]))
     for disk, name in ((MEDIA, "vda"), (BACKUP, "vdb1")):
         found = [d for d in devices if d.get("uuid") == disk.uuid]
-        expect(len(found) == 1, f"lsblk in the guest shows no single device with UUID {disk.uuid}: {devices}")
+        seen_all = [(d["name"], d["uuid"], d["label"]) for d in devices]
+        expect(len(found) == 1, f"lsblk in the guest shows no single device with UUID {disk.uuid}: {seen_all}")
         d = found[0]
         part = disk.partition
         seen = (d["name"], d["label"], d["fstype"], d["partuuid"], d["partlabel"])
