@@ -22,6 +22,7 @@ let
       ../rustfmt.toml
       # Sources, and the fixture sysroots the tests read (plain files and symbolic links).
       ../crates
+      ../benches/treegen
     ];
   };
 

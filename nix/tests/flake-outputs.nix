@@ -59,7 +59,9 @@ case "flake inputs" (names flake.inputs) [ "crane" "nixpkgs" ]
 ++ case "default package is homelab-verify" (out.packages.x86_64-linux.default == pkg) true
 ++ case "package runs the tests in its build" pkg.args.doCheck true
 ++ case "package is built for its system" out.packages.aarch64-linux.homelab-verify.system "aarch64-linux"
-++ case "source set" (map (p: builtins.baseNameOf p) pkg.args.src._source) [ "Cargo.toml" "Cargo.lock" "rustfmt.toml" "crates" ]
+++ case "source set" (map (p: builtins.baseNameOf p) pkg.args.src._source) [ "Cargo.toml" "Cargo.lock" "rustfmt.toml" "crates" "treegen" ]
+# Every workspace member must be in the source set, or cargo cannot even load the workspace.
+++ case "source set holds every workspace member" (builtins.filter (m: !(builtins.elem "${toString ../..}/${builtins.head (builtins.split "/[*]" m)}" pkg.args.src._source)) (builtins.fromTOML (builtins.readFile ../../Cargo.toml)).workspace.members) [ ]
 ++ case "x86_64 checks" (names x86) [ "clippy" "homelab-verify" "nixos-mounts" "nixos-post-switch" "nixos-render-node" "rustfmt" "tests" ]
 ++ case "aarch64 checks: no VM tests" (names out.checks.aarch64-linux) [ "clippy" "homelab-verify" "rustfmt" "tests" ]
 ++ case "checks.homelab-verify is the package" (x86.homelab-verify == pkg) true

@@ -18,9 +18,37 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/migration").join(name)
 }
 
+/// A copy of fixture `name` whose media disk holds what the real one does: every entry under
+/// `mnt/PlexStorage` owned by 1000:110 (PUID:PGID). A checkout cannot hold other owners, so
+/// the copy is chowned; that needs root, as the test suite has (CI runs it as root).
+fn materialized(name: &str) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    assert!(Command::new("cp").arg("-a").arg(fixture(name)).arg(&root).status().unwrap().success());
+    let media = root.join("mnt/PlexStorage");
+    if media.exists() {
+        let out = Command::new("chown").args(["-R", "-h", "1000:110"]).arg(&media).output().unwrap();
+        assert!(
+            out.status.success(),
+            "chown 1000:110 needs root (run the tests as root, as CI does): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    t
+}
+
+fn host_of(t: &tempfile::TempDir) -> Host {
+    Host::at(t.path().join("root")).unwrap()
+}
+
 fn capture_old_host() -> Snapshot {
-    let host = Host::at(fixture("oldhost")).unwrap();
-    let opts = CaptureOptions { compose_dirs: vec![], data_roots: vec![PathBuf::from("/mnt/PlexStorage")] };
+    let t = materialized("oldhost");
+    let host = host_of(&t);
+    let opts = CaptureOptions {
+        compose_dirs: vec![],
+        data_roots: vec![PathBuf::from("/mnt/PlexStorage")],
+        scan_limit: Some(CaptureOptions::DEFAULT_SCAN_LIMIT),
+    };
     capture::capture(&host, &opts)
 }
 
@@ -163,8 +191,8 @@ fn plan_pins_render_with_mk_force_and_warns_about_the_journal_gateway() {
 #[test]
 fn new_host_that_matches_passes() {
     let p = plan::plan(&capture_old_host()).unwrap();
-    let host = Host::at(fixture("newhost-ok")).unwrap();
-    let findings = check::run(&host, &p.expectations);
+    let t = materialized("newhost-ok");
+    let findings = check::run(&host_of(&t), &p.expectations);
     let bad: Vec<_> = findings.iter().filter(|f| f.status == Status::Fail).collect();
     assert!(bad.is_empty(), "{bad:#?}");
     assert!(findings.iter().any(|f| f.check == "render_access" && f.subject == "/dev/dri/renderD128"));
@@ -173,8 +201,8 @@ fn new_host_that_matches_passes() {
 #[test]
 fn new_host_with_render_303_fails_on_group_render_with_the_mk_force_remedy() {
     let p = plan::plan(&capture_old_host()).unwrap();
-    let host = Host::at(fixture("newhost-render303")).unwrap();
-    let findings = check::run(&host, &p.expectations);
+    let t = materialized("newhost-render303");
+    let findings = check::run(&host_of(&t), &p.expectations);
     let failed: Vec<(&str, &str)> =
         findings.iter().filter(|f| f.status == Status::Fail).map(|f| (f.check.as_str(), f.subject.as_str())).collect();
     assert_eq!(failed, vec![("group_gid", "group render")]);
@@ -188,8 +216,8 @@ fn new_host_with_a_disk_missing_fails_on_that_disk() {
     let p = plan::plan(&capture_old_host()).unwrap();
     assert_parses(&p.module);
     assert!(p.module.contains("fileSystems.\"/mnt/PlexDrive\" = {"), "{}", p.module);
-    let host = Host::at(fixture("newhost-disk-missing")).unwrap();
-    let findings = check::run(&host, &p.expectations);
+    let t = materialized("newhost-disk-missing");
+    let findings = check::run(&host_of(&t), &p.expectations);
     let failed: std::collections::BTreeSet<(&str, &str)> =
         findings.iter().filter(|f| f.status == Status::Fail).map(|f| (f.check.as_str(), f.subject.as_str())).collect();
     let want: std::collections::BTreeSet<(&str, &str)> =
@@ -201,6 +229,29 @@ fn new_host_with_a_disk_missing_fails_on_that_disk() {
             .iter()
             .any(|f| f.check == "mount_source" && f.subject == "/mnt/PlexStorage" && f.status == Status::Pass)
     );
+}
+
+#[test]
+fn new_host_with_a_file_of_another_owner_fails_the_drift_check() {
+    let s = capture_old_host();
+    let own = s.data_roots[0].ownership.as_ref().expect("the media disk was walked");
+    assert!(own.complete);
+    // As many entries as `find ROOT -xdev` lists.
+    let find = Command::new("find").arg(fixture("oldhost/mnt/PlexStorage")).arg("-xdev").output().unwrap();
+    assert_eq!(own.entries, String::from_utf8_lossy(&find.stdout).lines().count() as u64);
+    assert_eq!((own.by_owner.len(), own.by_owner[0].uid, own.by_owner[0].gid), (1, 1000, 110));
+    let p = plan::plan(&s).unwrap();
+    let d = &p.expectations.drift;
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].root.as_str(), d[0].uid, d[0].gid), ("/mnt/PlexStorage", 1000, 110));
+    // After the move, a container running as root left a file behind.
+    let t = materialized("newhost-ok");
+    let srt = t.path().join("root/mnt/PlexStorage/Movies/Big Buck Bunny (2008)/Big Buck Bunny (2008).en.srt");
+    std::os::unix::fs::lchown(&srt, Some(0), Some(0)).unwrap();
+    let findings = check::run(&host_of(&t), &p.expectations);
+    let failed: Vec<(&str, &str)> =
+        findings.iter().filter(|f| f.status == Status::Fail).map(|f| (f.probe.name(), f.subject.as_str())).collect();
+    assert_eq!(failed, vec![("drift", "/mnt/PlexStorage")], "{findings:#?}");
 }
 
 #[test]
@@ -236,12 +287,9 @@ fn data_disks_by_uuid_with_nofail_and_units_wait_for_them() {
 fn new_host_without_the_va_api_driver_fails_on_the_render_node_with_the_package() {
     let p = plan::plan(&capture_old_host()).unwrap();
     // newhost-ok without /run/opengl-driver: hardware.graphics was not configured.
-    let t = tempfile::tempdir().unwrap();
-    let root = t.path().join("host");
-    let status = Command::new("cp").arg("-a").arg(fixture("newhost-ok")).arg(&root).status().unwrap();
-    assert!(status.success());
-    std::fs::remove_file(root.join("run/opengl-driver")).unwrap();
-    let findings = check::run(&Host::at(&root).unwrap(), &p.expectations);
+    let t = materialized("newhost-ok");
+    std::fs::remove_file(t.path().join("root/run/opengl-driver")).unwrap();
+    let findings = check::run(&host_of(&t), &p.expectations);
     let failed: Vec<(&str, &str)> =
         findings.iter().filter(|f| f.status == Status::Fail).map(|f| (f.check.as_str(), f.subject.as_str())).collect();
     assert_eq!(

@@ -4,6 +4,7 @@
 //! Exit codes: 0 all checks passed (warnings and skips allowed), 1 at least one check failed,
 //! 2 bad usage or bad input (the message names the file and line).
 
+mod drift;
 mod human;
 mod migrate;
 mod report_file;
@@ -36,6 +37,8 @@ enum Command {
     /// Check the host against expectations (the post-switch verification).
     #[command(after_help = EXIT_CODES)]
     Check(CheckArgs),
+    /// Find files whose owner or group is not the expected uid/gid; plan, apply and undo a fix.
+    Drift(drift::DriftArgs),
     /// Snapshot the old host before the move: users, groups, GPUs, render nodes, compose stacks.
     #[command(after_help = EXIT_CODES)]
     Capture(migrate::CaptureArgs),
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Check(a)) => run_check(&a),
+        Some(Command::Drift(a)) => drift::run(&a),
         Some(Command::Capture(a)) => migrate::run_capture(&a),
         Some(Command::Plan(a)) => migrate::run_plan(&a),
         None => run_check(&cli.check),

@@ -25,6 +25,9 @@ pub struct CaptureArgs {
     /// A data directory whose owner must survive the move, e.g. /mnt/PlexStorage (repeatable).
     #[arg(long = "data-root", value_name = "DIR")]
     data_roots: Vec<PathBuf>,
+    /// Time limit in seconds of the ownership walk of each data root (0: no limit).
+    #[arg(long = "scan-seconds", value_name = "N", default_value_t = CaptureOptions::DEFAULT_SCAN_LIMIT.as_secs())]
+    scan_seconds: u64,
     /// Where to write the snapshot (`-` for standard output).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     output: PathBuf,
@@ -61,7 +64,11 @@ pub fn run_capture(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
         refuse_existing(&args.output, args.force)?;
     }
     let host = Host::at(&args.root)?;
-    let opts = CaptureOptions { compose_dirs: args.compose_dirs.clone(), data_roots: args.data_roots.clone() };
+    let opts = CaptureOptions {
+        compose_dirs: args.compose_dirs.clone(),
+        data_roots: args.data_roots.clone(),
+        scan_limit: (args.scan_seconds > 0).then(|| std::time::Duration::from_secs(args.scan_seconds)),
+    };
     let snapshot = capture::capture(&host, &opts);
     let json = serde_json::to_string_pretty(&snapshot)? + "\n";
     if to_stdout {
@@ -108,7 +115,20 @@ fn summarize(out: &mut impl std::io::Write, s: &Snapshot) -> std::io::Result<()>
             Some(st) => format!("{}:{} {}", st.uid, st.gid, st.mode),
             None => "missing".into(),
         };
-        writeln!(out, "  data root {} {owner}", r.path)?;
+        let walk = match &r.ownership {
+            Some(o) => {
+                let owners: Vec<String> =
+                    o.by_owner.iter().map(|c| format!("{}:{} x{}", c.uid, c.gid, c.entries)).collect();
+                format!(
+                    ", {} entries{}: {}",
+                    o.entries,
+                    if o.complete { "" } else { " (cut short)" },
+                    owners.join(", ")
+                )
+            }
+            None => String::new(),
+        };
+        writeln!(out, "  data root {} {owner}{walk}", r.path)?;
     }
     for g in &s.gaps {
         writeln!(out, "  not captured: {}: {}", g.section, g.reason)?;

@@ -9,14 +9,17 @@
 //! directory; `~` in its volumes is that user's home.
 //!
 //! Block devices, fstab and mounts are read with the mount probe's readers ([`BlockDevices`],
-//! [`crate::sources::fstab`], [`mount_table`]). The ownership summary of data roots needs the
-//! drift scanner, a separate piece of work: until it is in, it is listed in [`Snapshot::gaps`]
-//! (see `INTEGRATION` below).
+//! [`crate::sources::fstab`], [`mount_table`]); who owns what below each data root, with the
+//! drift scanner ([`crate::drift`]), bounded by [`CaptureOptions::scan_limit`]. In a sysroot the
+//! walk sees the real owners of the files (a checkout cannot hold other owners; the manifest
+//! covers only the paths it lists).
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use crate::drift::{self, DriftOptions};
 use crate::host::blockdev::BlockDevices;
 use crate::host::identity::{IdentityDb, SourceProblem};
 use crate::host::mounts::mount_table;
@@ -25,20 +28,29 @@ use crate::model::compose::ComposeStack;
 use crate::model::report::{HostInfo, ToolInfo};
 use crate::model::snapshot::{
     BlockDevice, CapturedGroup, ComposeCapture, DataRoot, FstabEntry, Gap, GroupUse, HUMAN_UID_MAX, HUMAN_UID_MIN,
-    HumanUser, Identities, Mount, SNAPSHOT_SCHEMA_VERSION, SearchDir, Snapshot,
+    HumanUser, Identities, Mount, OwnerCount, Ownership, SNAPSHOT_SCHEMA_VERSION, SearchDir, Snapshot,
 };
+use crate::scan::Owner;
 use crate::sources::compose::{self, ProjectSource};
 use crate::sources::fstab;
 use crate::sources::mountinfo::MountInfo;
 
 /// Where to look, besides the defaults.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct CaptureOptions {
     /// Directories holding stacks (one level deep). Empty: `~/docker` and `~/Projects` of every
     /// human user.
     pub compose_dirs: Vec<PathBuf>,
-    /// Data roots to record (owner, and an ownership summary once the drift scanner exists).
+    /// Data roots to record: their owner, and who owns what below them.
     pub data_roots: Vec<PathBuf>,
+    /// Time limit of the ownership walk of each data root (`None`: no limit).
+    pub scan_limit: Option<Duration>,
+}
+
+impl CaptureOptions {
+    /// The default time limit of the ownership walk of a data root: a one-off capture can
+    /// afford minutes, and the drift scanner walks millions of entries in seconds.
+    pub const DEFAULT_SCAN_LIMIT: Duration = Duration::from_secs(600);
 }
 
 /// Default stack directories, relative to a home.
@@ -66,7 +78,7 @@ pub fn capture(host: &Host, opts: &CaptureOptions) -> Snapshot {
     };
     let gpus = drm::gpus(host, &drm_nodes);
     let compose = compose_stacks(host, &ids, &users, opts, &mut gaps);
-    let data_roots = data_roots(host, &ids, &opts.data_roots, &mut gaps);
+    let data_roots = data_roots(host, &ids, opts, &mut gaps);
 
     let fstab = fstab_entries(host, &mut gaps);
     let (mounts, mount_table) = mount_entries(host, &mut gaps);
@@ -304,9 +316,9 @@ fn compose_stacks(
     out
 }
 
-fn data_roots(host: &Host, ids: &IdentityDb, roots: &[PathBuf], gaps: &mut Vec<Gap>) -> Vec<DataRoot> {
+fn data_roots(host: &Host, ids: &IdentityDb, opts: &CaptureOptions, gaps: &mut Vec<Gap>) -> Vec<DataRoot> {
     let mut out = Vec::new();
-    for r in roots {
+    for r in &opts.data_roots {
         let stat = match host.stat(r) {
             Ok(s) if s.kind == FileKind::Dir || s.kind == FileKind::Symlink => Some(s),
             Ok(_) => {
@@ -318,22 +330,46 @@ fn data_roots(host: &Host, ids: &IdentityDb, roots: &[PathBuf], gaps: &mut Vec<G
                 None
             }
         };
-        // INTEGRATION: the ownership summary (counts per uid/gid) comes from the drift scanner.
+        let ownership =
+            stat.and_then(|st| match ownership(host, r, Owner { uid: st.uid, gid: st.gid }, opts.scan_limit) {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    gaps.push(Gap { section: "data_roots".into(), reason: format!("{}: {e}", r.display()) });
+                    None
+                }
+            });
         out.push(DataRoot {
             path: r.display().to_string(),
             owner_name: stat.and_then(|s| ids.user_by_uid(s.uid)).map(|u| u.name),
             group_name: stat.and_then(|s| ids.group_by_gid(s.gid)).map(|g| g.name),
             stat,
-            ownership: None,
-        });
-    }
-    if !roots.is_empty() {
-        gaps.push(Gap {
-            section: "data_roots".into(),
-            reason: "ownership summaries need the drift scanner, which this build does not have yet".into(),
+            ownership,
         });
     }
     out
+}
+
+/// Who owns what below `root` (a host path; in a sysroot it is resolved inside), with the
+/// drift scanner: it reports every entry not owned by `expected` (the root's own owner) per
+/// owner, and the others are `expected`'s. The walk stays on the root's filesystem.
+fn ownership(host: &Host, root: &Path, expected: Owner, limit: Option<Duration>) -> Result<Ownership, String> {
+    let real = host.resolve(root, true);
+    let mut opts = DriftOptions::new(vec![real], expected);
+    opts.samples = 0;
+    opts.max_duration = limit;
+    let report = drift::scan(&opts, None).map_err(|e| e.to_string())?;
+    let mut by_owner: Vec<OwnerCount> =
+        report.by_owner.iter().map(|c| OwnerCount { uid: c.uid, gid: c.gid, entries: c.count }).collect();
+    let theirs = report.stats.entries.saturating_sub(report.offending).saturating_sub(report.errors);
+    if theirs > 0 {
+        by_owner.push(OwnerCount { uid: expected.uid, gid: expected.gid, entries: theirs });
+    }
+    by_owner.sort_by(|a, b| b.entries.cmp(&a.entries).then((a.uid, a.gid).cmp(&(b.uid, b.gid))));
+    Ok(Ownership {
+        entries: report.stats.entries,
+        complete: report.stats.stopped.is_none() && report.errors == 0,
+        by_owner,
+    })
 }
 
 /// The groups that matter and why: render, video, docker; human users' groups; owners of DRM
@@ -363,6 +399,9 @@ fn groups_that_matter(ids: &IdentityDb, s: &Snapshot) -> Vec<CapturedGroup> {
     }
     for r in &s.data_roots {
         add(r.stat.map(|st| st.gid), GroupUse::DataRootOwner { path: r.path.clone() });
+        for c in r.ownership.iter().flat_map(|o| &o.by_owner) {
+            add(Some(c.gid), GroupUse::DataRootOwner { path: r.path.clone() });
+        }
     }
     for stack in &s.compose.stacks {
         for svc in &stack.services {

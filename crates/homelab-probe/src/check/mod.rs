@@ -2,6 +2,7 @@
 //! printing, no exiting.
 
 pub mod access;
+pub mod drift;
 pub mod gpu;
 pub mod identity;
 pub mod mounts;
@@ -20,5 +21,6 @@ pub fn run(host: &Host, expectations: &Expectations) -> Vec<Finding> {
     findings.extend(render_node::check(host, &ids, expectations));
     findings.extend(gpu::check(host, &ids, expectations));
     findings.extend(mounts::check(host, expectations));
+    findings.extend(drift::check(host, expectations));
     findings
 }

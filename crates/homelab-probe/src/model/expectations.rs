@@ -36,6 +36,14 @@
 //! uuid = "7c1f0b7e-2d4a-4f61-9a53-3c5f2d1e9b10"
 //! fstype = "ext4"
 //! options = ["rw"]
+//!
+//! [[drift]]             # file-ownership drift under a data root (bounded scan)
+//! root = "/mnt/PlexStorage"
+//! uid = 1000
+//! gid = 110
+//! exclude = [".Trash-*"] # optional globs (names, or paths below the root when they hold `/`)
+//! max_seconds = 60      # optional: stop after this long (default 60)
+//! max_entries = 5000000 # optional: stop after about this many entries (default: none)
 //! ```
 
 use std::collections::BTreeMap;
@@ -74,6 +82,9 @@ pub struct Expectations {
     /// still report what exists and require nothing.
     #[serde(default, skip_serializing_if = "GpuExpectation::is_empty")]
     pub gpu: GpuExpectation,
+    /// Data roots whose every entry must have one owner (`[[drift]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<DriftExpectation>,
 }
 
 /// What the host's GPUs must be able to do (`[gpu]`).
@@ -129,6 +140,54 @@ fn render_node_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D
         return Err(serde::de::Error::custom(format!("{p:?} is not a render node (/dev/dri/renderD128)")));
     }
     Ok(Some(p))
+}
+
+/// One `[[drift]]` section: every entry under `root` must be owned by `uid`:`gid`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftExpectation {
+    /// The directory to scan, an absolute host path (`/` is refused).
+    #[serde(deserialize_with = "drift_root")]
+    pub root: String,
+    /// The uid every entry must have.
+    pub uid: u32,
+    /// The gid every entry must have.
+    pub gid: u32,
+    /// Glob patterns of entries to skip (see [`crate::scan::Exclude`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "globs")]
+    pub exclude: Vec<String>,
+    /// Descend into other filesystems under the root.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cross_mounts: bool,
+    /// Stop after about this many entries (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_entries: Option<u64>,
+    /// Stop after this many seconds (default [`DriftExpectation::DEFAULT_MAX_SECONDS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_seconds: Option<u64>,
+}
+
+impl DriftExpectation {
+    /// The time limit of a `[[drift]]` scan when `max_seconds` is not given: `check` runs at
+    /// every switch and boot and must end.
+    pub const DEFAULT_MAX_SECONDS: u64 = 60;
+}
+
+fn drift_root<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let root = String::deserialize(d)?;
+    if !root.starts_with('/') {
+        return Err(serde::de::Error::custom(format!("drift root {root:?} must be an absolute path")));
+    }
+    if Path::new(&root).components().all(|c| matches!(c, std::path::Component::RootDir)) {
+        return Err(serde::de::Error::custom("drift root `/` is refused: name the data directory (e.g. /mnt/media)"));
+    }
+    Ok(root)
+}
+
+fn globs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let globs = Vec::<String>::deserialize(d)?;
+    crate::scan::Exclude::new(&globs).map_err(|e| serde::de::Error::custom(format!("bad exclude pattern: {e}")))?;
+    Ok(globs)
 }
 
 /// One expected user.
@@ -332,6 +391,7 @@ impl Expectations {
             render: Some(RenderExpectation::default()),
             gpu: GpuExpectation::default(),
             mounts: Vec::new(),
+            drift: Vec::new(),
         }
     }
 

@@ -52,6 +52,8 @@ pub enum Probe {
     Gpu,
     /// Mount readiness: fstab entries and expected mounts by UUID, fstype, rw/ro, shadowed data.
     Mounts,
+    /// File-ownership drift under data roots (`[[drift]]`).
+    Drift,
 }
 
 impl Probe {
@@ -62,6 +64,7 @@ impl Probe {
             Probe::RenderNode => "render_node",
             Probe::Gpu => "gpu",
             Probe::Mounts => "mounts",
+            Probe::Drift => "drift",
         }
     }
 }

@@ -236,9 +236,21 @@ pub struct DataRoot {
     pub owner_name: Option<String>,
     /// Name of the owning group.
     pub group_name: Option<String>,
-    /// Counts of entries per owner below it, when the scan ran.
+    /// Who owns what below it (the drift scanner's walk), when the scan ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ownership: Option<Vec<OwnerCount>>,
+    pub ownership: Option<Ownership>,
+}
+
+/// The owners of every entry below a data root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ownership {
+    /// Entries examined (the root included), like the lines `find ROOT -xdev` prints.
+    pub entries: u64,
+    /// Whether the walk saw everything (false: it stopped at the time limit, or some
+    /// directories could not be read).
+    pub complete: bool,
+    /// Entries per (uid, gid), most first.
+    pub by_owner: Vec<OwnerCount>,
 }
 
 /// How many entries one (uid, gid) pair owns below a data root.

@@ -7,8 +7,8 @@ use super::hardware::nvidia_turing_or_newer;
 use crate::check::gpu::remedy::{IntelGeneration, intel_generation};
 use crate::model::compose::{ComposeService, ComposeStack, Credentials};
 use crate::model::expectations::{
-    AccessExpectation, EXPECTATIONS_VERSION, Expectations, GpuExpectation, RenderExpectation, UserExpectation,
-    VaapiExpectation, VideoCodec,
+    AccessExpectation, DriftExpectation, EXPECTATIONS_VERSION, Expectations, GpuExpectation, RenderExpectation,
+    UserExpectation, VaapiExpectation, VideoCodec,
 };
 use crate::model::inventory::{DrmNodeKind, GpuVendor};
 use crate::model::mounts::MountExpectation;
@@ -167,6 +167,8 @@ pub struct Decisions {
     pub render: Option<RenderExpectation>,
     /// The data filesystems `check` must find mounted (`[[mounts]]`).
     pub mounts: Vec<MountExpectation>,
+    /// Data roots whose entries all had one owner on the old host (`[[drift]]`).
+    pub drift: Vec<DriftExpectation>,
     /// GPU expectations: VA-API encode where a stack maps `/dev/dri` on an Intel or AMD GPU,
     /// NVENC where a stack asks the NVIDIA GPU for video, NVIDIA for containers.
     pub gpu: GpuExpectation,
@@ -195,7 +197,6 @@ impl Decisions {
                 (u.name.clone(), UserExpectation { uid: Some(u.uid), groups })
             })
             .collect();
-        // Integration point: a `drift` section joins here once that expectation section exists.
         Expectations {
             version: EXPECTATIONS_VERSION,
             groups,
@@ -203,6 +204,7 @@ impl Decisions {
             render: self.render.clone(),
             gpu: self.gpu.clone(),
             mounts: self.mounts.clone(),
+            drift: self.drift.clone(),
         }
     }
 }
@@ -278,7 +280,59 @@ pub fn decide(snapshot: &Snapshot) -> Decisions {
     graphics(snapshot, &mut d);
     stacks(snapshot, &mut d);
     render(snapshot, &mut d);
+    data_roots(snapshot, &mut d);
     d
+}
+
+/// `[[drift]]` for every data root whose entries all had one owner on the old host; the others
+/// are warnings (their owners were mixed already, or the walk was cut short).
+fn data_roots(snapshot: &Snapshot, d: &mut Decisions) {
+    for r in &snapshot.data_roots {
+        let Some(o) = &r.ownership else { continue };
+        let owners: Vec<String> =
+            o.by_owner.iter().map(|c| format!("{}:{} ({} entries)", c.uid, c.gid, c.entries)).collect();
+        if !o.complete {
+            d.warn(
+                r.path.clone(),
+                format!(
+                    "the ownership walk did not see everything: no [[drift]] written (seen: {})",
+                    owners.join(", ")
+                ),
+            );
+            continue;
+        }
+        for c in &o.by_owner {
+            if c.uid != 0 && !snapshot.identities.users.iter().any(|u| u.uid == c.uid) {
+                d.warn(
+                    r.path.clone(),
+                    format!(
+                        "uid {} owns {} entries, but no user of the old host with uid 1000 or more has it",
+                        c.uid, c.entries
+                    ),
+                );
+            }
+        }
+        match o.by_owner.as_slice() {
+            [one] => {
+                let mut t = toml::Table::new();
+                t.insert("root".into(), r.path.clone().into());
+                t.insert("uid".into(), i64::from(one.uid).into());
+                t.insert("gid".into(), i64::from(one.gid).into());
+                match toml::Value::Table(t).try_into::<DriftExpectation>() {
+                    Ok(e) => d.drift.push(e),
+                    Err(e) => d.warn(r.path.clone(), format!("no [[drift]] written ({})", e.message())),
+                }
+            }
+            [] => {}
+            _ => d.warn(
+                r.path.clone(),
+                format!(
+                    "owners were already mixed on the old host ({}): no [[drift]] written; `homelab-verify drift` shows which entries differ",
+                    owners.join(", ")
+                ),
+            ),
+        }
+    }
 }
 
 fn groups(snapshot: &Snapshot, d: &mut Decisions) {
@@ -310,6 +364,10 @@ fn groups(snapshot: &Snapshot, d: &mut Decisions) {
         }
         reasons.dedup();
         if reasons.is_empty() {
+            continue;
+        }
+        // A group every NixOS system has with this very gid needs nothing.
+        if nixos::always_present_group(&g.name) && nixos::static_gid(&g.name) == Some(g.gid) {
             continue;
         }
         let nixos_gid = nixos::static_gid(&g.name).filter(|s| *s != g.gid);

@@ -74,6 +74,22 @@ pub fn render(snapshot: &Snapshot, d: &Decisions) -> String {
         let svcs: Vec<&str> = s.services.iter().map(|x| x.name.as_str()).collect();
         let _ = writeln!(o, "- stack {} in {}: {}", code(&s.name), code(&s.dir), text(&svcs.join(", ")));
     }
+    for r in &snapshot.data_roots {
+        let own = match &r.ownership {
+            Some(o) => {
+                let owners: Vec<String> =
+                    o.by_owner.iter().map(|c| format!("{}:{} ({})", c.uid, c.gid, c.entries)).collect();
+                format!(
+                    "{} entries{}: {}",
+                    o.entries,
+                    if o.complete { "" } else { " (walk cut short)" },
+                    owners.join(", ")
+                )
+            }
+            None => "not walked".into(),
+        };
+        let _ = writeln!(o, "- data root {}: {}", code(&r.path), text(&own));
+    }
     for g in &snapshot.gaps {
         let _ = writeln!(o, "- **not captured**: {}: {}", text(&g.section), text(&g.reason));
     }
@@ -105,6 +121,9 @@ pub fn render(snapshot: &Snapshot, d: &Decisions) -> String {
             let _ =
                 writeln!(o, "- `hardware.nvidia-container-toolkit.enable` for {}", text(&nv.toolkit_for.join("; ")));
         }
+    }
+    for e in &d.drift {
+        let _ = writeln!(o, "- `check` walks {} and expects every entry owned by {}:{}", code(&e.root), e.uid, e.gid);
     }
     if d.docker {
         let _ = writeln!(o, "- Docker with json-file log rotation (10m x 3)");

@@ -1,0 +1,402 @@
+//! Fixing drift, and undoing a fix.
+//!
+//! The safety model (docs/drift.md says it for users):
+//! - a plan ([`crate::drift::scan`]) changes nothing; [`apply`] is the only writer;
+//! - roots are refused when they are `/`, given through a symbolic link or with `..`
+//!   ([`crate::drift::prepare_roots`]); the walk itself opens every directory relative to its
+//!   parent with `O_NOFOLLOW`, so no change can land outside the roots;
+//! - every change is journaled ([`crate::drift::journal`]) and synced *before* it is made;
+//! - each change is `fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW)` relative to the
+//!   directory the entry was read from, right after a fresh `statx` shows it is still the same
+//!   inode with the same owner (a file replaced since the scan is left alone);
+//! - [`undo`] restores each recorded owner only on the same inode (device and inode number)
+//!   that still has the owner the fix gave it: it never "restores" onto a different file that
+//!   took the path, nor over an owner someone set since.
+
+use std::ffi::{CStr, CString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
+
+use rustix::fd::OwnedFd;
+use rustix::fs::{AtFlags, CWD, Gid, Mode, OFlags, StatxFlags, Uid};
+use rustix::io::Errno;
+use serde::{Deserialize, Serialize};
+
+use crate::drift::journal::{self, Header, Line, Record};
+use crate::drift::{DirRef, DriftError, DriftOptions, DriftReport, Offenders, prepare_roots, scan_prepared};
+use crate::scan::FileId;
+use crate::scan::escape::{escape, escape_path, unescape_path};
+
+/// What [`apply`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FixSummary {
+    /// The journal (escaped path).
+    pub journal: String,
+    /// Owners changed.
+    pub changed: u64,
+    /// Entries left alone because they changed (or vanished) between the scan and the fix.
+    pub skipped: u64,
+    /// Changes that failed (e.g. `EPERM` when not root); their records are in the journal
+    /// and undo leaves them.
+    pub failed: u64,
+    /// The first failures: path and error.
+    pub failures: Vec<String>,
+}
+
+const MASK: StatxFlags = StatxFlags::TYPE.union(StatxFlags::UID).union(StatxFlags::GID).union(StatxFlags::INO);
+const FIX_MASK: StatxFlags = MASK.union(StatxFlags::MODE).union(StatxFlags::BTIME);
+
+fn dev_of(stx: &rustix::fs::Statx) -> u64 {
+    rustix::fs::makedev(stx.stx_dev_major, stx.stx_dev_minor)
+}
+
+/// `seconds.nanoseconds` of the birth time, when the filesystem reported one.
+fn btime_of(stx: &rustix::fs::Statx) -> Option<String> {
+    (stx.stx_mask & StatxFlags::BTIME.bits() != 0)
+        .then(|| format!("{}.{:09}", stx.stx_btime.tv_sec, stx.stx_btime.tv_nsec))
+}
+
+const CAPS_XATTR: &CStr = c"security.capability";
+
+/// The `security.capability` attribute of entry `name` of `dir`, hex, if it has one. Read
+/// through `/proc/self/fd/DIRFD/NAME` with `lgetxattr`, so the path is resolved from the open
+/// directory, never from the root again.
+fn file_caps(dir: &DirRef<'_>, name: &CStr) -> Option<String> {
+    use rustix::fd::AsRawFd;
+    let mut p = format!("/proc/self/fd/{}/", dir.fd().as_raw_fd()).into_bytes();
+    p.extend_from_slice(name.to_bytes());
+    let p = CString::new(p).ok()?;
+    let mut buf = [0u8; 256];
+    let n = rustix::fs::lgetxattr(p.as_c_str(), CAPS_XATTR, &mut buf[..]).ok()?;
+    Some(buf[..n].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    (s.len() % 2 == 0).then_some(())?;
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+}
+
+/// The identity the journal records: device, inode and birth time.
+fn same_file(stx: &rustix::fs::Statx, id: FileId, btime: &Option<String>) -> bool {
+    stx.stx_ino == id.ino && dev_of(stx) == id.dev && btime_of(stx) == *btime
+}
+
+/// Scans `opts.roots` and changes the owner of every offending entry to `opts.expected`,
+/// journaling each change in `journal_path` (created; must not exist) before making it.
+/// Roots are checked with `for_fix` (see [`prepare_roots`]).
+pub fn apply(opts: &DriftOptions, journal_path: &Path) -> Result<DriftReport, DriftError> {
+    let roots = prepare_roots(&opts.roots, true)?;
+    let mut root_devs = Vec::with_capacity(roots.len());
+    for r in &roots {
+        let stx = rustix::fs::statx(CWD, r.as_path(), AtFlags::SYMLINK_NOFOLLOW, StatxFlags::INO)
+            .map_err(|e| DriftError::Root { path: r.clone(), message: e.to_string() })?;
+        root_devs.push(dev_of(&stx));
+    }
+    let header = Header {
+        journal: journal::JOURNAL_KIND.into(),
+        version: journal::JOURNAL_VERSION,
+        created: jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or_else(|_| jiff::Timestamp::now())
+            .to_string(),
+        roots: roots.iter().map(|r| escape_path(r)).collect(),
+        root_devs,
+        uid: opts.expected.uid,
+        gid: opts.expected.gid,
+    };
+    let writer = journal::Writer::create(journal_path, &header)?;
+    let skip = writer.id();
+    let samples = opts.samples.max(1);
+    let state = Mutex::new((writer, FixSummary { journal: escape_path(journal_path), ..FixSummary::default() }));
+    let (uid, gid) = (Uid::from_raw(opts.expected.uid), Gid::from_raw(opts.expected.gid));
+    let sink = |_worker: usize, dir: &DirRef<'_>, entries: &Offenders<'_>| {
+        // Look at each entry once more, now with its birth time: that, with device and inode,
+        // is what undo will check. An entry that changed since the scan is left alone.
+        let mut lines = String::new();
+        let mut path = Vec::new();
+        let mut todo: Vec<(usize, Option<String>)> = Vec::with_capacity(entries.len());
+        let mut skipped = 0u64;
+        for (i, e) in entries.iter().enumerate() {
+            match rustix::fs::statx(dir.fd(), e.name, AtFlags::SYMLINK_NOFOLLOW, FIX_MASK) {
+                Ok(now)
+                    if now.stx_ino == e.id.ino
+                        && dev_of(&now) == e.id.dev
+                        && (now.stx_uid, now.stx_gid) == (e.owner.uid, e.owner.gid) =>
+                {
+                    let btime = btime_of(&now);
+                    let caps =
+                        if u32::from(now.stx_mode) & 0o170000 == 0o100000 { file_caps(dir, e.name) } else { None };
+                    path.clear();
+                    dir.write_entry_path(e.name, &mut path);
+                    let rec = Record {
+                        path: escape(&path),
+                        dev: e.id.dev,
+                        ino: e.id.ino,
+                        btime: btime.clone(),
+                        mode: u32::from(now.stx_mode),
+                        caps,
+                        uid: e.owner.uid,
+                        gid: e.owner.gid,
+                        new_uid: opts.expected.uid,
+                        new_gid: opts.expected.gid,
+                    };
+                    // Plain data: serialisation cannot fail.
+                    lines.push_str(&serde_json::to_string(&rec).unwrap_or_default());
+                    lines.push('\n');
+                    todo.push((i, btime));
+                }
+                _ => skipped += 1,
+            }
+        }
+        let mut guard = state.lock().unwrap_or_else(|p| p.into_inner());
+        let (writer, sum) = &mut *guard;
+        sum.skipped += skipped;
+        if todo.is_empty() {
+            return;
+        }
+        if let Err(err) = writer.append_synced(&lines) {
+            // Without its record on disk, no change may be made.
+            sum.failed += todo.len() as u64;
+            if sum.failures.len() < samples {
+                sum.failures
+                    .push(format!("{}: journal write failed, nothing changed here: {err}", escape_path(&dir.path())));
+            }
+            return;
+        }
+        let all: Vec<_> = entries.iter().collect();
+        for (i, btime) in todo {
+            let e = all[i];
+            let fail = |sum: &mut FixSummary, err: Errno| {
+                sum.failed += 1;
+                if sum.failures.len() < samples {
+                    sum.failures.push(format!(
+                        "{}: {}",
+                        escape_path(&dir.entry_path(e.name)),
+                        std::io::Error::from(err)
+                    ));
+                }
+            };
+            // Still the same file with the same owner, right before the change.
+            match rustix::fs::statx(dir.fd(), e.name, AtFlags::SYMLINK_NOFOLLOW, FIX_MASK) {
+                Ok(now)
+                    if same_file(&now, e.id, &btime) && (now.stx_uid, now.stx_gid) == (e.owner.uid, e.owner.gid) =>
+                {
+                    match rustix::fs::chownat(dir.fd(), e.name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(()) => sum.changed += 1,
+                        Err(err) => fail(sum, err),
+                    }
+                }
+                Ok(_) | Err(Errno::NOENT) => sum.skipped += 1,
+                Err(err) => fail(sum, err),
+            }
+        }
+    };
+    let mut report = scan_prepared(&roots, opts, Some(skip), Some(&sink))?;
+    let (_, summary) = state.into_inner().unwrap_or_else(|p| p.into_inner());
+    report.fix = Some(summary);
+    Ok(report)
+}
+
+/// What [`undo`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UndoReport {
+    /// The journal (escaped path).
+    pub journal: String,
+    /// Records read.
+    pub records: u64,
+    /// Owners put back.
+    pub restored: u64,
+    /// Entries that already had their old owner (the change never happened, or was undone).
+    pub already: u64,
+    /// Entries left alone: gone, replaced by another file, or given another owner since the
+    /// fix. Each is listed in `problems`.
+    pub skipped: u64,
+    /// Restores that failed, and lines that are not records.
+    pub failed: u64,
+    /// Whether the journal ended in a torn (half-written) line, whose change never happened.
+    pub torn_tail: bool,
+    /// The first problems, one sentence each.
+    pub problems: Vec<String>,
+}
+
+impl UndoReport {
+    /// True when every recorded change is undone (restored or already so).
+    pub fn complete(&self) -> bool {
+        self.skipped == 0 && self.failed == 0
+    }
+}
+
+/// Most problems listed in an [`UndoReport`].
+const UNDO_PROBLEMS: usize = 50;
+
+struct UndoRoot {
+    path: PathBuf,
+    fd: OwnedFd,
+    old_dev: u64,
+    dev: u64,
+}
+
+/// Restores every owner recorded in `journal_path`. Safe to run more than once, and on the
+/// journal of an interrupted fix.
+pub fn undo(journal_path: &Path) -> Result<UndoReport, DriftError> {
+    let mut reader = journal::read(journal_path)?;
+    let bad = |message: String| DriftError::Journal { path: journal_path.to_path_buf(), message };
+    let mut roots = Vec::new();
+    for (text, &old_dev) in reader.header.roots.iter().zip(&reader.header.root_devs) {
+        let path = unescape_path(text).map_err(|e| bad(format!("line 1: root {text:?}: {e}")))?;
+        let real = path.canonicalize().map_err(|e| bad(format!("root {}: {e}", escape_path(&path))))?;
+        if real != path || real == Path::new("/") || !path.is_absolute() {
+            return Err(bad(format!(
+                "root {} is `/` or now resolves through a symbolic link (to {}): refusing to undo",
+                escape_path(&path),
+                escape_path(&real)
+            )));
+        }
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(CWD, path.as_path(), flags, Mode::empty())
+            .map_err(|e| bad(format!("root {}: {e}", escape_path(&path))))?;
+        let stx = rustix::fs::statx(&fd, c"", AtFlags::EMPTY_PATH, StatxFlags::INO)
+            .map_err(|e| bad(format!("root {}: {e}", escape_path(&path))))?;
+        roots.push(UndoRoot { path, fd, old_dev, dev: dev_of(&stx) });
+    }
+    let mut rep = UndoReport { journal: escape_path(journal_path), ..UndoReport::default() };
+    let note = |rep: &mut UndoReport, msg: String| {
+        if rep.problems.len() < UNDO_PROBLEMS {
+            rep.problems.push(msg);
+        }
+    };
+    while let Some(line) = reader.next_record()? {
+        let (no, rec) = match line {
+            Line::Record(no, rec) => (no, rec),
+            Line::Bad(_, msg) => {
+                rep.failed += 1;
+                note(&mut rep, msg);
+                continue;
+            }
+        };
+        rep.records += 1;
+        match undo_one(&roots, &rec) {
+            Ok(UndoOutcome::Restored) => rep.restored += 1,
+            Ok(UndoOutcome::Already) => rep.already += 1,
+            Ok(UndoOutcome::Skipped(why)) => {
+                rep.skipped += 1;
+                note(&mut rep, format!("{}: left alone: {why} (journal line {no})", rec.path));
+            }
+            Err(why) => {
+                rep.failed += 1;
+                note(&mut rep, format!("{}: {why} (journal line {no})", rec.path));
+            }
+        }
+    }
+    rep.torn_tail = reader.torn_tail;
+    Ok(rep)
+}
+
+enum UndoOutcome {
+    Restored,
+    Already,
+    Skipped(String),
+}
+
+fn undo_one(roots: &[UndoRoot], rec: &Record) -> Result<UndoOutcome, String> {
+    let path = unescape_path(&rec.path).map_err(|e| format!("bad path: {e}"))?;
+    let root = roots
+        .iter()
+        .filter(|r| path.starts_with(&r.path))
+        .max_by_key(|r| r.path.as_os_str().len())
+        .ok_or("not under any root of the journal: refusing")?;
+    let rel = path.strip_prefix(&root.path).map_err(|e| e.to_string())?;
+    let mut names = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => names.push(CString::new(n.as_bytes()).map_err(|e| e.to_string())?),
+            _ => return Err("path has `.`, `..` or a root inside: refusing".into()),
+        }
+    }
+    let name = names.pop().unwrap_or_else(|| c".".to_owned());
+    // Walk down from the root, never following a symbolic link.
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mut dir: Option<OwnedFd> = None;
+    for n in &names {
+        let next = match &dir {
+            Some(d) => rustix::fs::openat(d, n, flags, Mode::empty()),
+            None => rustix::fs::openat(&root.fd, n, flags, Mode::empty()),
+        };
+        match next {
+            Ok(fd) => dir = Some(fd),
+            Err(Errno::NOENT) => return Ok(UndoOutcome::Skipped("a parent directory is gone".into())),
+            Err(Errno::LOOP | Errno::NOTDIR) => {
+                return Ok(UndoOutcome::Skipped("a parent directory was replaced by a link or a file".into()));
+            }
+            Err(e) => return Err(format!("cannot open parent: {}", std::io::Error::from(e))),
+        }
+    }
+    let dir_fd = dir.as_ref().unwrap_or(&root.fd);
+    let now = match rustix::fs::statx(dir_fd, &name, AtFlags::SYMLINK_NOFOLLOW, FIX_MASK) {
+        Ok(s) => s,
+        Err(Errno::NOENT) => return Ok(UndoOutcome::Skipped("gone".into())),
+        Err(e) => return Err(format!("cannot stat: {}", std::io::Error::from(e))),
+    };
+    let dev = dev_of(&now);
+    let same_dev = dev == rec.dev || (rec.dev == root.old_dev && dev == root.dev);
+    if now.stx_ino != rec.ino || !same_dev || (rec.btime.is_some() && btime_of(&now) != rec.btime) {
+        return Ok(UndoOutcome::Skipped(format!(
+            "another file has this path now (inode {} on device {dev} born {}, the fix changed inode {} on device {} born {})",
+            now.stx_ino,
+            btime_of(&now).unwrap_or_else(|| "?".into()),
+            rec.ino,
+            rec.dev,
+            rec.btime.as_deref().unwrap_or("?")
+        )));
+    }
+    let id = FileId { dev, ino: now.stx_ino };
+    let cur = (now.stx_uid, now.stx_gid);
+    if cur == (rec.uid, rec.gid) {
+        return Ok(UndoOutcome::Already);
+    }
+    if cur != (rec.new_uid, rec.new_gid) {
+        return Ok(UndoOutcome::Skipped(format!(
+            "owner is {}:{} now, not the {}:{} the fix set: someone changed it since",
+            cur.0, cur.1, rec.new_uid, rec.new_gid
+        )));
+    }
+    rustix::fs::chownat(
+        dir_fd,
+        &name,
+        Some(Uid::from_raw(rec.uid)),
+        Some(Gid::from_raw(rec.gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| format!("chown failed: {}", std::io::Error::from(e)))?;
+    restore_special_bits(dir_fd, &name, rec, id, u32::from(now.stx_mode))?;
+    Ok(UndoOutcome::Restored)
+}
+
+/// `chown` clears the set-user-ID and set-group-ID bits and the file capabilities of a
+/// regular file; put them back.
+fn restore_special_bits(dir: &OwnedFd, name: &CString, rec: &Record, id: FileId, mode_now: u32) -> Result<(), String> {
+    const SPECIAL: u32 = 0o6000;
+    let is_regular = rec.mode & 0o170000 == 0o100000;
+    let mode_lost = rec.mode & SPECIAL != 0 && mode_now & 0o7777 != rec.mode & 0o7777;
+    if !is_regular || (!mode_lost && rec.caps.is_none()) {
+        return Ok(());
+    }
+    // Open the file itself (never a link) and check it is the same inode first.
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).map_err(|e| format!("cannot reopen: {e}"))?;
+    let stx = rustix::fs::statx(&fd, c"", AtFlags::EMPTY_PATH, StatxFlags::INO).map_err(|e| e.to_string())?;
+    if stx.stx_ino != id.ino || dev_of(&stx) != id.dev {
+        return Err("replaced while restoring its mode".into());
+    }
+    if let Some(caps) = &rec.caps {
+        let value = unhex(caps).ok_or("bad caps in the journal")?;
+        rustix::fs::fsetxattr(&fd, CAPS_XATTR, &value, rustix::fs::XattrFlags::empty())
+            .map_err(|e| format!("owner restored, but not its file capabilities: {e}"))?;
+    }
+    if mode_lost {
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(rec.mode & 0o7777))
+            .map_err(|e| format!("owner restored, but not its set-user/group-ID bits: {e}"))?;
+    }
+    Ok(())
+}
