@@ -28,12 +28,14 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod capture;
 pub mod check;
 pub mod drift;
 pub mod host;
 pub mod model;
 pub mod nix_expr;
 pub mod nixos;
+pub mod plan;
 pub mod scan;
 pub mod shell;
 pub mod sources;

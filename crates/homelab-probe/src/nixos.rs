@@ -8,8 +8,10 @@
 
 use crate::nix_expr;
 
+mod groups;
 mod ids_table;
 
+pub use groups::{ALWAYS_PRESENT_GROUPS, always_present_group};
 pub use ids_table::{IDS_SOURCE, STATIC_GIDS, STATIC_UIDS};
 
 /// The gid NixOS reserves for group `name`, if any.

@@ -6,6 +6,7 @@
 
 mod drift;
 mod human;
+mod migrate;
 mod report_file;
 
 use std::io::Write as _;
@@ -38,6 +39,12 @@ enum Command {
     Check(CheckArgs),
     /// Find files whose owner or group is not the expected uid/gid; plan, apply and undo a fix.
     Drift(drift::DriftArgs),
+    /// Snapshot the old host before the move: users, groups, GPUs, render nodes, compose stacks.
+    #[command(after_help = EXIT_CODES)]
+    Capture(migrate::CaptureArgs),
+    /// From a snapshot, write hardware-parity.nix, homelab-probe.toml and MIGRATION.md.
+    #[command(after_help = EXIT_CODES)]
+    Plan(migrate::PlanArgs),
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +86,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Check(a)) => run_check(&a),
         Some(Command::Drift(a)) => drift::run(&a),
+        Some(Command::Capture(a)) => migrate::run_capture(&a),
+        Some(Command::Plan(a)) => migrate::run_plan(&a),
         None => run_check(&cli.check),
     };
     match result {

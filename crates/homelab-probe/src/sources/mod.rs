@@ -5,6 +5,7 @@
 //! rest of the file from a probe.
 
 pub mod cdi;
+pub mod compose;
 pub mod docker;
 pub mod fstab;
 pub mod group;

@@ -1,0 +1,355 @@
+//! The [`Snapshot`]: what `homelab-verify capture` records about the old host before it is
+//! wiped, and what `plan` turns into a NixOS module and an expectations file.
+//!
+//! It is a versioned JSON contract ([`SNAPSHOT_SCHEMA_VERSION`]): fields are only added within
+//! a version; a removal or change of meaning bumps it. A section that could not be captured is
+//! `null` (absent in the file) and [`Snapshot::gaps`] says why; an empty list means "captured,
+//! nothing there".
+//!
+//! ```json
+//! {
+//!   "schema_version": 1,
+//!   "tool": { "name": "homelab-probe", "version": "0.1.0" },
+//!   "host": { "hostname": "pop-os", "root": "/", "live": true, "kernel": "6.9.3" },
+//!   "captured_at": "2026-11-25T01:00:00Z",
+//!   "identities": { "users": [ ... ], "groups": [ ... ] },
+//!   "block_devices": [ ... ], "fstab": [ ... ], "mounts": [ ... ],
+//!   "drm_nodes": [ ... ], "gpus": [ ... ],
+//!   "compose": { "search_dirs": [ ... ], "stacks": [ ... ] },
+//!   "data_roots": [ ... ],
+//!   "gaps": [ { "section": "fstab", "reason": "..." } ]
+//! }
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::host::FileStat;
+use crate::model::compose::ComposeStack;
+use crate::model::inventory::{DrmNode, GpuDevice};
+use crate::model::report::{HostInfo, ToolInfo};
+
+/// Version of the snapshot's JSON shape.
+pub const SNAPSHOT_SCHEMA_VERSION: u32 = 1;
+
+/// Users with a uid at or above this are people (Debian, Ubuntu, Fedora, NixOS all start
+/// normal users at 1000).
+pub const HUMAN_UID_MIN: u32 = 1000;
+/// ... and below this (`nobody` is 65534; 60000-65533 are reserved on Debian and systemd).
+pub const HUMAN_UID_MAX: u32 = 59999;
+
+/// Everything capture records about one host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// [`SNAPSHOT_SCHEMA_VERSION`] of the writer.
+    pub schema_version: u32,
+    /// The program and version that wrote it.
+    pub tool: ToolInfo,
+    /// The host it describes.
+    pub host: HostInfo,
+    /// When it was taken, RFC 3339 in UTC.
+    pub captured_at: String,
+    /// Human users and the groups that matter.
+    pub identities: Identities,
+    /// Block devices, as `lsblk -f` shows them. `None`: not captured (see [`Snapshot::gaps`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block_devices: Option<Vec<BlockDevice>>,
+    /// `/etc/fstab` entries. `None`: not captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fstab: Option<Vec<FstabEntry>>,
+    /// What was mounted (`/proc/self/mountinfo`). `None`: not captured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mounts: Option<Vec<Mount>>,
+    /// Render and card nodes under `/dev/dri` with owner, group and mode.
+    pub drm_nodes: Vec<DrmNode>,
+    /// GPUs: PCI display controllers merged with the devices behind the DRM nodes (the GPU
+    /// probe's inventory, so a GPU without DRM nodes counts too).
+    pub gpus: Vec<GpuDevice>,
+    /// Compose stacks.
+    pub compose: ComposeCapture,
+    /// Data roots named with `--data-root`: owner of the root and, when the drift scanner could
+    /// run, counts per owner.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_roots: Vec<DataRoot>,
+    /// Sections or parts that could not be captured, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<Gap>,
+}
+
+/// Users and groups.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Identities {
+    /// Users with uid in [`HUMAN_UID_MIN`]..=[`HUMAN_UID_MAX`].
+    pub users: Vec<HumanUser>,
+    /// The groups that matter, each with the reasons it matters.
+    pub groups: Vec<CapturedGroup>,
+}
+
+/// A person's account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HumanUser {
+    /// Login name.
+    pub name: String,
+    /// uid.
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+    /// Name of the primary group, when a group has that gid.
+    pub primary_group: Option<String>,
+    /// Home directory.
+    pub home: String,
+    /// Login shell.
+    pub shell: String,
+    /// Supplementary groups, by name.
+    pub groups: Vec<String>,
+}
+
+/// A group and why capture kept it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapturedGroup {
+    /// Name.
+    pub name: String,
+    /// gid.
+    pub gid: u32,
+    /// Supplementary members.
+    pub members: Vec<String>,
+    /// Why it matters (never empty).
+    pub uses: Vec<GroupUse>,
+}
+
+/// Why a group matters for the move.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GroupUse {
+    /// `render`, `video` or `docker`: device access and the Docker socket.
+    WellKnown,
+    /// The primary group of a human user.
+    PrimaryGroupOf {
+        /// The user.
+        user: String,
+    },
+    /// A human user is a member.
+    MemberIs {
+        /// The user.
+        user: String,
+    },
+    /// Owns a device node (`/dev/dri/renderD128`).
+    DeviceOwner {
+        /// The node.
+        path: String,
+    },
+    /// Owns a data root (`/mnt/PlexStorage`).
+    DataRootOwner {
+        /// The root.
+        path: String,
+    },
+    /// A compose service names its gid or name (`PGID`, `user:`, `group_add:`).
+    Compose {
+        /// Stack name.
+        stack: String,
+        /// Service name.
+        service: String,
+        /// `PGID`, `user`, `group_add`.
+        field: String,
+    },
+}
+
+/// A block device, as `lsblk -f` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockDevice {
+    /// Kernel name, `sdb1`.
+    pub name: String,
+    /// Device path, `/dev/sdb1`.
+    pub path: String,
+    /// Filesystem type (`ext4`, `xfs`, `btrfs`, `ntfs`...).
+    pub fstype: Option<String>,
+    /// Filesystem UUID.
+    pub uuid: Option<String>,
+    /// Filesystem label.
+    pub label: Option<String>,
+    /// GPT partition UUID.
+    pub partuuid: Option<String>,
+    /// Where it is mounted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mountpoints: Vec<String>,
+}
+
+/// One line of `/etc/fstab` (fstab(5)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FstabEntry {
+    /// Line in the file.
+    pub line: usize,
+    /// First field as written (`UUID=...`, `LABEL=...`, `/dev/sdb1`).
+    pub spec: String,
+    /// Mount point, unescaped (`\040` -> space).
+    pub file: String,
+    /// Filesystem type (`ext4`, `auto`, `swap`...).
+    pub vfstype: String,
+    /// Mount options.
+    pub options: Vec<String>,
+    /// dump frequency.
+    pub freq: u32,
+    /// fsck pass.
+    pub passno: u32,
+}
+
+/// One mounted filesystem (proc_pid_mountinfo(5)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Mount point, unescaped.
+    pub target: String,
+    /// Mount source (`/dev/sdb1`).
+    pub source: String,
+    /// Filesystem type.
+    pub fstype: String,
+    /// Mount and superblock options.
+    pub options: Vec<String>,
+}
+
+/// Compose stacks and where capture looked for them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ComposeCapture {
+    /// Directories searched (one level deep), whether they existed, and whose they are.
+    pub search_dirs: Vec<SearchDir>,
+    /// Every stack found.
+    pub stacks: Vec<ComposeStack>,
+}
+
+/// A directory searched for stacks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchDir {
+    /// The directory.
+    pub path: String,
+    /// The user it belongs to.
+    pub owner: Option<String>,
+    /// Whether it existed.
+    pub exists: bool,
+}
+
+/// A data root named with `--data-root`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataRoot {
+    /// The directory.
+    pub path: String,
+    /// Its own owner, group and mode (`None`: it does not exist).
+    pub stat: Option<FileStat>,
+    /// Name of the owning user.
+    pub owner_name: Option<String>,
+    /// Name of the owning group.
+    pub group_name: Option<String>,
+    /// Who owns what below it (the drift scanner's walk), when the scan ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<Ownership>,
+}
+
+/// The owners of every entry below a data root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ownership {
+    /// Entries examined (the root included), like the lines `find ROOT -xdev` prints.
+    pub entries: u64,
+    /// Whether the walk saw everything (false: it stopped at the time limit, or some
+    /// directories could not be read).
+    pub complete: bool,
+    /// Entries per (uid, gid), most first.
+    pub by_owner: Vec<OwnerCount>,
+}
+
+/// How many entries one (uid, gid) pair owns below a data root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerCount {
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+    /// Entries (files, directories, links) with this owner.
+    pub entries: u64,
+}
+
+/// A part of the snapshot that is missing, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    /// The section (`fstab`, `mounts`, `block_devices`, `data_roots`, `identities`...).
+    pub section: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Why a snapshot file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The file could not be read.
+    #[error("{}: cannot read snapshot: {source}", file.display())]
+    Read {
+        /// The file.
+        file: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Not a snapshot (bad JSON, wrong shape) or an unsupported version.
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    Invalid {
+        /// The file.
+        file: std::path::PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Snapshot {
+    /// Reads and validates a snapshot file.
+    pub fn load(path: &std::path::Path) -> Result<Self, SnapshotError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| SnapshotError::Read { file: path.to_path_buf(), source })?;
+        Self::from_json_str(&text, path)
+    }
+
+    /// Parses `text`; `file` names it in errors. A snapshot of another schema version is refused.
+    pub fn from_json_str(text: &str, file: &std::path::Path) -> Result<Self, SnapshotError> {
+        let invalid = |e: serde_json::Error| SnapshotError::Invalid {
+            file: file.to_path_buf(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
+        };
+        #[derive(Deserialize)]
+        struct VersionOnly {
+            schema_version: Option<u32>,
+        }
+        let v: VersionOnly = serde_json::from_str(text).map_err(invalid)?;
+        match v.schema_version {
+            Some(SNAPSHOT_SCHEMA_VERSION) => {}
+            other => {
+                return Err(SnapshotError::Invalid {
+                    file: file.to_path_buf(),
+                    line: 1,
+                    column: 1,
+                    message: match other {
+                        None => "not a homelab-probe snapshot: no schema_version".to_owned(),
+                        Some(n) => format!(
+                            "unsupported snapshot schema_version {n} (this homelab-probe reads {SNAPSHOT_SCHEMA_VERSION})"
+                        ),
+                    },
+                });
+            }
+        }
+        serde_json::from_str(text).map_err(invalid)
+    }
+
+    /// The human user called `name`.
+    pub fn user(&self, name: &str) -> Option<&HumanUser> {
+        self.identities.users.iter().find(|u| u.name == name)
+    }
+
+    /// The captured group called `name`.
+    pub fn group(&self, name: &str) -> Option<&CapturedGroup> {
+        self.identities.groups.iter().find(|g| g.name == name)
+    }
+
+    /// The captured group with `gid`.
+    pub fn group_by_gid(&self, gid: u32) -> Option<&CapturedGroup> {
+        self.identities.groups.iter().find(|g| g.gid == gid)
+    }
+}

@@ -1,0 +1,123 @@
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::*;
+
+/// An in-memory file system for the loader.
+fn fs(files: &[(&str, &str)]) -> BTreeMap<PathBuf, String> {
+    files.iter().map(|(p, t)| (PathBuf::from(p), (*t).to_owned())).collect()
+}
+
+fn load(files: &BTreeMap<PathBuf, String>, dir: &str, file: &str) -> ComposeStack {
+    let read = |p: &Path| files.get(p).cloned().ok_or_else(|| io::Error::from(io::ErrorKind::NotFound));
+    load_project(&ProjectSource {
+        dir: PathBuf::from(dir),
+        files: vec![PathBuf::from(dir).join(file)],
+        home: Some(PathBuf::from("/home/palav")),
+        outer_env: &no_env,
+        read: &read,
+    })
+}
+
+#[test]
+fn plex_stack() {
+    let files = fs(&[
+        ("/home/palav/docker/plex/.env", "PUID=1000\nPGID=110\nDATA=/mnt/PlexStorage\n"),
+        (
+            "/home/palav/docker/plex/docker-compose.yml",
+            "services:\n  plex:\n    image: lscr.io/linuxserver/plex\n    environment:\n      - PUID=${PUID}\n      - PGID=${PGID}\n      - PLEX_CLAIM=secret\n    devices:\n      - /dev/dri:/dev/dri\n    volumes:\n      - ./config:/config\n      - ${DATA}/movies:/movies:ro\n      - ~/media:/media\n      - cache:/cache\n",
+        ),
+    ]);
+    let s = load(&files, "/home/palav/docker/plex", "docker-compose.yml");
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    assert_eq!(s.name, "plex");
+    let p = &s.services[0];
+    assert_eq!(p.env("PUID"), Some("1000"));
+    assert_eq!(p.env("PGID"), Some("110"));
+    assert!(!p.environment.contains_key("PLEX_CLAIM"), "secrets are not captured");
+    assert_eq!(p.dri_devices(), vec!["/dev/dri"]);
+    let hp: Vec<Option<&str>> = p.volumes.iter().map(|v| v.host_path.as_deref()).collect();
+    assert_eq!(
+        hp,
+        vec![Some("/home/palav/docker/plex/config"), Some("/mnt/PlexStorage/movies"), Some("/home/palav/media"), None]
+    );
+    assert!(p.volumes[1].read_only);
+    assert_eq!(p.line, 2);
+}
+
+#[test]
+fn a_broken_file_is_reported_and_others_are_read() {
+    let files = fs(&[
+        ("/s/compose.yaml", "include:\n  - broken/compose.yaml\n  - other/compose.yaml\n  - missing.yaml\n"),
+        ("/s/broken/compose.yaml", "services:\n  a:\n    image: busybox\n    user: [unclosed\n"),
+        ("/s/other/compose.yaml", "services:\n  b:\n    image: busybox\n    devices: 5\n  c:\n    image: \"${X\"\n"),
+    ]);
+    let s = load(&files, "/s", "compose.yaml");
+    let names: Vec<&str> = s.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, vec!["b", "c"]);
+    let msgs: Vec<String> = s.problems.iter().map(|p| p.to_string()).collect();
+    assert!(msgs.iter().any(|m| m.starts_with("/s/broken/compose.yaml:4: not valid YAML")), "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.starts_with("/s/missing.yaml:0: cannot read")), "{msgs:?}");
+    assert!(
+        msgs.iter().any(|m| m.starts_with("/s/other/compose.yaml:4: services.b.devices: expected a list")),
+        "{msgs:?}"
+    );
+    assert!(msgs.iter().any(|m| m.starts_with("/s/other/compose.yaml:6: invalid interpolation")), "{msgs:?}");
+}
+
+#[test]
+fn include_cycle_is_reported() {
+    let files = fs(&[
+        ("/s/compose.yaml", "include: [b/compose.yaml]\nservices: {a: {image: x}}\n"),
+        ("/s/b/compose.yaml", "include: [../compose.yaml]\nservices: {b: {image: y}}\n"),
+    ]);
+    let s = load(&files, "/s", "compose.yaml");
+    assert_eq!(s.services.len(), 2);
+    assert!(s.problems.iter().any(|p| p.message.contains("include cycle")), "{:?}", s.problems);
+}
+
+#[test]
+fn named_volume_with_bind_options_is_a_host_path() {
+    let files = fs(&[(
+        "/s/compose.yaml",
+        "services:\n  a:\n    image: x\n    volumes: [media:/media, other:/o]\nvolumes:\n  media:\n    driver: local\n    driver_opts: {type: none, o: bind, device: /mnt/PlexDrive}\n  other: {}\n",
+    )]);
+    let s = load(&files, "/s", "compose.yaml");
+    assert_eq!(s.services[0].volumes[0].host_path.as_deref(), Some("/mnt/PlexDrive"));
+    assert_eq!(s.services[0].volumes[1].host_path, None);
+}
+
+#[test]
+fn device_forms() {
+    let d = |s: &str| {
+        let m = parse_device(s);
+        (m.source, m.target, m.permissions)
+    };
+    let t = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+    assert_eq!(d("/dev/dri"), t("/dev/dri", "/dev/dri", "rwm"));
+    assert_eq!(d("/dev/dri/renderD128:/dev/dri/renderD129:r"), t("/dev/dri/renderD128", "/dev/dri/renderD129", "r"));
+    assert_eq!(d("/dev/dri:rw"), t("/dev/dri", "/dev/dri", "rw"));
+    assert_eq!(d("nvidia.com/gpu=all"), t("nvidia.com/gpu=all", "nvidia.com/gpu=all", "rwm"));
+}
+
+#[test]
+fn project_names() {
+    assert_eq!(normalize_project_name("My Plex.Stack"), "myplexstack");
+    assert_eq!(normalize_project_name("_x-Y"), "x-y");
+    assert_eq!(clean_path(Path::new("/a/b/../../../c/./d")), PathBuf::from("/c/d"));
+}
+
+#[test]
+fn extends_cycles_and_missing_bases_are_reported() {
+    let files = fs(&[(
+        "/s/compose.yaml",
+        "services:\n  a: {image: x, extends: b}\n  b: {image: y, extends: a}\n  c:\n    image: z\n    extends: {service: nope}\n  d:\n    extends: {file: missing.yml, service: x}\n",
+    )]);
+    let s = load(&files, "/s", "compose.yaml");
+    assert_eq!(s.services.len(), 4);
+    let msgs: Vec<String> = s.problems.iter().map(|p| p.to_string()).collect();
+    assert!(msgs.iter().any(|m| m.contains("extends: too deep (a cycle?)")), "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.starts_with("/s/compose.yaml:6: services.c.extends: no service nope")), "{msgs:?}");
+    assert!(msgs.iter().any(|m| m.contains("services.d.extends: /s/missing.yml")), "{msgs:?}");
+}

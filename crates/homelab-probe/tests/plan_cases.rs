@@ -1,0 +1,331 @@
+//! Plan decisions on snapshots of other hosts (NVIDIA, old Intel, AMD, odd compose settings),
+//! and a property: whatever strings a snapshot holds, the generated module parses with the real
+//! Nix parser and the expectations are read back by the library.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use homelab_probe::model::compose::{
+    ComposeService, ComposeStack, DeviceMapping, DeviceReservation, VolumeKind, VolumeMount,
+};
+use homelab_probe::model::inventory::{GpuDevice, GpuVendor, PciDevice};
+use homelab_probe::model::report::{HostInfo, ToolInfo};
+use homelab_probe::model::snapshot::{
+    CapturedGroup, ComposeCapture, FstabEntry, GroupUse, HumanUser, Identities, SNAPSHOT_SCHEMA_VERSION, Snapshot,
+};
+use homelab_probe::{Expectations, plan};
+use proptest::prelude::*;
+
+fn parses(text: &str) -> Result<(), String> {
+    let mut f = tempfile::Builder::new().suffix(".nix").tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    let out = Command::new("nix-instantiate")
+        .args(["--option", "build-users-group", "", "--parse"])
+        .arg(f.path())
+        .output()
+        .expect("nix-instantiate (Debian package nix-bin) must be installed: run scripts/setup-debian --test");
+    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+}
+
+fn snapshot() -> Snapshot {
+    Snapshot {
+        schema_version: SNAPSHOT_SCHEMA_VERSION,
+        tool: ToolInfo { name: "homelab-probe".into(), version: "test".into() },
+        host: HostInfo { hostname: Some("old".into()), root: "/".into(), live: false, kernel: None },
+        captured_at: "2026-01-01T00:00:00Z".into(),
+        identities: Identities {
+            users: vec![HumanUser {
+                name: "alice".into(),
+                uid: 1000,
+                gid: 100,
+                primary_group: Some("users".into()),
+                home: "/home/alice".into(),
+                shell: "/bin/bash".into(),
+                groups: vec!["video".into()],
+            }],
+            groups: vec![],
+        },
+        block_devices: Some(vec![]),
+        fstab: Some(vec![]),
+        mounts: Some(vec![]),
+        drm_nodes: vec![],
+        gpus: vec![],
+        compose: ComposeCapture::default(),
+        data_roots: vec![],
+        gaps: vec![],
+    }
+}
+
+fn service(name: &str) -> ComposeService {
+    ComposeService {
+        name: name.into(),
+        file: "/srv/stacks/x/compose.yaml".into(),
+        line: 2,
+        image: Some("img".into()),
+        profiles: vec![],
+        environment: BTreeMap::new(),
+        user: None,
+        group_add: vec![],
+        devices: vec![],
+        runtime: None,
+        device_reservations: vec![],
+        gpus: vec![],
+        volumes: vec![],
+    }
+}
+
+fn stack(name: &str, dir: &str, services: Vec<ComposeService>) -> ComposeStack {
+    ComposeStack {
+        name: name.into(),
+        dir: dir.into(),
+        owner: Some("alice".into()),
+        files: vec![format!("{dir}/compose.yaml")],
+        env_file: None,
+        active_profiles: vec![],
+        services,
+        unset_variables: vec![],
+        problems: vec![],
+    }
+}
+
+fn gpu(vendor: GpuVendor, vendor_id: &str, device_id: &str, driver: &str) -> GpuDevice {
+    GpuDevice {
+        pci: Some(PciDevice {
+            address: "0000:01:00.0".into(),
+            vendor: Some(vendor_id.into()),
+            device: Some(device_id.into()),
+        }),
+        pci_class: Some("0x030000".into()),
+        vendor,
+        kernel_driver: Some(driver.into()),
+        drm_driver: None,
+        render_node: Some("/dev/dri/renderD128".into()),
+        card_node: None,
+    }
+}
+
+#[test]
+fn nvidia_rtx_with_a_gpu_stack_gets_open_modules_and_the_toolkit() {
+    let mut s = snapshot();
+    s.gpus = vec![gpu(GpuVendor::Nvidia, "0x10de", "0x2684", "nvidia")];
+    let mut jf = service("jellyfin");
+    jf.runtime = Some("nvidia".into());
+    jf.device_reservations = vec![DeviceReservation {
+        driver: Some("nvidia".into()),
+        capabilities: vec!["gpu".into()],
+        ..Default::default()
+    }];
+    let mut plex = service("plex");
+    plex.environment.insert("NVIDIA_DRIVER_CAPABILITIES".into(), Some("compute,video,utility".into()));
+    plex.environment.insert("NVIDIA_VISIBLE_DEVICES".into(), Some("all".into()));
+    s.compose.stacks = vec![stack("media", "/srv/media", vec![jf]), stack("plex", "/srv/plex", vec![plex])];
+    let p = plan::plan(&s).unwrap();
+    parses(&p.module).unwrap();
+    assert!(p.module.contains("services.xserver.videoDrivers = [ \"nvidia\" ];"), "{}", p.module);
+    assert!(p.module.contains("hardware.nvidia.open = true;"), "{}", p.module);
+    assert!(p.module.contains("hardware.nvidia-container-toolkit.enable = true;"), "{}", p.module);
+    assert!(p.expectations.gpu.nvidia_containers);
+    // plex asks for video (NVIDIA_DRIVER_CAPABILITIES): NVENC H.264 must work.
+    assert_eq!(p.expectations.gpu.nvenc, [homelab_probe::model::expectations::VideoCodec::H264]);
+    assert!(
+        p.warnings.iter().any(|w| w.subject == "media/jellyfin" && w.message.contains("nvidia.com/gpu=all")),
+        "{:?}",
+        p.warnings
+    );
+}
+
+#[test]
+fn nvidia_pascal_without_gpu_stacks_gets_proprietary_modules_and_no_toolkit() {
+    let mut s = snapshot();
+    s.gpus = vec![gpu(GpuVendor::Nvidia, "0x10de", "0x1b80", "nvidia")];
+    let p = plan::plan(&s).unwrap();
+    parses(&p.module).unwrap();
+    assert!(p.module.contains("hardware.nvidia.open = false;"), "{}", p.module);
+    assert!(!p.module.contains("nvidia-container-toolkit.enable"), "{}", p.module);
+    assert!(!p.module.contains("virtualisation.docker"), "no stacks, no docker:\n{}", p.module);
+}
+
+#[test]
+fn a_gpu_stack_without_an_nvidia_gpu_is_a_warning_not_a_broken_module() {
+    let mut s = snapshot();
+    let mut svc = service("ollama");
+    svc.gpus = vec![DeviceReservation::default()];
+    s.compose.stacks = vec![stack("ai", "/srv/ai", vec![svc])];
+    let p = plan::plan(&s).unwrap();
+    assert!(!p.module.contains("nvidia"), "{}", p.module);
+    assert!(p.warnings.iter().any(|w| w.subject == "NVIDIA"), "{:?}", p.warnings);
+}
+
+#[test]
+fn old_intel_gets_the_i965_driver_and_amd_needs_nothing() {
+    let mut s = snapshot();
+    s.gpus = vec![gpu(GpuVendor::Intel, "0x8086", "0x0412", "i915"), {
+        let mut g = gpu(GpuVendor::Amd, "0x1002", "0x73bf", "amdgpu");
+        g.pci.as_mut().unwrap().address = "0000:03:00.0".into();
+        g
+    }];
+    let p = plan::plan(&s).unwrap();
+    parses(&p.module).unwrap();
+    assert!(p.module.contains("extraPackages = [ pkgs.intel-vaapi-driver ];"), "{}", p.module);
+    assert!(p.module.contains("# 0000:03:00.0 AMD [1002:73bf]: VA-API comes with mesa"), "{}", p.module);
+}
+
+#[test]
+fn services_with_unknown_credentials_are_listed_not_guessed() {
+    let mut s = snapshot();
+    let dri = DeviceMapping { source: "/dev/dri".into(), target: "/dev/dri".into(), permissions: "rwm".into() };
+    let mut by_name = service("frigate");
+    by_name.user = Some("frigate".into());
+    by_name.devices = vec![dri.clone()];
+    let mut image_user = service("immich");
+    image_user.devices = vec![dri.clone()];
+    let mut numeric = service("jellyfin");
+    numeric.user = Some("1000".into());
+    numeric.group_add = vec!["44".into(), "render".into()];
+    numeric.devices = vec![dri.clone()];
+    let mut inactive = service("debug");
+    inactive.profiles = vec!["debug".into()];
+    inactive.devices = vec![dri];
+    s.compose.stacks = vec![stack("media", "/srv/media", vec![by_name, image_user, numeric, inactive])];
+    let p = plan::plan(&s).unwrap();
+    let access = &p.expectations.render.as_ref().unwrap().access;
+    assert_eq!(access.len(), 1, "{access:?}");
+    // `user: "1000"` takes alice's primary gid (100), as Docker takes the image's passwd entry.
+    assert_eq!((access[0].uid, access[0].gid, access[0].groups.clone()), (1000, 100, vec![44]));
+    assert!(
+        p.migration.contains("`media/frigate` maps /dev/dri but its credentials are not checked"),
+        "{}",
+        p.migration
+    );
+    assert!(p.migration.contains("`media/immich` maps /dev/dri"), "{}", p.migration);
+    assert!(!p.migration.contains("media/debug"), "inactive profile: {}", p.migration);
+    assert!(
+        p.warnings.iter().any(|w| w.subject == "media/jellyfin" && w.message.contains("render")),
+        "{:?}",
+        p.warnings
+    );
+}
+
+#[test]
+fn a_gid_that_every_nixos_system_holds_is_called_out() {
+    let mut s = snapshot();
+    // Debian's "media" group at 26 would collide with NixOS's video.
+    s.identities.groups = vec![CapturedGroup {
+        name: "media".into(),
+        gid: 26,
+        members: vec![],
+        uses: vec![GroupUse::DataRootOwner { path: "/srv/media".into() }],
+    }];
+    let p = plan::plan(&s).unwrap();
+    parses(&p.module).unwrap();
+    assert!(p.module.contains("users.groups.media.gid = 26;"), "{}", p.module);
+    let w = p.warnings.iter().find(|w| w.subject == "group media").unwrap();
+    assert!(w.message.contains("every NixOS system has video"), "{}", w.message);
+}
+
+#[test]
+fn paths_that_systemd_would_split_are_left_out_with_a_warning() {
+    let mut s = snapshot();
+    let e = |spec: &str, file: &str, t: &str, o: &str| FstabEntry {
+        line: 1,
+        spec: spec.into(),
+        file: file.into(),
+        vfstype: t.into(),
+        options: o.split(',').map(str::to_owned).collect(),
+        freq: 0,
+        passno: 0,
+    };
+    s.fstab = Some(vec![
+        e("LABEL=Media Disk", "/mnt/Media Disk", "ext4", "defaults"),
+        e("nas:/export/tv", "/mnt/tv", "nfs", "rw,_netdev"),
+        e("/mnt/Media Disk/films", "/srv/films", "none", "bind"),
+        e("tmpfs", "/tmp", "tmpfs", "size=1G"),
+    ]);
+    let mut svc = service("plex");
+    svc.volumes = vec![
+        VolumeMount {
+            kind: VolumeKind::Bind,
+            source: Some("/mnt/Media Disk/x".into()),
+            target: "/x".into(),
+            read_only: false,
+            host_path: Some("/mnt/Media Disk/x".into()),
+        },
+        VolumeMount {
+            kind: VolumeKind::Bind,
+            source: Some("/mnt/tv/shows".into()),
+            target: "/tv".into(),
+            read_only: true,
+            host_path: Some("/mnt/tv/shows".into()),
+        },
+    ];
+    s.compose.stacks = vec![stack("plex", "/srv/100%/plex", vec![svc])];
+    let p = plan::plan(&s).unwrap();
+    parses(&p.module).unwrap();
+    let m = &p.module;
+    assert!(m.contains("fileSystems.\"/mnt/Media Disk\""), "{m}");
+    assert!(m.contains("device = \"/dev/disk/by-label/Media Disk\";"), "{m}");
+    assert!(m.contains("device = \"nas:/export/tv\";"), "{m}");
+    assert!(m.contains("fsType = \"none\";\n    options = [ \"bind\" \"nofail\" ];"), "{m}");
+    assert!(!m.contains("fileSystems.\"/tmp\""), "{m}");
+    assert!(m.contains("RequiresMountsFor = [ \"/srv/100%%/plex\" \"/mnt/tv\" ];"), "{m}");
+    assert!(m.contains("WorkingDirectory = \"/srv/100%%/plex\";"), "{m}");
+    assert!(
+        p.warnings.iter().any(|w| w.message.contains("\"/mnt/Media Disk\" cannot be written in RequiresMountsFor"))
+    );
+}
+
+fn nasty() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("${builtins.abort \"x\"}".to_owned()),
+        Just("''${x}''".to_owned()),
+        Just("a\"b\\c\nd".to_owned()),
+        Just("é 😀".to_owned()),
+        Just("in".to_owned()),
+        "[ -~]{0,12}",
+        "\\PC{0,8}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Names, paths and labels from a snapshot cannot break the module: it always parses, and
+    /// the expectations always read back.
+    #[test]
+    fn any_snapshot_strings_give_a_module_that_parses(
+        host in nasty(), stack_name in nasty(), dir in nasty(), mount in nasty(), label in nasty(),
+        svc_name in nasty(), user in nasty(), problem in nasty(),
+    ) {
+        let mut s = snapshot();
+        s.host.hostname = Some(host);
+        s.gpus = vec![gpu(GpuVendor::Intel, "0x8086", "0x46a6", "i915")];
+        s.fstab = Some(vec![FstabEntry {
+            line: 3,
+            spec: format!("LABEL={label}"),
+            file: format!("/mnt/{mount}"),
+            vfstype: "ext4".into(),
+            options: vec!["defaults".into()],
+            freq: 0,
+            passno: 2,
+        }]);
+        let mut svc = service(&svc_name);
+        svc.user = Some(user);
+        svc.devices = vec![DeviceMapping { source: "/dev/dri".into(), target: "/dev/dri".into(), permissions: "rwm".into() }];
+        svc.volumes = vec![VolumeMount {
+            kind: VolumeKind::Bind,
+            source: None,
+            target: "/data".into(),
+            read_only: false,
+            host_path: Some(format!("/mnt/{mount}/x")),
+        }];
+        let mut st = stack(&stack_name, &format!("/home/alice/docker/{dir}"), vec![svc]);
+        st.problems = vec![homelab_probe::sources::ParseError { file: "/x".into(), line: 1, message: problem }];
+        s.compose.stacks = vec![st];
+        let p = plan::plan(&s).unwrap();
+        prop_assert!(parses(&p.module).is_ok(), "{:?}\n{}", parses(&p.module), p.module);
+        let e = Expectations::from_toml_str(&p.expectations_toml, Path::new("homelab-probe.toml")).unwrap();
+        prop_assert_eq!(e, p.expectations);
+    }
+}

@@ -1,0 +1,160 @@
+//! `capture` and `plan`: the commands of a migration. The library does the work; this writes
+//! the files and tells the person what happened.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use homelab_probe::Host;
+use homelab_probe::capture::{self, CaptureOptions};
+use homelab_probe::model::snapshot::Snapshot;
+use homelab_probe::plan;
+
+/// `homelab-verify capture`.
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// Root directory of the host to capture: `/` for this machine, or a sysroot.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    root: PathBuf,
+    /// A directory holding compose stacks, one per subdirectory (repeatable). Default:
+    /// `~/docker` and `~/Projects` of every user with uid 1000 or more.
+    #[arg(long = "compose-dir", value_name = "DIR")]
+    compose_dirs: Vec<PathBuf>,
+    /// A data directory whose owner must survive the move, e.g. /mnt/PlexStorage (repeatable).
+    #[arg(long = "data-root", value_name = "DIR")]
+    data_roots: Vec<PathBuf>,
+    /// Time limit in seconds of the ownership walk of each data root (0: no limit).
+    #[arg(long = "scan-seconds", value_name = "N", default_value_t = CaptureOptions::DEFAULT_SCAN_LIMIT.as_secs())]
+    scan_seconds: u64,
+    /// Where to write the snapshot (`-` for standard output).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: PathBuf,
+    /// Replace an existing output file.
+    #[arg(long)]
+    force: bool,
+}
+
+/// `homelab-verify plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The snapshot written by `capture`.
+    #[arg(value_name = "SNAPSHOT")]
+    snapshot: PathBuf,
+    /// Directory to write hardware-parity.nix, homelab-probe.toml and MIGRATION.md into
+    /// (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Replace files that already exist there.
+    #[arg(long)]
+    force: bool,
+}
+
+fn refuse_existing(path: &Path, force: bool) -> anyhow::Result<()> {
+    if !force && path.exists() {
+        bail!("{} exists: not replacing it without --force", path.display());
+    }
+    Ok(())
+}
+
+pub fn run_capture(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
+    let to_stdout = args.output.as_os_str() == "-";
+    if !to_stdout {
+        refuse_existing(&args.output, args.force)?;
+    }
+    let host = Host::at(&args.root)?;
+    let opts = CaptureOptions {
+        compose_dirs: args.compose_dirs.clone(),
+        data_roots: args.data_roots.clone(),
+        scan_limit: (args.scan_seconds > 0).then(|| std::time::Duration::from_secs(args.scan_seconds)),
+    };
+    let snapshot = capture::capture(&host, &opts);
+    let json = serde_json::to_string_pretty(&snapshot)? + "\n";
+    if to_stdout {
+        std::io::stdout().write_all(json.as_bytes())?;
+    } else {
+        std::fs::write(&args.output, &json).with_context(|| format!("cannot write {}", args.output.display()))?;
+    }
+    let mut err = anstream::stderr();
+    summarize(&mut err, &snapshot)?;
+    if !to_stdout {
+        writeln!(err, "wrote {}", args.output.display())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summarize(out: &mut impl std::io::Write, s: &Snapshot) -> std::io::Result<()> {
+    let users: Vec<String> = s.identities.users.iter().map(|u| format!("{} ({})", u.name, u.uid)).collect();
+    let groups: Vec<String> = s.identities.groups.iter().map(|g| format!("{} ({})", g.name, g.gid)).collect();
+    writeln!(
+        out,
+        "captured {}: users {}; groups {}",
+        s.host.hostname.as_deref().unwrap_or("host"),
+        join(&users),
+        join(&groups)
+    )?;
+    let gpus: Vec<String> = s
+        .gpus
+        .iter()
+        .map(|g| format!("{} {} ({})", g.describe(), g.subject(), g.kernel_driver.as_deref().unwrap_or("no driver")))
+        .collect();
+    writeln!(out, "  DRM nodes {}, GPUs {}", s.drm_nodes.len(), join(&gpus))?;
+    for d in &s.compose.search_dirs {
+        writeln!(out, "  compose dir {}{}", d.path, if d.exists { "" } else { " (absent)" })?;
+    }
+    for st in &s.compose.stacks {
+        let svcs: Vec<&str> = st.services.iter().map(|x| x.name.as_str()).collect();
+        writeln!(out, "  stack {} ({}): {}", st.name, st.dir, svcs.join(", "))?;
+        for p in &st.problems {
+            writeln!(out, "    problem: {p}")?;
+        }
+    }
+    for r in &s.data_roots {
+        let owner = match r.stat {
+            Some(st) => format!("{}:{} {}", st.uid, st.gid, st.mode),
+            None => "missing".into(),
+        };
+        let walk = match &r.ownership {
+            Some(o) => {
+                let owners: Vec<String> =
+                    o.by_owner.iter().map(|c| format!("{}:{} x{}", c.uid, c.gid, c.entries)).collect();
+                format!(
+                    ", {} entries{}: {}",
+                    o.entries,
+                    if o.complete { "" } else { " (cut short)" },
+                    owners.join(", ")
+                )
+            }
+            None => String::new(),
+        };
+        writeln!(out, "  data root {} {owner}{walk}", r.path)?;
+    }
+    for g in &s.gaps {
+        writeln!(out, "  not captured: {}: {}", g.section, g.reason)?;
+    }
+    Ok(())
+}
+
+fn join(items: &[String]) -> String {
+    if items.is_empty() { "none".into() } else { items.join(", ") }
+}
+
+pub fn run_plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let snapshot = Snapshot::load(&args.snapshot)?;
+    let plan = plan::plan(&snapshot).with_context(|| format!("{}: cannot plan", args.snapshot.display()))?;
+    for (name, _) in plan.files() {
+        refuse_existing(&args.out.join(name), args.force)?;
+    }
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut err = anstream::stderr();
+    for (name, text) in plan.files() {
+        let path = args.out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        writeln!(err, "wrote {}", path.display())?;
+    }
+    for w in &plan.warnings {
+        writeln!(err, "warning: {}: {}", w.subject, w.message)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
