@@ -118,15 +118,23 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         });
     }
     let report = Report::new(&host, source, findings);
-    let mut out = anstream::stdout();
-    match args.format {
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &report)?;
-            writeln!(out)?;
+    let printed = (|| -> std::io::Result<()> {
+        let mut out = anstream::stdout();
+        match args.format {
+            Format::Json => {
+                serde_json::to_writer_pretty(&mut out, &report)?;
+                writeln!(out)?;
+            }
+            Format::Human => human::write(&mut out, &report)?,
         }
-        Format::Human => human::write(&mut out, &report)?,
+        out.flush()
+    })();
+    // A reader that stopped early (`homelab-verify | head`) does not change what the check
+    // found: the exit code and the JSON report file still tell it.
+    match printed {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
     }
-    out.flush()?;
     if let Some(file) = &args.json_report {
         report_file::write(file, &report)?;
     }

@@ -238,3 +238,26 @@ fn wait_rechecks_until_the_deadline_then_fails() {
     assert_eq!(out.status.code(), Some(0), "nothing to wait for: no pause");
     assert!(String::from_utf8_lossy(&out.stdout).contains("every mount check passed at the first try"));
 }
+
+#[test]
+fn a_reader_that_stops_early_does_not_change_the_exit_code() {
+    use std::io::Read;
+    use std::process::{Command as Std, Stdio};
+    let bin = assert_cmd::cargo::cargo_bin("homelab-verify");
+    let mut child = Std::new(bin)
+        .args(["check", "--root"])
+        .arg(fixtures().join("nixos-default"))
+        .arg("--expect")
+        .arg(fixtures().join("expect/render-110.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end at once, as `| head -c0` would: the report's first write gets EPIPE.
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "the check failed, so exit 1 whatever the reader did; stderr: {err}");
+    assert!(err.is_empty(), "{err}");
+}
