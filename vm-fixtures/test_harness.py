@@ -139,6 +139,22 @@ class Disks(unittest.TestCase):
         finally:
             shutil.rmtree(tmp)
 
+    def test_names_with_spaces_get_their_owners(self):
+        tmp = Path(tempfile.mkdtemp())
+        try:
+            disk = Disk("s", "12345678-1234-4234-8234-123456789abd", "Plex Drive", (
+                Entry("TV Shows/Alien (1979).mkv", 100000, 110, 0o600, content="x"),
+            ))
+            img = harness.make_disk(disk, tmp)
+            stat = subprocess.run(["debugfs", "-R", 'stat "/TV Shows/Alien (1979).mkv"', str(img)],
+                                  capture_output=True, text=True).stdout
+            self.assertRegex(stat, r"User:\s+100000\s+Group:\s+110")
+            self.assertRegex(stat, r"Mode:\s+0600")
+            with self.assertRaisesRegex(ValueError, "debugfs cannot name it"):
+                harness.make_disk(Disk("q", "12345678-1234-4234-8234-123456789abe", "Q", (Entry('a"b'),)), tmp)
+        finally:
+            shutil.rmtree(tmp)
+
     def test_bad_uuid_is_an_error_with_the_tool_output(self):
         tmp = Path(tempfile.mkdtemp())
         try:
