@@ -164,6 +164,20 @@ class Disks(unittest.TestCase):
             shutil.rmtree(tmp)
 
 
+class GuestScript(unittest.TestCase):
+    def test_verifier_copied_to_tmpfs_and_test_binaries_exported(self):
+        env = harness.Env(verifier=Path("/x/homelab-verify"), kernel=Path("/boot/k"), vng="vng", workdir=Path("/w"),
+                          timeout=1, cargo_tests={"mount_oracle": Path("/x/deps/mount_oracle-abc")})
+        text = harness.guest_script(env, harness.Boot(1, [Variant(scenario("a"))]), Path("/s"))
+        lines = text.splitlines()
+        info = lines.index('boot_info > "$SHARE/boot.json"')
+        copy = next(i for i, l in enumerate(lines) if l.startswith("mkdir -p /run/vm-fixtures/bin && cp"))
+        self.assertLess(info, copy)  # the boot deadline is met before the copy, which can take seconds
+        self.assertIn("export HV=/run/vm-fixtures/bin/homelab-verify", lines[copy])
+        self.assertIn("export CARGO_TEST_mount_oracle=/x/deps/mount_oracle-abc", lines)
+        self.assertLess(copy, lines.index("run_scenario a ''"))
+
+
 class Tools(unittest.TestCase):
     def test_explicit_kernel_that_does_not_exist(self):
         with self.assertRaisesRegex(RuntimeError, "does not exist"):
