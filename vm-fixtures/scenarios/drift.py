@@ -8,7 +8,7 @@ owner, mode (set-user-ID bits that chown cleared) and file capability back exact
 (a `find -printf '%U %G %m %y %p'` listing, before and after). `check` with a `[[drift]]` section
 fails before the fix and passes after it."""
 
-from harness import Break, Control, Disk, Entry, Scenario, ScenarioFailure, expect
+from harness import Break, Control, Disk, Entry, Scenario, expect
 
 ROOT = "/run/vm-fixtures/drift"
 UID, GID = 1000, 110

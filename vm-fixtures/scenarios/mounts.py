@@ -18,9 +18,8 @@ another in one boot, each checked with `homelab-verify check --format json` and 
    links) -> `mount_device` and `mounted` fail, with and without the expectations file.
 """
 
-import dataclasses
 
-from harness import Break, Control, Disk, Entry, Partition, Scenario, ScenarioFailure, expect
+from harness import Break, Control, Disk, Entry, Partition, Scenario, expect
 
 STORAGE = "/mnt/PlexStorage"
 DRIVE = "/mnt/PlexDrive"
@@ -76,9 +75,12 @@ cleanup() {{
   # Leave the VM as it was for whatever runs after this scenario in the same boot.
   set +e
   if [ -n "$detached" ]; then virtio_attach "$detached"; fi
-  while mountpoint -q {STORAGE}; do umount {STORAGE}; done
-  while mountpoint -q {DRIVE}; do umount {DRIVE}; done
-  rm -rf {STORAGE} {DRIVE} {DRIVE}.shadowed
+  local d i
+  for d in {STORAGE} {DRIVE}; do
+    for i in 1 2 3; do mountpoint -q $d && umount $d; done  # stacked mounts: a few times, bounded
+    mountpoint -q $d || rm -rf $d
+  done
+  rm -rf {DRIVE}.shadowed
   if [ -n "$restore_fstab" ]; then cat fstab.orig >/etc/fstab; fi
 }}
 trap cleanup EXIT
