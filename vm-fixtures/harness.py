@@ -118,6 +118,10 @@ def make_disk(disk: Disk, directory: Path) -> Path:
     try:
         wanted = {}  # path -> (uid, gid, mode with type bits)
         for e in disk.entries:
+            # debugfs takes a path with spaces in double quotes, and has no escape for these.
+            if any(c in e.path for c in '"\n\\') or e.path.startswith("/") or not e.path:
+                raise ValueError(f"disk {disk.name}: entry {e.path!r}: a path relative to the root, without '\"', "
+                                 "backslash or newline (debugfs cannot name it); make such names in the guest")
             target = staging / e.path
             parents = Path(e.path).parents
             for p in list(parents)[:-1]:
@@ -159,7 +163,7 @@ def make_disk(disk: Disk, directory: Path) -> Path:
         if wanted:
             cmds = []
             for path, (uid, gid, mode) in sorted(wanted.items()):
-                ino = "/" + path
+                ino = f'"/{path}"'  # quoted: names with spaces
                 cmds += [f"sif {ino} uid {uid}", f"sif {ino} gid {gid}", f"sif {ino} mode 0{mode:o}"]
             script = directory / f"{disk.name}.debugfs"
             script.write_text("\n".join(cmds) + "\n")
@@ -221,6 +225,10 @@ class Scenario:
     # The guest script brings the VM to its starting state itself, so several variants (breaks)
     # of this scenario can run one after another in one boot. Only for scenarios without disks.
     repeatable: bool = False
+    # Integration test binaries the guest runs as oracles, as (package, test target): the runner
+    # builds them (`cargo test -p PACKAGE --test TARGET --no-run`) and the guest script finds
+    # each one's path in $CARGO_TEST_<TARGET>.
+    cargo_tests: tuple = ()
 
     def disks_for(self, brk: Optional[str]) -> tuple:
         return tuple(self.disks(brk) if callable(self.disks) else self.disks)
@@ -284,6 +292,11 @@ class Results:
 
     def out(self, record: str) -> str:
         return self._read(record, ".out")
+
+    def out_bytes(self, record: str) -> bytes:
+        """stdout as bytes (file names are bytes: `find -print0` of a name that is not UTF-8)."""
+        self._read(record, ".out")  # the same failure when the record is missing
+        return self._path(record, ".out").read_bytes()
 
     def err(self, record: str) -> str:
         return self._read(record, ".err")
@@ -488,6 +501,7 @@ class Env:
     workdir: Path
     timeout: int  # seconds for the whole boot
     boot_timeout: int = 420  # seconds until the guest script must have started
+    cargo_tests: dict = dataclasses.field(default_factory=dict)  # test target -> built test binary
     memory: str = "1G"
     cpus: int = 2
 
@@ -505,9 +519,15 @@ def guest_script(env: Env, boot: Boot, share: Path) -> str:
         "#!/bin/bash",
         "# Written by vm-fixtures/harness.py; runs inside the guest.",
         f"export HV={shlex.quote(str(env.verifier))} SHARE={shlex.quote(str(share))}",
+        *(f"export CARGO_TEST_{t}={shlex.quote(str(p))}" for t, p in sorted(env.cargo_tests.items())),
         "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin NO_COLOR=1 LC_ALL=C.UTF-8",
         f". {shlex.quote(str(GUEST_LIB))}",
         "boot_info > \"$SHARE/boot.json\"",
+        # The debug build is ~90 MB. Run from the 9p root (no page cache: cache=none), every run
+        # pages it in again over 9p, 5-13 s under TCG; copied once to the guest's tmpfs (~3 s),
+        # a run takes about 0.5 s.
+        "mkdir -p /run/vm-fixtures/bin && cp \"$HV\" /run/vm-fixtures/bin/homelab-verify && "
+        "export HV=/run/vm-fixtures/bin/homelab-verify",
     ]
     for v in boot.variants:
         lines.append(f"run_scenario {shlex.quote(v.key)} {shlex.quote(v.brk or '')}")

@@ -139,6 +139,22 @@ class Disks(unittest.TestCase):
         finally:
             shutil.rmtree(tmp)
 
+    def test_names_with_spaces_get_their_owners(self):
+        tmp = Path(tempfile.mkdtemp())
+        try:
+            disk = Disk("s", "12345678-1234-4234-8234-123456789abd", "Plex Drive", (
+                Entry("TV Shows/Alien (1979).mkv", 100000, 110, 0o600, content="x"),
+            ))
+            img = harness.make_disk(disk, tmp)
+            stat = subprocess.run(["debugfs", "-R", 'stat "/TV Shows/Alien (1979).mkv"', str(img)],
+                                  capture_output=True, text=True).stdout
+            self.assertRegex(stat, r"User:\s+100000\s+Group:\s+110")
+            self.assertRegex(stat, r"Mode:\s+0600")
+            with self.assertRaisesRegex(ValueError, "debugfs cannot name it"):
+                harness.make_disk(Disk("q", "12345678-1234-4234-8234-123456789abe", "Q", (Entry('a"b'),)), tmp)
+        finally:
+            shutil.rmtree(tmp)
+
     def test_bad_uuid_is_an_error_with_the_tool_output(self):
         tmp = Path(tempfile.mkdtemp())
         try:
@@ -146,6 +162,20 @@ class Disks(unittest.TestCase):
                 harness.make_disk(Disk("bad", "not-a-uuid", "X"), tmp)
         finally:
             shutil.rmtree(tmp)
+
+
+class GuestScript(unittest.TestCase):
+    def test_verifier_copied_to_tmpfs_and_test_binaries_exported(self):
+        env = harness.Env(verifier=Path("/x/homelab-verify"), kernel=Path("/boot/k"), vng="vng", workdir=Path("/w"),
+                          timeout=1, cargo_tests={"mount_oracle": Path("/x/deps/mount_oracle-abc")})
+        text = harness.guest_script(env, harness.Boot(1, [Variant(scenario("a"))]), Path("/s"))
+        lines = text.splitlines()
+        info = lines.index('boot_info > "$SHARE/boot.json"')
+        copy = next(i for i, l in enumerate(lines) if l.startswith("mkdir -p /run/vm-fixtures/bin && cp"))
+        self.assertLess(info, copy)  # the boot deadline is met before the copy, which can take seconds
+        self.assertIn("export HV=/run/vm-fixtures/bin/homelab-verify", lines[copy])
+        self.assertIn("export CARGO_TEST_mount_oracle=/x/deps/mount_oracle-abc", lines)
+        self.assertLess(copy, lines.index("run_scenario a ''"))
 
 
 class Tools(unittest.TestCase):

@@ -58,6 +58,29 @@ udevd_restart() {
   udevadm control --ping --timeout=60
 }
 
+# Detaches the virtio disk that holds the filesystem with UUID $1, as pulling its cable would:
+# virtio_blk lets go of the device, the kernel removes vdX (and its partitions), udev removes
+# the /dev/disk links. Prints the virtio device's name, for virtio_attach.
+virtio_detach() {
+  local dev blk virt
+  dev=$(readlink -f "/dev/disk/by-uuid/$1")
+  blk=$(basename "$dev")
+  # A partition's sysfs directory sits inside its disk's.
+  if [ -e "/sys/class/block/$blk/partition" ]; then
+    blk=$(basename "$(dirname "$(readlink -f "/sys/class/block/$blk")")")
+  fi
+  virt=$(basename "$(readlink -f "/sys/class/block/$blk/device")")
+  echo "$virt" >/sys/bus/virtio/drivers/virtio_blk/unbind
+  udev_settle
+  echo "$virt"
+}
+
+# Attaches a disk detached by virtio_detach again (the kernel probes it anew, udev adds its links).
+virtio_attach() {
+  echo "$1" >/sys/bus/virtio/drivers/virtio_blk/bind
+  udev_settle
+}
+
 # Runs one scenario variant: the guest.sh in $SHARE/DIR, output in guest.log, exit code and time
 # in guest.json. $BREAK names a deliberate break (empty normally).
 run_scenario() {
@@ -68,6 +91,8 @@ run_scenario() {
   (
     cd "$dir"
     export BREAK=$brk
+    # Each traced command with the guest's clock, so guest.log shows where the time goes.
+    PS4='+ ${EPOCHREALTIME} '
     set -eux -o pipefail
     # shellcheck disable=SC1091
     . ./guest.sh
