@@ -7,7 +7,9 @@
 //! - the option types and eval-time assertions refuse what this library refuses, case by case
 //!   and with random mount points and drift roots, with the deviations listed;
 //! - the Nix-only tests (nix/tests/lib.nix, nix/tests/flake-outputs.nix) pass;
-//! - the option table in docs/nixos.md is the one generated from the declarations.
+//! - the option table in docs/nixos.md is the one generated from the declarations;
+//! - every VM test's Python script (nixos-tests/) passes pyflakes as nixpkgs' test driver runs
+//!   it (the scripts themselves only run under `nix flake check`).
 //!
 //! Evaluation and `nix flake check` against nixpkgs are not possible here (no nixpkgs, no
 //! binary cache): see docs/nixos.md. These tests are skipped in the Nix build sandbox, which
@@ -537,4 +539,89 @@ fn nix_module_option_table_in_docs_is_generated_from_the_declarations() {
     let start = docs.find(begin).expect("docs/nixos.md has the generated options table") + begin.len();
     let stop = start + docs[start..].find(end).expect("end marker");
     assert_eq!(&docs[start..stop], table, "docs/nixos.md is stale: run scripts/gen-nixos-options");
+}
+
+/// The globals nixpkgs' test driver gives a test script besides the node names
+/// (nixos/lib/test-driver: `Driver.test_symbols`); its lint passes them to pyflakes as
+/// PYFLAKES_BUILTINS, as this test does.
+const DRIVER_SYMBOLS: &[&str] = &[
+    "start_all",
+    "test_script",
+    "machines",
+    "vlans",
+    "driver",
+    "log",
+    "os",
+    "create_machine",
+    "subtest",
+    "run_tests",
+    "join_all",
+    "retry",
+    "serial_stdout_off",
+    "serial_stdout_on",
+    "polling_condition",
+    "Machine",
+    "t",
+    "debug",
+];
+
+#[test]
+fn nix_module_vm_test_scripts_pass_pyflakes() {
+    let tests = nix_eval(
+        r#"let
+          l = import ./nix/lib.nix;
+          stub = import ./nix/tests/stub-lib.nix;
+          lib = stub // { mkForce = v: v; };
+          homelab = { helpers = builtins.readFile ./nixos-tests/lib/helpers.py; package = "/PKG"; fixtures = "/FIXTURES"; };
+          script = name:
+            let t = import (./nixos-tests + "/${name}.nix") { inherit lib homelab; };
+            in {
+              inherit name;
+              nodes = builtins.attrNames t.nodes;
+              script = if builtins.isFunction t.testScript
+                then t.testScript { nodes = builtins.mapAttrs (_: _: { system.build.toplevel = "/TOPLEVEL"; }) t.nodes; }
+                else t.testScript;
+            };
+        in map script (l.testNames (builtins.readDir ./nixos-tests))"#,
+    );
+    let tests = tests.as_array().unwrap();
+    assert!(tests.len() >= 3, "{tests:?}");
+    for t in tests {
+        let name = t["name"].as_str().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(format!("{name}.py"));
+        std::fs::write(&file, t["script"].as_str().unwrap()).unwrap();
+        let mut builtins: Vec<&str> = t["nodes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+        builtins.extend(DRIVER_SYMBOLS);
+        let out = Command::new("pyflakes3")
+            .arg(&file)
+            .env("PYFLAKES_BUILTINS", builtins.join(","))
+            .output()
+            .expect("pyflakes3 (Debian package pyflakes3) must be installed: run scripts/setup-debian --test");
+        assert!(
+            out.status.success() && out.stdout.is_empty(),
+            "nixos-tests/{name}.nix: pyflakes:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn nix_module_mounts_vm_test_settings_are_what_its_rehearsal_checks() {
+    // The settings of nixos-tests/mounts.nix, as the module renders them, and the file the
+    // rehearsal on a real kernel uses (vm-fixtures/scenarios/nixos_mounts.py): one meaning.
+    let json = nix_eval(
+        r#"let
+          t = import ./nixos-tests/mounts.nix { lib = import ./nix/tests/stub-lib.nix; homelab = { }; };
+          node = t.nodes.machine { config.isSpecialisation = false; };
+        in (import ./nix/tests/options.nix).expectationsWith node.services.homelab-probe.settings"#,
+    );
+    let toml_value: toml::Value = serde_json::from_value(json.clone()).unwrap();
+    let rendered =
+        Expectations::from_toml_str(&toml::to_string(&toml_value).unwrap(), Path::new("rendered.toml")).unwrap();
+    let rehearsal = Expectations::load(&repo().join("nixos-tests/lib/mounts.toml")).unwrap();
+    assert_eq!(rendered, rehearsal, "{json}");
+    assert_eq!(rendered.mounts.len(), 1);
+    assert_eq!(rendered.drift.len(), 1);
 }
