@@ -288,10 +288,8 @@ fn nix_module_new_sections_at_their_defaults_are_the_library_defaults() {
         r#"{ mounts = [ { path = "/mnt/x"; } ]; gpu.vaapi.encode = [ "h264" ]; drift = [ { root = "/mnt/x"; uid = 1; gid = 2; } ]; }"#,
     );
     let e = parsed.unwrap();
-    let text = format!(
-        "version = 1\n[[mounts]]\npath = \"/mnt/x\"\n[gpu.vaapi]\nencode = [\"h264\"]\n[[drift]]\nroot = \"/mnt/x\"\nuid = 1\ngid = 2\n"
-    );
-    let plain = Expectations::from_toml_str(&text, Path::new("plain.toml")).unwrap();
+    let text = "version = 1\n[[mounts]]\npath = \"/mnt/x\"\n[gpu.vaapi]\nencode = [\"h264\"]\n[[drift]]\nroot = \"/mnt/x\"\nuid = 1\ngid = 2\n";
+    let plain = Expectations::from_toml_str(text, Path::new("plain.toml")).unwrap();
     assert_eq!((&e.mounts, &e.gpu, &e.drift), (&plain.mounts, &plain.gpu, &plain.drift), "{json}");
 }
 
