@@ -24,6 +24,18 @@ let
   };
   modeType = types.strMatching "0?[0-7]{3,4}";
   id = types.ints.u32;
+  # A non-empty string without a line break (homelab-verify refuses both in mount sources).
+  lineType = types.strMatching "[^\n]+" // {
+    description = "non-empty string without line breaks";
+  };
+  mountPointType = types.addCheck types.str hpLib.isMountPoint // {
+    name = "mountPoint";
+    description = "absolute normalised path (no trailing /, //, . or ..)";
+  };
+  driftRootType = types.addCheck types.str hpLib.isDriftRoot // {
+    name = "driftRoot";
+    description = "absolute path other than /";
+  };
 
   userModule = {
     options = {
@@ -115,6 +127,192 @@ let
     };
   };
 
+  # `[[mounts]]`: model/mounts.rs (MountExpectation).
+  mountModule = {
+    options = {
+      path = mkOption {
+        type = mountPointType;
+        example = "/mnt/PlexStorage";
+        description = "The mount point: absolute, without a trailing `/`, `.` or `..` parts.";
+      };
+      uuid = mkOption {
+        type = types.nullOr lineType;
+        default = null;
+        example = "7c1f0b7e-2d4a-4f61-9a53-3c5f2d1e9b10";
+        description = ''
+          Filesystem UUID of the device that must be mounted there (`lsblk -f` on the old host).
+          At most one of `uuid`, `label` and `device`.
+        '';
+      };
+      label = mkOption {
+        type = types.nullOr lineType;
+        default = null;
+        example = "Plex Drive";
+        description = "Filesystem label instead of a UUID.";
+      };
+      device = mkOption {
+        type = types.nullOr (
+          types.strMatching "/[^\n]*"
+          // {
+            description = "absolute path";
+          }
+        );
+        default = null;
+        example = "/dev/mapper/data-data";
+        description = "A device path instead (`/dev/mapper/...`, `/dev/disk/by-id/...`).";
+      };
+      fstype = mkOption {
+        type = types.nullOr (
+          types.strMatching "[^ \t,\n]+"
+          // {
+            description = "filesystem type (no blanks or commas)";
+          }
+        );
+        default = null;
+        example = "ext4";
+        description = "Filesystem type as the mount table shows it (`ext4`, `xfs`, `btrfs`, `fuse.sshfs`).";
+      };
+      options = mkOption {
+        type = types.listOf (
+          types.strMatching "[^, \t\n]+"
+          // {
+            description = "mount option (no blanks or commas)";
+          }
+        );
+        default = [ ];
+        example = [
+          "rw"
+          "noatime"
+        ];
+        description = ''
+          Options that must hold, one per item: `rw` or `ro` (not both), and kernel options such
+          as `noatime` or `nosuid`. Userspace-only options (`nofail`, `x-systemd.*`, ...) leave no
+          trace in the mount table and are not checked.
+        '';
+      };
+      required = mkOption {
+        type = types.bool;
+        default = true;
+        description = ''
+          Whether the mount must be there. `false` (a removable backup disk): not mounted is a
+          warning; files written into the bare directory still fail.
+        '';
+      };
+    };
+  };
+
+  # `[gpu.vaapi]`: model/expectations.rs (VaapiExpectation).
+  vaapiModule = {
+    options = {
+      encode = mkOption {
+        type = types.listOf (
+          types.enum [
+            "h264"
+            "hevc"
+            "av1"
+          ]
+        );
+        example = [ "hevc" ];
+        description = "Codecs that must have a VA-API encode entrypoint (`EncSlice` or `EncSliceLP`).";
+      };
+      node = mkOption {
+        type = types.nullOr (types.strMatching "/dev/dri/renderD[0-9]+");
+        default = null;
+        example = "/dev/dri/renderD128";
+        description = "The render node that must offer them; `null`: any render node will do.";
+      };
+    };
+  };
+
+  # `[gpu]`: model/expectations.rs (GpuExpectation).
+  gpuModule = {
+    options = {
+      nvenc = mkOption {
+        type = types.listOf (
+          types.enum [
+            "h264"
+            "hevc"
+          ]
+        );
+        default = [ ];
+        example = [
+          "h264"
+          "hevc"
+        ];
+        description = ''
+          Codecs NVENC must encode on at least one NVIDIA GPU. No `av1`: NVML reports encoder
+          capacity for H.264 and HEVC only.
+        '';
+      };
+      vaapi = mkOption {
+        type = types.nullOr (types.submodule vaapiModule);
+        default = null;
+        description = "VA-API encode entrypoints that must exist; `null` requires none.";
+      };
+      nvidia_containers = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Whether containers must be able to get an NVIDIA GPU (a CDI `nvidia.com/gpu` device
+          Docker can use, or Docker's `nvidia` runtime): set it when a stack reserves one.
+        '';
+      };
+    };
+  };
+
+  # `[[drift]]`: model/expectations.rs (DriftExpectation).
+  driftModule = {
+    options = {
+      root = mkOption {
+        type = driftRootType;
+        example = "/mnt/PlexStorage/media";
+        description = "The directory to scan: an absolute path, not `/`.";
+      };
+      uid = mkOption {
+        type = id;
+        example = 1000;
+        description = "The uid every entry under `root` (and `root` itself) must have.";
+      };
+      gid = mkOption {
+        type = id;
+        example = 110;
+        description = "The gid every entry must have.";
+      };
+      exclude = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [
+          ".Trash-*"
+          "Downloads/incomplete"
+        ];
+        description = ''
+          Glob patterns of entries to skip: a pattern without `/` matches names, one with `/` the
+          path below the root. homelab-verify checks the glob syntax (a bad pattern is exit code 2).
+        '';
+      };
+      cross_mounts = mkOption {
+        type = types.bool;
+        default = false;
+        description = "Whether to descend into other filesystems under the root.";
+      };
+      max_entries = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        example = 5000000;
+        description = "Stop after about this many entries; `null`: no limit.";
+      };
+      max_seconds = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        example = 120;
+        description = ''
+          Stop after this many seconds; `null`: 60. The check runs at every boot and switch, and
+          a scan that stops early is a warning (`drift_bounded`).
+        '';
+      };
+    };
+  };
+
   settingsModule = {
     freeformType = settingsFormat.type;
     options = {
@@ -155,15 +353,40 @@ let
           `homelab-verify` does without an expectations file); `null` skips these checks.
         '';
       };
-      # MOUNTS: typed options for `[[mounts]]` (path, uuid or label, fstype, options,
-      # required) go here once the mount probe is merged: a `mounts` option of type
-      # `types.listOf (types.submodule mountModule)`. Until then `settings.mounts` passes
-      # through the freeform type, and `afterMounts` already orders the unit after every
-      # `settings.mounts.*.path` (nix/lib.nix, mountPaths).
-      # GPU: typed options for `[gpu]` (NVENC / VA-API encode per codec) go here once the
-      # GPU probes are merged; until then `settings.gpu` passes through.
-      # DRIFT: typed options for `[[drift]]` (roots, expected uid/gid, excludes) go here once
-      # the drift scanner is merged; until then `settings.drift` passes through.
+      mounts = mkOption {
+        type = types.listOf (types.submodule mountModule);
+        default = [ ];
+        example = lib.literalExpression ''
+          [
+            { path = "/mnt/PlexStorage"; uuid = "7c1f0b7e-2d4a-4f61-9a53-3c5f2d1e9b10"; fstype = "ext4"; options = [ "rw" ]; }
+            { path = "/mnt/backup"; label = "backup"; required = false; }
+          ]
+        '';
+        description = ''
+          Filesystems that must be mounted (`[[mounts]]`, docs/mounts.md), one entry per path. The
+          host's own /etc/fstab entries are checked whether or not they are listed here; an entry
+          here replaces the fstab-derived expectation for its path.
+        '';
+      };
+      gpu = mkOption {
+        type = types.submodule gpuModule;
+        default = { };
+        description = ''
+          GPU encoders and container GPU access (`[gpu]`, docs/gpu.md). The default requires
+          nothing: the GPU probe then only reports what exists.
+        '';
+      };
+      drift = mkOption {
+        type = types.listOf (types.submodule driftModule);
+        default = [ ];
+        example = lib.literalExpression ''
+          [ { root = "/mnt/PlexStorage/media"; uid = 1000; gid = 110; exclude = [ ".Trash-*" ]; } ]
+        '';
+        description = ''
+          Data roots whose every entry must have one owner (`[[drift]]`, docs/drift.md): a bounded
+          scan at every run; `homelab-verify drift` does the full scan and the fix.
+        '';
+      };
     };
   };
 
@@ -175,6 +398,18 @@ let
       settingsFormat.generate "homelab-probe.toml" (hpLib.expectations cfg.settings);
 
   reportPath = "/var/lib/homelab-probe/report.json";
+
+  # The expectations as far as evaluation can know them: `settings`, or the expectations file
+  # when it is a path in the configuration (`./homelab-probe.toml`, read here; it is copied to
+  # the store anyway). A file given as a string (a store path another derivation wrote, or a
+  # path outside the store) is not read: that would be import-from-derivation, or impure.
+  knownExpectations =
+    if cfg.expectationsFile == null then
+      cfg.settings
+    else if builtins.isPath cfg.expectationsFile then
+      builtins.fromTOML (builtins.readFile cfg.expectationsFile)
+    else
+      { };
 
   consistency = hpLib.consistency {
     settings = cfg.settings;
@@ -188,6 +423,12 @@ let
   badNames = lib.filter (n: !hpLib.isValidName n) (
     lib.attrNames cfg.settings.groups ++ lib.attrNames cfg.settings.users
   );
+
+  mountWarnings = hpLib.mountConsistency {
+    inherit (cfg.settings) mounts;
+    fileSystems = lib.attrValues config.fileSystems;
+    mountUnits = map (m: m.where) config.systemd.mounts;
+  };
 
   # WantsMountsFor= (systemd >= 256) orders the check after the mounts without requiring them,
   # so a data disk that failed to mount is reported by the check itself (with the files that
@@ -273,13 +514,21 @@ in
     };
 
     afterMounts = mkOption {
-      type = types.listOf (types.strMatching "/.*");
-      default = hpLib.mountPaths cfg.settings;
-      defaultText = lib.literalMD "the `path` of every `settings.mounts` entry";
+      type = types.listOf (
+        types.strMatching "/[^\n]*"
+        // {
+          description = "absolute path";
+        }
+      );
+      default = hpLib.orderingPaths knownExpectations;
+      defaultText = lib.literalMD "the `path` of every `[[mounts]]` entry and the `root` of every `[[drift]]` entry, from `settings` or from `expectationsFile` when that is a path";
       example = [ "/mnt/PlexStorage" ];
       description = ''
         Paths whose mounts the check waits for: `WantsMountsFor=` with systemd 256 or later
         (the check runs, and reports, even when a mount failed), `RequiresMountsFor=` before.
+        systemd orders the unit after the mount unit of every prefix of each path, so a drift
+        root below a data disk's mount point waits for that disk. An `expectationsFile` given as
+        a string (a store path another derivation wrote) is not read: list its paths here.
       '';
     };
 
@@ -316,9 +565,17 @@ in
           message = "services.homelab-probe.settings: invalid user or group names: ${lib.concatStringsSep ", " badNames} (no whitespace, control characters or : , / \" ' \\ ` $ except a final $, not all digits, not starting with -).";
         }
       ]
-      ++ lib.optionals (cfg.expectationsFile == null) consistency.assertions;
+      ++ lib.optionals (cfg.expectationsFile == null) (
+        consistency.assertions
+        ++ map (message: {
+          assertion = false;
+          inherit message;
+        }) (hpLib.settingsProblems cfg.settings)
+      );
 
-    warnings = lib.optionals (cfg.expectationsFile == null) consistency.warnings;
+    warnings = lib.optionals (cfg.expectationsFile == null) (
+      consistency.warnings ++ hpLib.settingsWarnings cfg.settings ++ mountWarnings
+    );
 
     environment.systemPackages = [ cfg.package ];
     environment.etc."homelab-probe.toml".source = expectationsSource;
@@ -336,7 +593,10 @@ in
         "systemd-udev-settle.service"
         "nss-user-lookup.target"
       ];
-      unitConfig = lib.mkIf (cfg.afterMounts != [ ]) { ${mountsDirective} = cfg.afterMounts; };
+      # One word per path, quoted for systemd where needed (`/mnt/Plex Drive`; nix/lib.nix).
+      unitConfig = lib.mkIf (cfg.afterMounts != [ ]) {
+        ${mountsDirective} = map hpLib.unitPathWord cfg.afterMounts;
+      };
 
       environment.NO_COLOR = "1";
 

@@ -1,22 +1,24 @@
-# mounts: a data disk declared by UUID, as the runbook's /mnt/PlexStorage.
-#   boot        the disk is blank, so nothing is mounted there: the check fails;
-#   formatted   the test formats it with the fixed UUID and mounts it: the check passes;
-#   without-disk a specialisation that no longer declares the mount: switching to it unmounts
-#               the disk, and the check fails again (switch-to-configuration exits 4).
-#
-# PENDING(mount probe): the `[[mounts]]` section and the mount probe's check ids are not merged
-# yet. `mountExpectation` below is the one place to adjust to the merged shape, and the
-# assertions only look for a failing finding whose subject is the mount path: tighten them to
-# the probe's check ids once it lands. Until then homelab-verify refuses `[[mounts]]` (exit 2)
-# and this test fails.
+# mounts: the runbook's data disk, declared by UUID, with a drift root on it, checked by
+# homelab-probe-check.service through the typed `settings.mounts` and `settings.drift`:
+#   boot          the disk is blank, so nothing is mounted there: mount_device and mounted fail,
+#                 the bare directory is empty (shadowed_data passes), the drift root is missing;
+#   formatted     the test formats it with the fixed UUID, mounts it and creates the media tree
+#                 owned 1000:110: every mount check and drift_owner pass;
+#   drift         a file root wrote: drift_owner fails with the owner counts and the command
+#                 that fixes it; that command, applied, makes it pass again;
+#   without-disk  a specialisation that no longer declares the mount: switching to it unmounts
+#                 the disk, the switch exits 4, mount_declared warns and mounted fails with the
+#                 fileSystems snippet; files written into the bare directory fail shadowed_data;
+#   back          switching back mounts the disk again and everything passes.
+# The unit is ordered after the disk's mount unit (afterMounts: the mount path and the drift
+# root). The disk and the verdict after each step ({subject: {check: status}}) are in
+# lib/mounts.json, which vm-fixtures/scenarios/nixos_mounts.py also reads: it rehearses these
+# steps on a real kernel with the same binary, fstab line and expectations (lib/mounts.toml,
+# which a test keeps equal to what the module renders from the settings below).
 { lib, homelab, ... }:
 let
-  path = "/mnt/PlexStorage";
-  uuid = "5d3b7c1e-2f4a-4b8e-9c6d-0a1b2c3d4e5f";
-  mountExpectation = {
-    inherit path uuid;
-    fstype = "ext4";
-  };
+  shared = builtins.fromJSON (builtins.readFile ./lib/mounts.json);
+  inherit (shared) path uuid media;
 in
 {
   name = "homelab-probe-mounts";
@@ -40,8 +42,23 @@ in
       };
       services.homelab-probe = {
         enable = true;
-        settings.mounts = [ mountExpectation ];
-        settings.render = null;
+        settings = {
+          render = null;
+          mounts = [
+            {
+              inherit path uuid;
+              fstype = "ext4";
+              options = [ "rw" ];
+            }
+          ];
+          drift = [
+            {
+              root = media;
+              uid = 1000;
+              gid = 110;
+            }
+          ];
+        };
       };
       specialisation.without-disk.configuration = { };
     };
@@ -53,28 +70,68 @@ in
     in
     homelab.helpers
     + ''
-      def mount_failures(r):
-          # TODO(mount probe): assert on the probe's check ids instead.
-          return [f for f in r["findings"] if f["status"] == "fail" and f["subject"] == "${path}"]
+      STEPS = json.loads(${builtins.toJSON (builtins.toJSON shared.steps)})
+
+      def verdict(r, step):
+          """Asserts the verdict lib/mounts.json gives for `step` on every subject it names."""
+          for subject, want in STEPS[step].items():
+              assert checks(r, subject) == want, (step, subject, findings(r, subject=subject))
+
+      def check_again(expect_ok):
+          (machine.succeed if expect_ok else machine.fail)("systemctl start homelab-probe-check.service")
+          return probe_report(machine)
 
       machine.start()
 
-      with subtest("a blank data disk is not mounted: the boot's check fails"):
+      with subtest("the check is ordered after the data disk's mount, for the mount and the drift root"):
+          after = machine.succeed("systemctl show -P After homelab-probe-check.service").split()
+          assert "mnt-PlexStorage.mount" in after, after
+          deps = machine.succeed(
+              "systemctl show -p WantsMountsFor -p RequiresMountsFor homelab-probe-check.service"
+          )
+          assert "${path}" in deps and "${media}" in deps, deps
+
+      with subtest("a blank data disk: nothing is mounted, the boot's check fails"):
           assert wait_for_check(machine) == "exit-code"
-          assert mount_failures(probe_report(machine)), probe_report(machine)["findings"]
-
-      with subtest("formatted with the expected UUID and mounted, the check passes"):
-          machine.succeed("mkfs.ext4 -q -F -U ${uuid} /dev/vdb")
-          machine.succeed("udevadm settle")
-          machine.succeed("systemctl start $(systemd-escape -p --suffix=mount ${path})")
-          assert machine.succeed("findmnt -n -o UUID ${path}").strip() == "${uuid}"
-          machine.succeed("systemctl start homelab-probe-check.service")
           r = probe_report(machine)
-          assert r["summary"]["ok"] is True, r["findings"]
-          assert not mount_failures(r)
-          assert [f for f in r["findings"] if f["subject"] == "${path}" and f["status"] == "pass"], r["findings"]
+          verdict(r, "blank")
+          f = one(r, check="mounted", subject="${path}")
+          assert f["evidence"]["origin"] == "expectations", f
+          assert "systemctl start mnt-PlexStorage.mount" in f["remedy"]["text"], f
+          assert "UUID=${uuid}" in one(r, check="mount_device", subject="${path}")["message"]
 
-      with subtest("a generation without the mount fails the switch"):
+      with subtest("formatted with the expected UUID and mounted, every mount check passes"):
+          machine.succeed("mkfs.ext4 -q -F -U ${uuid} /dev/vdb", "udevadm settle")
+          machine.succeed("systemctl start mnt-PlexStorage.mount")
+          assert machine.succeed("findmnt -n -o UUID ${path}").strip() == "${uuid}"
+          machine.succeed(
+              "install -d -o 1000 -g 110 ${media} ${media}/movies",
+              "install -o 1000 -g 110 -m 644 /dev/null ${media}/movies/a.mkv",
+          )
+          r = check_again(True)
+          assert r["summary"]["ok"] is True, failing(r)
+          verdict(r, "mounted")
+          assert one(r, check="drift_owner", subject="${media}")["evidence"]["entries"] == 3
+
+      with subtest("a file with another owner under the drift root fails, and the remedy fixes it"):
+          machine.succeed("touch ${media}/movies/root-wrote-this.mkv")
+          r = check_again(False)
+          verdict(r, "drifted")
+          f = one(r, check="drift_owner", subject="${media}")
+          assert (f["evidence"]["entries"], f["evidence"]["offending"]) == (4, 1), f
+          assert f["evidence"]["by_owner"] == [
+              {"uid": 0, "gid": 0, "count": 1, "samples": ["${media}/movies/root-wrote-this.mkv"]}
+          ], f
+          fix = f["remedy"]["text"]
+          assert f["remedy"]["kind"] == "command" and fix.startswith(
+              "homelab-verify drift ${media} --uid 1000 --gid 110 --fix"
+          ), f
+          assert failing(r) == [("drift_owner", "${media}", f["message"])], failing(r)
+          machine.succeed("homelab-verify drift ${media} --uid 1000 --gid 110 --fix --apply --journal /root/drift.journal")
+          assert machine.succeed("stat -c %u:%g ${media}/movies/root-wrote-this.mkv").strip() == "1000:110"
+          verdict(check_again(True), "fixed")
+
+      with subtest("a generation without the mount fails the switch, with the fileSystems fix"):
           status, out = machine.execute(
               "${parent}/specialisation/without-disk/bin/switch-to-configuration test 2>&1"
           )
@@ -82,11 +139,28 @@ in
           assert status == 4, f"switch-to-configuration exited {status}"
           assert "homelab-probe-check.service" in out, out
           machine.fail("mountpoint -q ${path}")
-          assert mount_failures(probe_report(machine)), probe_report(machine)["findings"]
+          r = probe_report(machine)
+          verdict(r, "undeclared")
+          f = one(r, check="mounted", subject="${path}")
+          assert f["remedy"]["kind"] == "nixos", f
+          assert 'fileSystems."${path}" = {' in f["remedy"]["text"], f
+          assert 'device = "/dev/disk/by-uuid/${uuid}";' in f["remedy"]["text"], f
 
-      with subtest("back to the generation with the mount, the check passes"):
+      with subtest("files written into the bare mount point fail shadowed_data"):
+          machine.succeed("mkdir -p ${media}", "touch ${media}/oops.mkv")
+          r = check_again(False)
+          verdict(r, "shadowed")
+          f = one(r, check="shadowed_data", subject="${path}")
+          assert (f["evidence"]["entries"], f["evidence"]["names"]) == (1, ["media"]), f
+          assert "mv -T ${path} ${path}.shadowed" in f["remedy"]["text"], f
+          machine.succeed("rm -r ${media}")
+
+      with subtest("back to the generation with the mount, everything passes"):
           status, out = machine.execute("${parent}/bin/switch-to-configuration test 2>&1")
           assert status == 0, out
-          assert probe_report(machine)["summary"]["ok"] is True
+          machine.succeed("mountpoint -q ${path}")
+          r = probe_report(machine)
+          assert r["summary"]["ok"] is True, failing(r)
+          verdict(r, "back")
     '';
 }

@@ -1,7 +1,10 @@
 # render-node: a virtio GPU's render node on NixOS, checked by homelab-probe-check.service at
 # boot, in three machines:
 #   nixosdefaults  render is gid 303 and render nodes are 0666 (NixOS's own defaults), and the
-#                  expectations say so: the check passes;
+#                  expectations say so: the check passes, and the GPU probe lists the virtio GPU
+#                  (gpu_inventory) while nothing is required of it; its specialisation that
+#                  requires VA-API H.264 encode (`settings.gpu.vaapi`) fails the switch, because
+#                  virtio-gpu without virgl has no VA-API driver;
 #   render110      render pinned to the old host's gid 110 with lib.mkForce, expectations 110:
 #                  the check passes;
 #   mismatch       NixOS defaults but the old host's expectations (render 110): the unit fails,
@@ -40,6 +43,11 @@ in
         gpu
         palav
       ];
+      system.switch.enable = true;
+      specialisation.needs-vaapi.configuration.services.homelab-probe.settings.gpu.vaapi = {
+        encode = [ "h264" ];
+        node = "/dev/dri/renderD128";
+      };
       services.homelab-probe = {
         enable = true;
         settings = {
@@ -102,6 +110,10 @@ in
   };
 
   testScript =
+    { nodes, ... }:
+    let
+      defaults = "${nodes.nixosdefaults.system.build.toplevel}";
+    in
     homelab.helpers
     + ''
       start_all()
@@ -124,6 +136,30 @@ in
           text = journal(nixosdefaults)
           assert "summary: " in text and ": OK" in text, text
           assert "\x1b[" not in text, text
+          # The GPU probe lists the virtio GPU; nothing is required of it (settings.gpu = { }).
+          inventory = findings(r, probe="gpu", check="gpu_inventory")
+          assert len(inventory) == 1 and inventory[0]["status"] == "pass", inventory
+          gpu = inventory[0]["evidence"]["gpu"]
+          assert (gpu["vendor"], gpu["pci"]["vendor"], gpu["render_node"]) == (
+              "virtio", "0x1af4", "/dev/dri/renderD128"
+          ), gpu
+          assert inventory[0]["subject"] == gpu["pci"]["address"], inventory
+
+      with subtest("requiring VA-API H.264 encode on virtio-gpu fails the switch, with the reason"):
+          status, out = nixosdefaults.execute(
+              "${defaults}/specialisation/needs-vaapi/bin/switch-to-configuration test 2>&1"
+          )
+          print(out)
+          assert status == 4, f"switch-to-configuration exited {status}"
+          assert "the following units failed: homelab-probe-check.service" in out, out
+          r = probe_report(nixosdefaults)
+          f = one(r, check="vaapi_encode", subject="VA-API h264 encode on /dev/dri/renderD128")
+          assert f["status"] == "fail", f
+          assert f["remedy"]["kind"] == "manual" and "virgl" in f["remedy"]["text"], f
+          assert {check for check, _, _ in failing(r)} <= {"vaapi", "vaapi_encode"}, failing(r)
+          status, out = nixosdefaults.execute("${defaults}/bin/switch-to-configuration test 2>&1")
+          assert status == 0, out
+          assert probe_report(nixosdefaults)["summary"]["ok"] is True
 
       with subtest("render pinned to 110 with lib.mkForce passes expectations of 110"):
           assert wait_for_check(render110) == "success"

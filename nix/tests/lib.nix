@@ -69,6 +69,115 @@ case "dropNulls removes nulls at every depth" (l.dropNulls {
   ];
 }) [ "/mnt/PlexStorage" "/srv" ]
 ++ case "mountPaths without mounts" (l.mountPaths { }) [ ]
+++ case "orderingPaths: mount paths, then drift roots, each once" (l.orderingPaths {
+  mounts = [
+    { path = "/mnt/PlexStorage"; }
+    { path = "/mnt/Plex Drive"; }
+  ];
+  drift = [
+    { root = "/mnt/PlexStorage/media"; }
+    { root = "/mnt/PlexStorage"; }
+    { root = "/srv/photos"; }
+  ];
+}) [ "/mnt/PlexStorage" "/mnt/Plex Drive" "/mnt/PlexStorage/media" "/srv/photos" ]
+++ case "orderingPaths of a file without mounts or drift" (l.orderingPaths { version = 1; }) [ ]
+++ case "isMountPoint" (map l.isMountPoint [ "/" "/mnt/PlexStorage" "/mnt/Plex Drive" "/mnt/.x" "/mnt/x/" "mnt/x" "/mnt//x" "/mnt/./x" "/mnt/../x" "//" "" "/mnt/x\ny" ]) [
+  true
+  true
+  true
+  true
+  false
+  false
+  false
+  false
+  false
+  false
+  false
+  false
+]
+++ case "isDriftRoot: absolute, not / however spelled, one line" (map l.isDriftRoot [ "/mnt/x" "/mnt/x/" "/.." "/" "//" "/." "/./" "mnt" "" "/mnt/x\ny" ]) [
+  true
+  true
+  true
+  false
+  false
+  false
+  false
+  false
+  false
+  false
+]
+++ case "unitPathWord quotes what systemd would split or expand" (map l.unitPathWord [ "/mnt/PlexStorage" "/mnt/Plex Drive" "/srv/50%" "/srv/q\"uote" "/srv/b\\s" "/srv/it's" ]) [
+  "/mnt/PlexStorage"
+  "\"/mnt/Plex Drive\""
+  "\"/srv/50%%\""
+  "\"/srv/q\\\"uote\""
+  "\"/srv/b\\\\s\""
+  "\"/srv/it's\""
+]
+++ case "settingsProblems: what homelab-verify refuses across values, and two owners for one root" (l.settingsProblems {
+  mounts = [
+    { path = "/x"; uuid = "a"; label = "b"; device = "/dev/sdb1"; options = [ "rw" "ro" ]; }
+    { path = "/x"; }
+    { path = "/y"; uuid = "a"; options = [ "rw" ]; }
+  ];
+  drift = [
+    { root = "/d"; uid = 1; gid = 2; }
+    { root = "/d/."; uid = 3; gid = 2; }
+    { root = "/e"; uid = 1; gid = 2; }
+  ];
+}) [
+  "services.homelab-probe.settings.mounts: mount /x: give one of uuid, label or device, not uuid and label and device (homelab-verify refuses the file)."
+  "services.homelab-probe.settings.mounts: mount /x: options cannot hold both rw and ro."
+  "services.homelab-probe.settings.mounts: /x is listed 2 times; give one entry per path (homelab-verify refuses the file)."
+  "services.homelab-probe.settings.drift: /d is listed with the owners `1:2`, `3:2`; every entry under it (the directory itself too) can have only one owner."
+]
+++ case "settingsProblems of good settings" (l.settingsProblems {
+  mounts = [ { path = "/x"; uuid = "a"; options = [ "ro" "noatime" ]; } ];
+  drift = [ { root = "/x"; uid = 1; gid = 1; } { root = "/y"; uid = 2; gid = 2; } ];
+}) [ ]
+++ case "settingsWarnings: one root twice with one owner" (l.settingsWarnings {
+  drift = [
+    { root = "/d"; uid = 1; gid = 2; }
+    { root = "/d/"; uid = 1; gid = 2; }
+    { root = "/e"; uid = 1; gid = 2; }
+  ];
+}) [ "services.homelab-probe.settings.drift: /d is listed 2 times with the same owner, so the check scans it 2 times; one entry is enough." ]
+++ case "mountConsistency: declared as expected, by link or tag, any spelling" (l.mountConsistency {
+  mounts = [
+    { path = "/mnt/PlexStorage"; uuid = "7c1f"; fstype = "ext4"; }
+    { path = "/mnt/Plex Drive"; label = "Plex Drive"; }
+    { path = "/mnt/backup"; label = "backup"; }
+    { path = "/srv"; device = "/dev/mapper/data"; fstype = "xfs"; }
+    { path = "/mnt/auto"; uuid = "a"; fstype = "ext4"; }
+    { path = "/mnt/unit"; uuid = "u"; }
+    { path = "/mnt/other-kind"; uuid = "u"; }
+  ];
+  fileSystems = [
+    { mountPoint = "/mnt/PlexStorage"; device = "/dev/disk/by-uuid/7c1f"; fsType = "ext4"; }
+    { mountPoint = "/mnt/Plex Drive"; device = "/dev/disk/by-label/Plex\\x20Drive"; fsType = "ext4"; }
+    { mountPoint = "/mnt/backup"; label = "backup"; device = "/dev/disk/by-label/backup"; fsType = "auto"; }
+    { mountPoint = "/srv"; device = "/dev/mapper/data"; fsType = "xfs"; }
+    { mountPoint = "/mnt/auto"; device = "UUID=a"; fsType = "auto"; }
+    { mountPoint = "/mnt/other-kind"; label = "data"; fsType = "ext4"; }
+  ];
+  mountUnits = [ "/mnt/unit" ];
+}) [ ]
+++ case "mountConsistency: undeclared, another device, another type" (l.mountConsistency {
+  mounts = [
+    { path = "/mnt/PlexStorage"; uuid = "7c1f"; fstype = "ext4"; options = [ "rw" "noatime" ]; required = true; }
+    { path = "/mnt/backup"; label = "my backup"; required = false; }
+    { path = "/mnt/Plex Drive"; label = "Plex Drive"; fstype = "ext4"; }
+  ];
+  fileSystems = [
+    { mountPoint = "/mnt/Plex Drive"; device = "LABEL=Other"; fsType = "btrfs"; }
+  ];
+}) [
+  "services.homelab-probe: settings.mounts expects /mnt/PlexStorage to be mounted, but this configuration does not declare it in fileSystems, so nothing mounts it at boot: homelab-probe-check.service will warn (mount_declared) and fail (mounted). Fix: fileSystems.\"/mnt/PlexStorage\" = { device = \"/dev/disk/by-uuid/7c1f\"; fsType = \"ext4\"; options = [ \"noatime\" ]; };"
+  "services.homelab-probe: settings.mounts expects /mnt/backup to be mounted, but this configuration does not declare it in fileSystems, so nothing mounts it at boot: homelab-probe-check.service will warn (mount_declared) and warn (mounted). Fix: fileSystems.\"/mnt/backup\" = { label = \"my backup\"; options = [ \"nofail\" ]; };"
+  "services.homelab-probe: settings.mounts expects LABEL=Plex Drive at /mnt/Plex Drive, but this configuration mounts LABEL=Other there (fileSystems.\"/mnt/Plex Drive\"): homelab-probe-check.service will fail (mount_declared). Fix the expectation or: fileSystems.\"/mnt/Plex Drive\" = { label = \"Plex Drive\"; fsType = \"ext4\"; };"
+  "services.homelab-probe: settings.mounts expects /mnt/Plex Drive to be ext4, but this configuration declares fileSystems.\"/mnt/Plex Drive\".fsType = \"btrfs\": homelab-probe-check.service will fail (mount_fstype)."
+]
 ++ case "isMode" (map l.isMode [ "0660" "660" "2775" "02775" "0o660" "0998" "66" "" ]) [
   true
   true

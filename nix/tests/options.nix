@@ -53,6 +53,81 @@ let
 
   settingsWith = def: valueOf declarations.settings.type def;
 
+  # The type errors of the definition `v` at `path` for the recorded type `t`: what the
+  # module system would refuse, decided by the same `check` rules as nixpkgs' types
+  # (lib/types.nix: `str` is isString, `strMatching` adds builtins.match, `ints.u32` is
+  # 0..4294967295, `ints.unsigned` >= 0, `enum` is elem, `addCheck` adds its check to the base
+  # type's, a submodule without freeformType refuses undeclared options).
+  errorsOf =
+    path: t: v:
+    let
+      bad = [ "${path}: ${builtins.toJSON v} is not of type `${t.description}`" ];
+      unless = ok: if ok then [ ] else bad;
+      inRange = lo: hi: builtins.isInt v && v >= lo && (hi == null || v <= hi);
+    in
+    if t ? base then
+      let
+        baseErrors = errorsOf path t.base v;
+      in
+      if baseErrors != [ ] then baseErrors else unless (t.check v)
+    else if t.name == "str" then
+      unless (builtins.isString v)
+    else if t.name == "strMatching" then
+      unless (builtins.isString v && builtins.match t.pattern v != null)
+    else if t.name == "bool" then
+      unless (builtins.isBool v)
+    else if t.name == "u32" then
+      unless (inRange 0 4294967295)
+    else if t.name == "positive" then
+      unless (inRange 1 null)
+    else if t.name == "unsigned" then
+      unless (inRange 0 null)
+    else if t.name == "enum" then
+      unless (builtins.elem v t.values)
+    else if t.name == "nullOr" then
+      (if v == null then [ ] else errorsOf path t.elemType v)
+    else if t.name == "listOf" then
+      (
+        if builtins.isList v then
+          builtins.concatLists (builtins.genList (i: errorsOf "${path}.${toString i}" t.elemType (builtins.elemAt v i)) (builtins.length v))
+        else
+          bad
+      )
+    else if t.name == "attrsOf" then
+      (
+        if builtins.isAttrs v then
+          builtins.concatMap (n: errorsOf "${path}.${n}" t.elemType v.${n}) (builtins.attrNames v)
+        else
+          bad
+      )
+    else if t.name == "submodule" then
+      (
+        if !builtins.isAttrs v then
+          bad
+        else
+          let
+            declared = t.module.options;
+            undeclared = builtins.filter (n: !(declared ? ${n})) (builtins.attrNames v);
+          in
+          (
+            if t.module ? freeformType then
+              [ ]
+            else
+              map (n: "${path}.${n}: no such option") undeclared
+          )
+          ++ builtins.concatMap (
+            n:
+            if v ? ${n} then
+              errorsOf "${path}.${n}" declared.${n}.type v.${n}
+            else if declared.${n} ? default then
+              [ ]
+            else
+              [ "${path}.${n}: used but not defined" ]
+          ) (builtins.attrNames declared)
+      )
+    else
+      [ ];
+
   # Nix-like text of a value, for the documentation.
   show =
     v:
@@ -138,6 +213,22 @@ in
   inherit declarations settingsWith;
 
   expectationsWith = def: hpLib.expectations (settingsWith def);
+
+  # What the module makes of the `settings` definition `def`: the type errors (evaluation
+  # stops), then the assertions and warnings on the new sections (the build stops / goes on),
+  # then what it renders to homelab-probe.toml.
+  verdict =
+    def:
+    let
+      typeErrors = errorsOf "settings" declarations.settings.type def;
+      settings = settingsWith def;
+    in
+    {
+      inherit typeErrors;
+      problems = if typeErrors == [ ] then hpLib.settingsProblems settings else [ ];
+      warnings = if typeErrors == [ ] then hpLib.settingsWarnings settings else [ ];
+      expectations = if typeErrors == [ ] then hpLib.expectations settings else null;
+    };
 
   optionNames = map (r: r.name) (rows "services.homelab-probe" declarations);
 

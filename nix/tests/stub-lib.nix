@@ -36,6 +36,7 @@ rec {
   optionals = cond: list: if cond then list else [ ];
   inherit (builtins)
     attrNames
+    attrValues
     concatStringsSep
     filter
     mapAttrs
@@ -72,7 +73,16 @@ rec {
       unsigned = mkType "unsigned" "unsigned integer" { };
     };
     strMatching = re: mkType "strMatching" "string matching the pattern ${re}" { pattern = re; };
-    addCheck = t: check: t // { inherit check; };
+    addCheck =
+      t: check:
+      t
+      // {
+        inherit check;
+        base = t;
+      };
+    enum =
+      values:
+      mkType "enum" "one of ${builtins.concatStringsSep ", " (map (v: "\"${v}\"") values)}" { inherit values; };
     nullOr = t: mkType "nullOr" "null or ${t.description}" { elemType = t; };
     listOf = t: mkType "listOf" "list of ${t.description}" { elemType = t; };
     attrsOf = t: mkType "attrsOf" "attribute set of ${t.description}" { elemType = t; };

@@ -2,15 +2,22 @@
 # the recorder in stub-lib.nix (see there). `/PKG`, `/JQ` and `/SYSTEMD` stand for the store
 # paths of homelab-verify, jq and systemd. crates/homelab-verify/tests/nix_unit.rs runs the
 # unit's script against fixture hosts with the real homelab-verify.
+#   settings / expectationsFile   as the options (a `settings` definition, filled with the
+#                                 declared defaults); afterMountsDefault is what `afterMounts`
+#                                 defaults to for them;
+#   fileSystems                   as `config.fileSystems` (for the warnings).
 {
   jsonReport ? true,
   afterMounts ? [ ],
   systemdVersion ? "257.6",
   extraArgs ? [ ],
+  settings ? { },
+  expectationsFile ? null,
+  fileSystems ? { },
 }:
 let
   stub = import ./stub-lib.nix;
-  settings = (import ./options.nix).settingsWith { };
+  settingsDef = settings;
   module = import ../module.nix {
     lib = stub;
     pkgs = stub.pkgs // {
@@ -23,15 +30,17 @@ let
       services.homelab-probe = {
         enable = true;
         package = "/PKG";
+        settings = (import ./options.nix).settingsWith settingsDef;
         inherit
-          settings
+          expectationsFile
           jsonReport
           afterMounts
           extraArgs
           ;
-        expectationsFile = null;
         timeout = "5min";
       };
+      inherit fileSystems;
+      systemd.mounts = [ ];
       systemd.package = {
         outPath = "/SYSTEMD";
         version = systemdVersion;
@@ -56,4 +65,8 @@ in
     ;
   unitConfig = if unit.unitConfig.condition then unit.unitConfig.content else { };
   etc = module.config.content.environment.etc;
+  afterMountsDefault = module.options.services.homelab-probe.afterMounts.default;
+  # The messages of the assertions that fail, and the warnings.
+  failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) module.config.content.assertions);
+  inherit (module.config.content) warnings;
 }

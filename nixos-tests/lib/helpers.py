@@ -43,3 +43,17 @@ def journal(m):
 def check_runs(m):
     """How many times the check ran during this boot (one summary line per run)."""
     return sum(1 for line in journal(m).splitlines() if line.startswith("summary: "))
+
+
+def checks(report, subject):
+    """{check: status} of the findings about `subject` (a mount point, a drift root): each
+    check decides once per subject, so the dict is the whole verdict on it."""
+    found = findings(report, subject=subject)
+    verdict = {f["check"]: f["status"] for f in found}
+    assert len(verdict) == len(found), f"a check decided twice about {subject}: {found}"
+    return verdict
+
+
+def failing(report):
+    """(check, subject, message) of every failed finding, for assertion messages."""
+    return [(f["check"], f["subject"], f["message"]) for f in report["findings"] if f["status"] == "fail"]

@@ -27,6 +27,9 @@ in
     ];
     services.homelab-probe = {
       enable = true;
+      # A store path as a string: the module does not read it at evaluation (that would be
+      # import-from-derivation), so afterMounts stays empty; list the plan's [[mounts]] paths
+      # and [[drift]] roots there if the snapshot has any.
       expectationsFile = "${planned}/homelab-probe.toml";
     };
   };

@@ -2,9 +2,14 @@
 //! evaluator (`nix-instantiate`, Debian's nix-bin: `scripts/setup-debian --test`):
 //! - the module's name rule is `validate_name`'s (random names, both sides asked);
 //! - what the module's typed `settings` render to is an expectations file this library
-//!   accepts, and the module's defaults mean exactly the built-in defaults;
+//!   accepts, with every option of every section set, and the module's defaults mean exactly
+//!   the built-in defaults;
+//! - the option types and eval-time assertions refuse what this library refuses, case by case
+//!   and with random mount points and drift roots, with the deviations listed;
 //! - the Nix-only tests (nix/tests/lib.nix, nix/tests/flake-outputs.nix) pass;
-//! - the option table in docs/nixos.md is the one generated from the declarations.
+//! - the option table in docs/nixos.md is the one generated from the declarations;
+//! - every VM test's Python script (nixos-tests/) passes pyflakes as nixpkgs' test driver runs
+//!   it (the scripts themselves only run under `nix flake check`).
 //!
 //! Evaluation and `nix flake check` against nixpkgs are not possible here (no nixpkgs, no
 //! binary cache): see docs/nixos.md. These tests are skipped in the Nix build sandbox, which
@@ -13,7 +18,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::collections::BTreeSet;
+
 use homelab_probe::Expectations;
+use homelab_probe::model::expectations::{DriftExpectation, GpuExpectation, VaapiExpectation, VideoCodec};
+use homelab_probe::model::mounts::{MountExpectation, check_mount_point};
 use homelab_probe::sources::validate_name;
 use proptest::prelude::*;
 use serde_json::Value;
@@ -127,22 +136,76 @@ fn nix_module_defaults_are_the_builtin_defaults() {
     assert_eq!(parsed.unwrap(), Expectations::builtin(), "{json}");
 }
 
+/// Every typed option of the module, with a value other than its default where it has one.
+const EVERY_OPTION: &str = r#"{
+  groups = { render = 110; video = 44; };
+  users.palav = { uid = 1000; groups = [ "render" "video" "docker" ]; };
+  users.jellyfin = { };
+  render = {
+    group = "render";
+    mode = "0660";
+    required = true;
+    nodes = [ "/dev/dri/renderD128" ];
+    access = [ { name = "plex"; uid = 1000; gid = 110; groups = [ 44 ]; } { uid = 1001; gid = 1001; } ];
+  };
+  mounts = [
+    { path = "/mnt/PlexStorage"; uuid = "7c1f0b7e-2d4a-4f61-9a53-3c5f2d1e9b10"; fstype = "ext4"; options = [ "rw" "noatime" ]; }
+    { path = "/mnt/Plex Drive"; label = "Plex Drive"; required = false; }
+    { path = "/srv/data"; device = "/dev/mapper/data-data"; fstype = "xfs"; options = [ "ro" ]; }
+  ];
+  gpu = {
+    nvenc = [ "h264" "hevc" ];
+    vaapi = { encode = [ "hevc" "av1" ]; node = "/dev/dri/renderD128"; };
+    nvidia_containers = true;
+  };
+  drift = [
+    { root = "/mnt/PlexStorage/media"; uid = 1000; gid = 110; exclude = [ ".Trash-*" "Downloads/incomplete" ]; cross_mounts = true; max_entries = 5000000; max_seconds = 120; }
+    { root = "/srv/data"; uid = 0; gid = 0; }
+  ];
+}"#;
+
+/// The option names (`settings.mounts.*.uuid`) a Nix definition sets, list items as `*`.
+fn set_options(prefix: &str, v: &Value, out: &mut BTreeSet<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let name = format!("{prefix}.{k}");
+                out.insert(name.clone());
+                set_options(&name, v, out);
+            }
+        }
+        Value::Array(items) if items.iter().any(Value::is_object) => {
+            for item in items {
+                set_options(&format!("{prefix}.*"), item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn nix_module_every_option_is_set_by_the_render_test() {
+    let declared = nix_eval("(import ./nix/tests/options.nix).optionNames");
+    let declared: BTreeSet<String> = declared
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_owned())
+        .filter(|n| n.starts_with("services.homelab-probe.settings."))
+        // `version` has one allowed value, its default.
+        .filter(|n| n != "services.homelab-probe.settings.version")
+        // `users.<name>`: set through the names palav and jellyfin.
+        .map(|n| n.replace(".<name>.", ".palav."))
+        .collect();
+    let mut set = BTreeSet::new();
+    set_options("services.homelab-probe.settings", &nix_eval(EVERY_OPTION), &mut set);
+    let missing: Vec<&String> = declared.difference(&set).collect();
+    assert!(missing.is_empty(), "options the render test leaves at their default: {missing:?}");
+}
+
 #[test]
 fn nix_module_typed_settings_render_to_accepted_expectations() {
-    let (json, parsed) = module_expectations(
-        r#"{
-          groups = { render = 110; video = 44; };
-          users.palav = { uid = 1000; groups = [ "render" "video" "docker" ]; };
-          users.jellyfin = { };
-          render = {
-            group = "render";
-            mode = "0660";
-            required = true;
-            nodes = [ "/dev/dri/renderD128" ];
-            access = [ { name = "plex"; uid = 1000; gid = 110; } { uid = 1001; gid = 1001; groups = [ 44 ]; } ];
-          };
-        }"#,
-    );
+    let (json, parsed) = module_expectations(EVERY_OPTION);
     let e = parsed.unwrap();
     assert_eq!(e.groups["render"], 110);
     assert_eq!(e.users["palav"].uid, Some(1000));
@@ -151,8 +214,287 @@ fn nix_module_typed_settings_render_to_accepted_expectations() {
     let r = e.render.unwrap();
     assert_eq!(r.mode.unwrap().0, 0o660);
     assert!(r.required);
-    assert_eq!(r.access[0].describe(), "plex (uid 1000, gid 110)");
-    assert_eq!(r.access[1].describe(), "uid 1001, gid 1001, groups 44");
+    assert_eq!(r.access[0].describe(), "plex (uid 1000, gid 110, groups 44)");
+    assert_eq!(r.access[1].describe(), "uid 1001, gid 1001");
+    let mount = |path: &str| MountExpectation {
+        path: path.into(),
+        uuid: None,
+        label: None,
+        device: None,
+        fstype: None,
+        options: vec![],
+        required: true,
+    };
+    assert_eq!(
+        e.mounts,
+        [
+            MountExpectation {
+                uuid: Some("7c1f0b7e-2d4a-4f61-9a53-3c5f2d1e9b10".into()),
+                fstype: Some("ext4".into()),
+                options: vec!["rw".into(), "noatime".into()],
+                ..mount("/mnt/PlexStorage")
+            },
+            MountExpectation { label: Some("Plex Drive".into()), required: false, ..mount("/mnt/Plex Drive") },
+            MountExpectation {
+                device: Some("/dev/mapper/data-data".into()),
+                fstype: Some("xfs".into()),
+                options: vec!["ro".into()],
+                ..mount("/srv/data")
+            },
+        ],
+        "{json}"
+    );
+    assert_eq!(
+        e.gpu,
+        GpuExpectation {
+            nvenc: vec![VideoCodec::H264, VideoCodec::Hevc],
+            vaapi: Some(VaapiExpectation {
+                encode: vec![VideoCodec::Hevc, VideoCodec::Av1],
+                node: Some("/dev/dri/renderD128".into())
+            }),
+            nvidia_containers: true,
+        }
+    );
+    assert_eq!(
+        e.drift,
+        [
+            DriftExpectation {
+                root: "/mnt/PlexStorage/media".into(),
+                uid: 1000,
+                gid: 110,
+                exclude: vec![".Trash-*".into(), "Downloads/incomplete".into()],
+                cross_mounts: true,
+                max_entries: Some(5_000_000),
+                max_seconds: Some(120),
+            },
+            DriftExpectation {
+                root: "/srv/data".into(),
+                uid: 0,
+                gid: 0,
+                exclude: vec![],
+                cross_mounts: false,
+                max_entries: None,
+                max_seconds: None,
+            },
+        ]
+    );
+}
+
+#[test]
+fn nix_module_new_sections_at_their_defaults_are_the_library_defaults() {
+    // One entry of each list with only its required options: the rest must be filled in as
+    // the library fills it in.
+    let (json, parsed) = module_expectations(
+        r#"{ mounts = [ { path = "/mnt/x"; } ]; gpu.vaapi.encode = [ "h264" ]; drift = [ { root = "/mnt/x"; uid = 1; gid = 2; } ]; }"#,
+    );
+    let e = parsed.unwrap();
+    let text = "version = 1\n[[mounts]]\npath = \"/mnt/x\"\n[gpu.vaapi]\nencode = [\"h264\"]\n[[drift]]\nroot = \"/mnt/x\"\nuid = 1\ngid = 2\n";
+    let plain = Expectations::from_toml_str(text, Path::new("plain.toml")).unwrap();
+    assert_eq!((&e.mounts, &e.gpu, &e.drift), (&plain.mounts, &plain.gpu, &plain.drift), "{json}");
+}
+
+/// What the module makes of a `settings` definition (nix/tests/options.nix `verdict`).
+struct Verdict {
+    type_errors: Vec<String>,
+    problems: Vec<String>,
+    expectations: Value,
+}
+
+fn verdicts(definitions: &[&str]) -> Vec<Verdict> {
+    let list = definitions.iter().map(|d| format!("({d})")).collect::<Vec<_>>().join(" ");
+    let got = nix_eval(&format!("map (import ./nix/tests/options.nix).verdict [ {list} ]"));
+    let strings = |v: &Value| v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
+    got.as_array()
+        .unwrap()
+        .iter()
+        .map(|v| Verdict {
+            type_errors: strings(&v["typeErrors"]),
+            problems: strings(&v["problems"]),
+            expectations: v["expectations"].clone(),
+        })
+        .collect()
+}
+
+/// The library's answer for the same values written straight into a file (no module between).
+fn library_accepts(definitions: &[&str]) -> Vec<Result<(), String>> {
+    let list = definitions.iter().map(|d| format!("({d})")).collect::<Vec<_>>().join(" ");
+    let raw = nix_eval(&format!("[ {list} ]"));
+    raw.as_array()
+        .unwrap()
+        .iter()
+        .map(|def| {
+            let mut table: toml::Value = serde_json::from_value(def.clone()).unwrap();
+            table.as_table_mut().unwrap().insert("version".into(), toml::Value::Integer(1));
+            let text = toml::to_string(&table).unwrap();
+            Expectations::from_toml_str(&text, Path::new("raw.toml")).map(|_| ()).map_err(|e| format!("{e}\n{text}"))
+        })
+        .collect()
+}
+
+/// Where the module and the library disagree on purpose.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Agreement {
+    /// Both accept or both refuse.
+    Same,
+    /// The module refuses what the library accepts: a drift root with a line break (it is also
+    /// a word of the unit's WantsMountsFor=), a render node path with a trailing `/`, or a
+    /// drift root listed with two owners (no host can meet it).
+    ModuleStricter,
+    /// The module cannot tell: glob syntax (globset) is checked by homelab-verify at run time.
+    LibraryStricter,
+}
+
+#[test]
+fn nix_module_types_and_assertions_refuse_what_the_library_refuses() {
+    use Agreement::*;
+    let cases: &[(&str, bool, Agreement)] = &[
+        // (settings definition, the module accepts it, agreement with the library)
+        (
+            r#"{ mounts = [ { path = "/mnt/Plex Drive"; uuid = "x"; fstype = "ext4"; options = [ "rw" ]; } ]; }"#,
+            true,
+            Same,
+        ),
+        (r#"{ mounts = [ { path = "/"; } ]; }"#, true, Same),
+        (r#"{ mounts = [ { path = "/mnt/x/"; } ]; }"#, false, Same),
+        (r#"{ mounts = [ { path = "mnt/x"; } ]; }"#, false, Same),
+        (r#"{ mounts = [ { path = "/mnt//x"; } ]; }"#, false, Same),
+        (r#"{ mounts = [ { path = "/mnt/../x"; } ]; }"#, false, Same),
+        (r#"{ mounts = [ { path = "/mnt/x\ny"; } ]; }"#, false, Same),
+        (r#"{ mounts = [ { path = "/x"; uuid = "a"; label = "b"; } ]; }"#, false, Same),
+        (r#"{ mounts = [ { path = "/x"; label = "b"; device = "/dev/sdb1"; } ]; }"#, false, Same),
+        (r#"{ mounts = [ { path = "/x"; device = "sdb1"; } ]; }"#, false, Same),
+        (r#"{ mounts = [ { path = "/x"; uuid = ""; } ]; }"#, false, Same),
+        (r#"{ mounts = [ { path = "/x"; label = "a\nb"; } ]; }"#, false, Same),
+        (r#"{ mounts = [ { path = "/x"; fstype = "ext4,xfs"; } ]; }"#, false, Same),
+        (r#"{ mounts = [ { path = "/x"; fstype = "fuse.sshfs"; } ]; }"#, true, Same),
+        (r#"{ mounts = [ { path = "/x"; options = [ "rw,noatime" ]; } ]; }"#, false, Same),
+        (r#"{ mounts = [ { path = "/x"; options = [ "" ]; } ]; }"#, false, Same),
+        (r#"{ mounts = [ { path = "/x"; options = [ "rw" "ro" ]; } ]; }"#, false, Same),
+        (r#"{ mounts = [ { path = "/x"; options = [ "x-systemd.automount" ]; required = false; } ]; }"#, true, Same),
+        (r#"{ mounts = [ { path = "/x"; } { path = "/x"; uuid = "a"; } ]; }"#, false, Same),
+        (r#"{ mounts = [ { path = "/x"; uid = 1; } ]; }"#, false, Same),
+        (r#"{ mounts = [ { uuid = "a"; } ]; }"#, false, Same),
+        (r#"{ gpu.nvenc = [ "h264" "hevc" ]; }"#, true, Same),
+        (r#"{ gpu.nvenc = [ "av1" ]; }"#, false, Same),
+        (r#"{ gpu.nvenc = [ "h265" ]; }"#, false, Same),
+        (r#"{ gpu.vaapi.encode = [ "av1" ]; }"#, true, Same),
+        (r#"{ gpu.vaapi.node = "/dev/dri/renderD128"; }"#, false, Same),
+        (r#"{ gpu.vaapi = { encode = [ "h264" ]; node = "/dev/dri/card0"; }; }"#, false, Same),
+        (r#"{ gpu.vaapi = { encode = [ "h264" ]; node = "/dev/dri/renderD128/"; }; }"#, false, ModuleStricter),
+        (r#"{ gpu.nvidia_containers = true; }"#, true, Same),
+        (r#"{ gpu.nvec = [ "h264" ]; }"#, false, Same),
+        (r#"{ drift = [ { root = "/mnt/x"; uid = 1000; gid = 110; } ]; }"#, true, Same),
+        (r#"{ drift = [ { root = "/"; uid = 1; gid = 1; } ]; }"#, false, Same),
+        (r#"{ drift = [ { root = "//"; uid = 1; gid = 1; } ]; }"#, false, Same),
+        (r#"{ drift = [ { root = "/./"; uid = 1; gid = 1; } ]; }"#, false, Same),
+        (r#"{ drift = [ { root = "/.."; uid = 1; gid = 1; } ]; }"#, true, Same),
+        (r#"{ drift = [ { root = "mnt"; uid = 1; gid = 1; } ]; }"#, false, Same),
+        (r#"{ drift = [ { root = "/mnt/x"; gid = 1; } ]; }"#, false, Same),
+        (r#"{ drift = [ { root = "/mnt/x"; uid = -1; gid = 1; } ]; }"#, false, Same),
+        (r#"{ drift = [ { root = "/mnt/x"; uid = 4294967296; gid = 1; } ]; }"#, false, Same),
+        (r#"{ drift = [ { root = "/mnt/x"; uid = 1; gid = 1; max_entries = -1; } ]; }"#, false, Same),
+        (r#"{ drift = [ { root = "/mnt/x"; uid = 1; gid = 1; max_seconds = 0; } ]; }"#, true, Same),
+        (r#"{ drift = [ { root = "/mnt/x"; uid = 1; gid = 1; owner = 1; } ]; }"#, false, Same),
+        (r#"{ drift = [ { root = "/mnt/x\ny"; uid = 1; gid = 1; } ]; }"#, false, ModuleStricter),
+        (
+            r#"{ drift = [ { root = "/d"; uid = 1; gid = 1; } { root = "/d/"; uid = 2; gid = 1; } ]; }"#,
+            false,
+            ModuleStricter,
+        ),
+        (r#"{ drift = [ { root = "/mnt/x"; uid = 1; gid = 1; exclude = [ "[abc" ]; } ]; }"#, true, LibraryStricter),
+    ];
+    let defs: Vec<&str> = cases.iter().map(|c| c.0).collect();
+    let module = verdicts(&defs);
+    let library = library_accepts(&defs);
+    for (((def, module_accepts, agreement), v), lib) in cases.iter().zip(&module).zip(&library) {
+        let accepted = v.type_errors.is_empty() && v.problems.is_empty();
+        assert_eq!(accepted, *module_accepts, "{def}: type errors {:?}, assertions {:?}", v.type_errors, v.problems);
+        let library_ok = lib.is_ok();
+        let want = match agreement {
+            Agreement::Same => accepted,
+            Agreement::ModuleStricter => true,
+            Agreement::LibraryStricter => false,
+        };
+        assert_eq!(library_ok, want, "{def}: the library says {lib:?}; listed as {agreement:?}");
+        if accepted {
+            // What the module renders is accepted too (not only the raw values).
+            let toml_value: toml::Value = serde_json::from_value(v.expectations.clone()).unwrap();
+            let rendered = Expectations::from_toml_str(&toml::to_string(&toml_value).unwrap(), Path::new("x.toml"));
+            assert_eq!(rendered.is_ok(), library_ok, "{def}: rendered {rendered:?}");
+        }
+    }
+}
+
+/// Mount points and drift roots, mostly near the edge cases: the module's rules
+/// (nix/lib.nix isMountPoint, isDriftRoot) against the library's.
+fn assert_path_rules_agree(paths: &[&str]) {
+    let list = paths.iter().map(|p| nix_string(p)).collect::<Vec<_>>().join(" ");
+    let got = nix_eval(&format!(
+        "let l = import ./nix/lib.nix; in map (p: [ (l.isMountPoint p) (l.isDriftRoot p) ]) [ {list} ]"
+    ));
+    for (p, nix) in paths.iter().zip(got.as_array().unwrap()) {
+        let mount = check_mount_point(p).is_ok();
+        assert_eq!(nix[0].as_bool(), Some(mount), "mount point {p:?}: nix {nix}, library {:?}", check_mount_point(p));
+        let text = format!("version = 1\n[[drift]]\nroot = {}\nuid = 1\ngid = 1\n", toml::Value::String(p.to_string()));
+        let drift = Expectations::from_toml_str(&text, Path::new("x.toml"));
+        // The module also refuses a line break in a drift root (ModuleStricter above).
+        let want = drift.is_ok() && !p.contains('\n');
+        assert_eq!(nix[1].as_bool(), Some(want), "drift root {p:?}: nix {nix}, library {drift:?}");
+    }
+}
+
+#[test]
+fn nix_module_path_rules_agree_with_the_library_on_edge_cases() {
+    assert_path_rules_agree(&[
+        "/",
+        "//",
+        "///",
+        "/.",
+        "/./",
+        "/./.",
+        "/..",
+        "/../",
+        "/mnt",
+        "/mnt/",
+        "/mnt//x",
+        "/mnt/./x",
+        "/mnt/../x",
+        "/mnt/x/.",
+        "/mnt/x/..",
+        "/mnt/.x",
+        "/mnt/..x",
+        "/mnt/x y",
+        "mnt",
+        "",
+        ".",
+        "./mnt",
+        "/mnt/x\n",
+        "/\n",
+        "/mnt/é",
+        "/mnt/x\ty",
+    ]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+    #[test]
+    fn nix_module_path_rules_agree_with_the_library(batch in proptest::collection::vec("[/.a \n]{0,7}", 64)) {
+        let paths: Vec<&str> = batch.iter().map(String::as_str).collect();
+        assert_path_rules_agree(&paths);
+    }
+}
+
+#[test]
+fn nix_module_settings_warnings_name_a_drift_root_listed_twice() {
+    let got = nix_eval(
+        r#"((import ./nix/tests/options.nix).verdict { drift = [ { root = "/d"; uid = 1; gid = 1; } { root = "/d"; uid = 1; gid = 1; } ]; }).warnings"#,
+    );
+    assert_eq!(
+        got,
+        serde_json::json!([
+            "services.homelab-probe.settings.drift: /d is listed 2 times with the same owner, so the check scans it 2 times; one entry is enough."
+        ])
+    );
 }
 
 #[test]
@@ -164,8 +506,9 @@ fn nix_module_render_null_skips_the_render_section() {
 
 #[test]
 fn nix_module_freeform_sections_pass_through_and_unknown_ones_are_refused_by_check() {
-    // Sections without typed options yet (mounts, gpu, drift) pass through the module as
-    // written; homelab-verify, not the module, decides whether it knows them.
+    // Every section of version 1 has typed options; any other passes through the module as
+    // written (a newer homelab-verify may know it), and homelab-verify, not the module, decides
+    // whether it knows it.
     let (json, parsed) = module_expectations(r#"{ frobnicate = { x = 1; }; }"#);
     assert_eq!(json["frobnicate"]["x"], 1);
     let err = parsed.unwrap_err();
@@ -194,4 +537,89 @@ fn nix_module_option_table_in_docs_is_generated_from_the_declarations() {
     let start = docs.find(begin).expect("docs/nixos.md has the generated options table") + begin.len();
     let stop = start + docs[start..].find(end).expect("end marker");
     assert_eq!(&docs[start..stop], table, "docs/nixos.md is stale: run scripts/gen-nixos-options");
+}
+
+/// The globals nixpkgs' test driver gives a test script besides the node names
+/// (nixos/lib/test-driver: `Driver.test_symbols`); its lint passes them to pyflakes as
+/// PYFLAKES_BUILTINS, as this test does.
+const DRIVER_SYMBOLS: &[&str] = &[
+    "start_all",
+    "test_script",
+    "machines",
+    "vlans",
+    "driver",
+    "log",
+    "os",
+    "create_machine",
+    "subtest",
+    "run_tests",
+    "join_all",
+    "retry",
+    "serial_stdout_off",
+    "serial_stdout_on",
+    "polling_condition",
+    "Machine",
+    "t",
+    "debug",
+];
+
+#[test]
+fn nix_module_vm_test_scripts_pass_pyflakes() {
+    let tests = nix_eval(
+        r#"let
+          l = import ./nix/lib.nix;
+          stub = import ./nix/tests/stub-lib.nix;
+          lib = stub // { mkForce = v: v; };
+          homelab = { helpers = builtins.readFile ./nixos-tests/lib/helpers.py; package = "/PKG"; fixtures = "/FIXTURES"; };
+          script = name:
+            let t = import (./nixos-tests + "/${name}.nix") { inherit lib homelab; };
+            in {
+              inherit name;
+              nodes = builtins.attrNames t.nodes;
+              script = if builtins.isFunction t.testScript
+                then t.testScript { nodes = builtins.mapAttrs (_: _: { system.build.toplevel = "/TOPLEVEL"; }) t.nodes; }
+                else t.testScript;
+            };
+        in map script (l.testNames (builtins.readDir ./nixos-tests))"#,
+    );
+    let tests = tests.as_array().unwrap();
+    assert!(tests.len() >= 3, "{tests:?}");
+    for t in tests {
+        let name = t["name"].as_str().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(format!("{name}.py"));
+        std::fs::write(&file, t["script"].as_str().unwrap()).unwrap();
+        let mut builtins: Vec<&str> = t["nodes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+        builtins.extend(DRIVER_SYMBOLS);
+        let out = Command::new("pyflakes3")
+            .arg(&file)
+            .env("PYFLAKES_BUILTINS", builtins.join(","))
+            .output()
+            .expect("pyflakes3 (Debian package pyflakes3) must be installed: run scripts/setup-debian --test");
+        assert!(
+            out.status.success() && out.stdout.is_empty(),
+            "nixos-tests/{name}.nix: pyflakes:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn nix_module_mounts_vm_test_settings_are_what_its_rehearsal_checks() {
+    // The settings of nixos-tests/mounts.nix, as the module renders them, and the file the
+    // rehearsal on a real kernel uses (vm-fixtures/scenarios/nixos_mounts.py): one meaning.
+    let json = nix_eval(
+        r#"let
+          t = import ./nixos-tests/mounts.nix { lib = import ./nix/tests/stub-lib.nix; homelab = { }; };
+          node = t.nodes.machine { config.isSpecialisation = false; };
+        in (import ./nix/tests/options.nix).expectationsWith node.services.homelab-probe.settings"#,
+    );
+    let toml_value: toml::Value = serde_json::from_value(json.clone()).unwrap();
+    let rendered =
+        Expectations::from_toml_str(&toml::to_string(&toml_value).unwrap(), Path::new("rendered.toml")).unwrap();
+    let rehearsal = Expectations::load(&repo().join("nixos-tests/lib/mounts.toml")).unwrap();
+    assert_eq!(rendered, rehearsal, "{json}");
+    assert_eq!(rendered.mounts.len(), 1);
+    assert_eq!(rendered.drift.len(), 1);
 }

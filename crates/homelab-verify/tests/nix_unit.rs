@@ -96,6 +96,115 @@ fn nix_module_unit_orders_after_mounts_without_requiring_them_on_systemd_256() {
 }
 
 #[test]
+fn nix_module_after_mounts_defaults_to_mount_paths_and_drift_roots() {
+    let settings = r#"{
+      mounts = [ { path = "/mnt/PlexStorage"; } { path = "/mnt/Plex Drive"; } ];
+      drift = [ { root = "/mnt/PlexStorage/media"; uid = 1000; gid = 110; } { root = "/mnt/PlexStorage"; uid = 1000; gid = 110; } { root = "/srv/photos"; uid = 1000; gid = 100; } ];
+    }"#;
+    let u = unit(&[("settings", settings)]);
+    assert_eq!(
+        u["afterMountsDefault"],
+        serde_json::json!(["/mnt/PlexStorage", "/mnt/Plex Drive", "/mnt/PlexStorage/media", "/srv/photos"]),
+        "each [[mounts]] path and [[drift]] root once"
+    );
+    // An expectations file in the configuration (what `plan` wrote) is read for its paths.
+    let plan = "./crates/homelab-probe/tests/fixtures/expect/plex-mounts.toml";
+    let u = unit(&[("expectationsFile", plan)]);
+    assert_eq!(u["afterMountsDefault"], serde_json::json!(["/mnt/PlexStorage", "/mnt/PlexDrive", "/mnt/backup"]));
+    // A store path a derivation wrote is not read at evaluation (import-from-derivation).
+    let u = unit(&[("expectationsFile", "\"/nix/store/00000000000000000000000000000000-plan/homelab-probe.toml\"")]);
+    assert_eq!(u["afterMountsDefault"], serde_json::json!([]));
+}
+
+/// The mount unit systemd names for `path` (systemd-escape, from the systemd package).
+fn mount_unit(path: &str) -> String {
+    let out = Command::new("systemd-escape")
+        .args(["-p", "--suffix=mount", path])
+        .output()
+        .expect("systemd-escape (Debian package systemd) must be installed: run scripts/setup-debian --test");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// What `systemd-analyze verify` logs (at debug level) when it loads a service with these
+/// `RequiresMountsFor=` lines: systemd loads the mount unit of every prefix of every path it
+/// parsed, and warns about words it ignores.
+fn systemd_reads(words: &[String]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hp-mounts-test.service");
+    let lines: String = words.iter().map(|w| format!("RequiresMountsFor={w}\n")).collect();
+    std::fs::write(&file, format!("[Unit]\nDescription=t\n{lines}[Service]\nType=oneshot\nExecStart=/bin/true\n"))
+        .unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&file)
+        .env("SYSTEMD_LOG_LEVEL", "debug")
+        .output()
+        .expect("systemd-analyze (Debian package systemd) must be installed: run scripts/setup-debian --test");
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn nix_module_unit_mount_paths_reach_systemd_as_written() {
+    // Blanks, `%` (a specifier), quotes and a backslash: each must reach systemd as one path.
+    let paths =
+        ["/mnt/Plex Drive", "/srv/50%near", "/srv/it's", "/srv/q\"uote", "/srv/back\\slash", "/mnt/PlexStorage"];
+    let list: Vec<String> = paths.iter().map(|p| serde_json::to_string(p).unwrap().replace('$', "\\$")).collect();
+    let u = unit(&[("afterMounts", &format!("[ {} ]", list.join(" "))), ("systemdVersion", "\"252\"")]);
+    let words: Vec<String> = u["unitConfig"]["RequiresMountsFor"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(words[0], "\"/mnt/Plex Drive\"");
+    assert_eq!(words[5], "/mnt/PlexStorage", "a plain path stays as it is");
+    let log = systemd_reads(&words);
+    // (systemd also says "ignoring" about its own units in a container: only ours count.)
+    let ignored: Vec<&str> =
+        log.lines().filter(|l| l.contains("hp-mounts-test.service:") && l.contains("ignoring")).collect();
+    assert!(ignored.is_empty(), "systemd ignored a word: {ignored:?}");
+    for p in paths {
+        let unit = mount_unit(p);
+        assert!(log.contains(&unit), "systemd did not order after {unit} ({p:?}):\n{log}");
+    }
+    // The oracle can tell: the paths written as they are lose the blank one and mangle `%`.
+    let naive = systemd_reads(&paths.iter().map(|p| p.to_string()).collect::<Vec<_>>());
+    assert!(naive.contains("path is not absolute, ignoring: Drive"), "{naive}");
+    assert!(!naive.contains(&mount_unit("/srv/50%near")), "%n is a specifier: {naive}");
+}
+
+#[test]
+fn nix_module_assertions_and_warnings_cover_the_new_sections() {
+    let settings = r#"{
+      mounts = [ { path = "/mnt/a"; uuid = "u"; label = "l"; } { path = "/mnt/a"; } { path = "/mnt/b"; uuid = "u1"; fstype = "ext4"; } ];
+      drift = [ { root = "/d"; uid = 1; gid = 1; } { root = "/d/"; uid = 2; gid = 2; } ];
+    }"#;
+    let fs =
+        r#"{ "/mnt/b" = { mountPoint = "/mnt/b"; device = "/dev/disk/by-uuid/u2"; fsType = "xfs"; label = null; }; }"#;
+    let u = unit(&[("settings", settings), ("fileSystems", fs)]);
+    let failed: Vec<&str> = u["failedAssertions"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    assert_eq!(
+        failed,
+        [
+            "services.homelab-probe.settings.mounts: mount /mnt/a: give one of uuid, label or device, not uuid and label (homelab-verify refuses the file).",
+            "services.homelab-probe.settings.mounts: /mnt/a is listed 2 times; give one entry per path (homelab-verify refuses the file).",
+            "services.homelab-probe.settings.drift: /d is listed with the owners `1:1`, `2:2`; every entry under it (the directory itself too) can have only one owner.",
+        ]
+    );
+    let warnings: Vec<&str> = u["warnings"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "services.homelab-probe: settings.mounts expects /mnt/a to be mounted, but this configuration does not declare it in fileSystems, so nothing mounts it at boot: homelab-probe-check.service will warn (mount_declared) and fail (mounted). Fix: fileSystems.\"/mnt/a\" = { device = \"/dev/disk/by-uuid/u\"; };",
+            "services.homelab-probe: settings.mounts expects /mnt/a to be mounted, but this configuration does not declare it in fileSystems, so nothing mounts it at boot: homelab-probe-check.service will warn (mount_declared) and fail (mounted). Fix: fileSystems.\"/mnt/a\" = { };",
+            "services.homelab-probe: settings.mounts expects UUID=u1 at /mnt/b, but this configuration mounts UUID=u2 there (fileSystems.\"/mnt/b\"): homelab-probe-check.service will fail (mount_declared). Fix the expectation or: fileSystems.\"/mnt/b\" = { device = \"/dev/disk/by-uuid/u1\"; fsType = \"ext4\"; };",
+            "services.homelab-probe: settings.mounts expects /mnt/b to be ext4, but this configuration declares fileSystems.\"/mnt/b\".fsType = \"xfs\": homelab-probe-check.service will fail (mount_fstype).",
+        ]
+    );
+}
+
+#[test]
 fn nix_module_unit_script_fails_with_the_report_and_ends_with_the_fixes() {
     let r = run_script(true, &fixtures().join("nixos-default"), &fixtures().join("expect/render-110.toml"), true);
     assert_eq!(r.code, 1, "{}", r.stdout);
