@@ -581,3 +581,74 @@ fn a_relative_mount_point_is_reported_not_checked() {
     assert_eq!(l.message, "mount point \"data\" is not an absolute path: systemd ignores this entry");
     assert!(!f.iter().any(|x| x.subject == "data"), "{f:#?}");
 }
+
+/// A copy of `mounts-ok` with `fstab_extra` appended to its fstab and `mountinfo_extra` to its
+/// mount table.
+fn ok_host_with(fstab_extra: &str, mountinfo_extra: &str) -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("cp").arg("-a").arg(fixture("mounts-ok/.")).arg(t.path()).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for (file, extra) in [("etc/fstab", fstab_extra), ("proc/self/mountinfo", mountinfo_extra)] {
+        let p = t.path().join(file);
+        let text = std::fs::read_to_string(&p).unwrap() + extra;
+        std::fs::write(p, text).unwrap();
+    }
+    t
+}
+
+#[test]
+fn nixos_read_only_store_bind_is_intended() {
+    // A NixOS test VM: qemu-vm.nix declares the store (9p from the host) read-write in fstab,
+    // and stage 2 binds it read-only onto itself (boot.readOnlyNixStore).
+    let t = ok_host_with(
+        "nix-store /nix/store 9p trans=virtio,version=9p2000.L,msize=16384,x-systemd.requires=modprobe@9pnet_virtio.service,cache=loose 0 0\n",
+        "50 22 0:40 / /nix/store rw,relatime shared:7 - 9p nix-store rw,cache=loose,access=client,trans=virtio\n\
+         51 50 0:40 / /nix/store ro,relatime shared:7 - 9p nix-store rw,cache=loose,access=client,trans=virtio\n",
+    );
+    // The fixture's own /nix/store line is a real NixOS host's bind from the root filesystem;
+    // a test VM has the 9p store there instead.
+    let mi = t.path().join("proc/self/mountinfo");
+    let text: String = std::fs::read_to_string(&mi)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("28 "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&mi, text).unwrap();
+    let f = mounts::check(&Host::at(t.path()).unwrap(), &Expectations::builtin());
+    let store: Vec<(String, Status)> = statuses(&f, "/nix/store");
+    assert!(
+        store.iter().all(|(_, st)| *st == Pass),
+        "{:#?}",
+        f.iter().filter(|f| f.subject == "/nix/store").collect::<Vec<_>>()
+    );
+    assert_eq!(
+        find(&f, "mount_options", "/nix/store").message,
+        "/nix/store is rw, and read-only through a bind of itself on top, as NixOS makes the store read-only"
+    );
+    assert!(find(&f, "mount_covered", "/nix/store").message.starts_with("only a bind of /nix/store onto itself"));
+}
+
+#[test]
+fn read_only_self_bind_on_a_data_disk_warns() {
+    // The same stack on a data disk: nothing is hidden, but nothing can write there either.
+    let t = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("cp").arg("-a").arg(fixture("mounts-ok/.")).arg(t.path()).output().unwrap();
+    assert!(out.status.success());
+    let mi = t.path().join("proc/self/mountinfo");
+    std::fs::write(
+        &mi,
+        std::fs::read_to_string(&mi).unwrap()
+            + "60 41 8:1 / /mnt/PlexStorage ro,relatime shared:31 - ext4 /dev/sda1 rw\n",
+    )
+    .unwrap();
+    let f = mounts::check(&Host::at(t.path()).unwrap(), &Expectations::builtin());
+    let o = find(&f, "mount_options", STORAGE);
+    assert_eq!(o.status, Warn, "{o:#?}");
+    assert!(o.message.contains("a read-only bind of itself is mounted on top"), "{}", o.message);
+    assert_eq!(find(&f, "mount_covered", STORAGE).status, Pass);
+    // A different filesystem on top is still a cover, not a self-bind.
+    let t2 = ok_host_with("", "61 41 8:33 / /mnt/PlexStorage rw,relatime shared:40 - ext4 /dev/sdc1 rw\n");
+    let f2 = mounts::check(&Host::at(t2.path()).unwrap(), &Expectations::builtin());
+    assert_eq!(find(&f2, "mount_covered", STORAGE).status, Fail);
+}

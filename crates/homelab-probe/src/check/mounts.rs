@@ -600,7 +600,7 @@ impl<'a> Ctx<'a> {
                     )) })
             });
         }
-        out.push(self.options_finding(top));
+        out.push(self.options_finding(top, self_bind_under(vis)));
         out.push(self.covered_when_mounted(vis, device));
     }
 
@@ -682,8 +682,33 @@ impl<'a> Ctx<'a> {
         if at.is_empty() { ", not mounted".into() } else { format!(", mounted at {}", at.join(", ")) }
     }
 
-    fn options_finding(&self, top: &MountInfo) -> Finding {
+    /// `mount_options`. With a bind of the mount onto itself stacked on top (`self_bind`, the
+    /// mount underneath), the declared mount's own options are compared, and a read-only bind
+    /// on a read-write mount is reported as such: intended for `/nix/store` (NixOS makes the
+    /// store read-only that way), a warning anywhere else (nothing can write there).
+    fn options_finding(&self, top: &MountInfo, self_bind: Option<&MountInfo>) -> Finding {
         let path = &self.m.path;
+        if let Some(under) = self_bind.filter(|u| top.read_only() && !u.read_only() && !self.m.read_only) {
+            let f = self.options_finding(under, None);
+            if f.status != Status::Pass {
+                return f;
+            }
+            let f = if path == NIX_STORE {
+                self.finding(
+                    Status::Pass,
+                    "mount_options",
+                    format!("{path} is rw, and read-only through a bind of itself on top, as NixOS makes the store read-only"),
+                )
+            } else {
+                self.finding(
+                    Status::Warn,
+                    "mount_options",
+                    format!("{path} is mounted rw, but a read-only bind of itself is mounted on top: nothing can write there"),
+                )
+                .remedy(Remedy::command(format!("umount {}  # takes the read-only bind off; find what made it first", shell::quote(path))))
+            };
+            return f.evidence("mount_options", &under.mount_options).evidence("bind_options", &top.mount_options);
+        }
         let state = if top.read_only() { "ro" } else { "rw" };
         let want = if self.m.read_only { "ro" } else { "rw" };
         let (checkable, skipped): (Vec<&String>, Vec<&String>) =
@@ -735,6 +760,15 @@ impl<'a> Ctx<'a> {
         let vis = &Visibility { holder: vis.holder, at_path: vis.at_path, hidden };
         if vis.hidden.is_empty() {
             return self.finding(Status::Pass, "mount_covered", format!("nothing is mounted over {path}"));
+        }
+        if vis.hidden.len() == 1 && self_bind_under(vis).is_some() {
+            return self.finding(
+                Status::Pass,
+                "mount_covered",
+                format!(
+                    "only a bind of {path} onto itself is mounted over it (same filesystem and root: nothing is hidden)"
+                ),
+            );
         }
         let top = vis.holder;
         let top_dev = self.facts.devices.of_mount(self.host, top.major, top.minor, top.source.as_deref());
@@ -984,6 +1018,20 @@ impl<'a> Ctx<'a> {
 /// The `device` NixOS should get for a source: the udev link for tags (the link name is
 /// udev-escaped, which is also what keeps a label with blanks working: NixOS writes `\040`
 /// into fstab only for blanks, and the `\x20` of the link passes through unchanged).
+/// The Nix store, which NixOS bind-mounts read-only onto itself at boot.
+const NIX_STORE: &str = "/nix/store";
+
+/// The mount directly under the visible one at the same path, when the visible one is a bind
+/// of it onto itself (same filesystem, same root, same type): a bind like that hides nothing.
+/// NixOS's stage 2 does this to `/nix/store` to make it read-only (`boot.readOnlyNixStore`),
+/// which test VMs show as a read-write store in fstab with a read-only bind on top.
+fn self_bind_under<'v>(vis: &Visibility<'v>) -> Option<&'v MountInfo> {
+    let top = vis.holder;
+    let under = vis.hidden.iter().rev().find(|h| h.mount_point == top.mount_point)?;
+    (under.major == top.major && under.minor == top.minor && under.root == top.root && under.fstype == top.fstype)
+        .then_some(*under)
+}
+
 fn nixos_device(s: &Source) -> Option<String> {
     match s.tag() {
         Some((k, v)) if !matches!(s, Source::Path(_)) => Some(format!("{}{}", k.dir(), encode_udev_name(&v))),
