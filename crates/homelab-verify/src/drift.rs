@@ -75,9 +75,17 @@ enum DriftAction {
         /// The journal written by `drift --fix --apply`.
         journal: PathBuf,
         /// Output format.
-        #[arg(long, value_enum, default_value_t = DriftFormat::Human)]
-        format: DriftFormat,
+        #[arg(long, value_enum, default_value_t = UndoFormat::Human)]
+        format: UndoFormat,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum UndoFormat {
+    /// One line of counts, then any problem, then OK or INCOMPLETE.
+    Human,
+    /// The undo report as JSON.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -162,15 +170,15 @@ fn default_journal() -> PathBuf {
     PathBuf::from(format!("homelab-drift-{now}.journal"))
 }
 
-fn run_undo(journal: &Path, format: DriftFormat) -> anyhow::Result<ExitCode> {
+fn run_undo(journal: &Path, format: UndoFormat) -> anyhow::Result<ExitCode> {
     let rep = fix::undo(journal)?;
     let mut out = anstream::stdout();
     match format {
-        DriftFormat::Json => {
+        UndoFormat::Json => {
             serde_json::to_writer_pretty(&mut out, &rep)?;
             writeln!(out)?;
         }
-        _ => {
+        UndoFormat::Human => {
             writeln!(
                 out,
                 "undo {}: {} records: {} owners restored, {} already as recorded, {} left alone, {} failed{}",

@@ -130,6 +130,8 @@ fn refusals_are_exit_code_2_and_change_nothing() {
         (vec!["drift".into(), "/".into(), "--uid=1".into(), "--gid=1".into()], "refusing to scan or fix `/`"),
         (vec!["drift".into(), root.to_str().unwrap().into(), "--uid=1".into()], "--gid"),
         (vec!["drift".into(), root.to_str().unwrap().into()], "--uid"),
+        // undo prints human or JSON; `paths0` belongs to the scan only.
+        (vec!["drift".into(), "undo".into(), "x.journal".into(), "--format=paths0".into()], "invalid value 'paths0'"),
         (
             vec![
                 "drift".into(),
