@@ -165,3 +165,15 @@ fn every_fail_has_a_remedy_and_every_skip_a_reason() {
         }
     }
 }
+
+#[test]
+fn access_failure_for_a_pgid_another_group_holds_suggests_group_add() {
+    // jellyfin runs with PUID/PGID 1000/1000: gid 1000 is palav's own group, so pinning render
+    // to 1000 would collide; the fix is group_add with the render gid.
+    let findings = run("debian12-intel", Some("debian-0660.toml"));
+    let f = findings.iter().find(|f| f.check == "render_access").unwrap();
+    assert_eq!(f.status, Status::Fail);
+    let r = f.remedy.as_ref().unwrap();
+    assert_eq!(r.kind, homelab_probe::RemedyKind::Manual);
+    assert!(r.text.starts_with("add group_add: [ \"108\" ] to the container (gid 1000 is group palav"), "{}", r.text);
+}

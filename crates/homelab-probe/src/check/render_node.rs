@@ -246,8 +246,19 @@ fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, out: &mut
             .remedy(Remedy::nixos(nixos::group_gid_line(&r.group, a.gid))),
             (true, via) => Finding::pass(P, "render_access", &n.path, format!("{who} can open {} read/write (via {})", n.path, via_text(via))),
             (false, _) => {
+                // Pinning the render group to the PGID is the fix only when no other group
+                // holds that gid (PGID=1000 is usually the user's own group): else group_add.
+                let pgid_taken = ids.group_by_gid(a.gid).is_some_and(|g| g.name != r.group);
                 let remedy = if n.group_name.is_none() {
                     restart_udev()
+                } else if pgid_taken {
+                    Remedy::manual(format!(
+                        "add group_add: [ \"{}\" ] to the container (gid {} is group {}, so the render group cannot take it), or run it with PGID={}",
+                        n.stat.gid,
+                        a.gid,
+                        ids.group_by_gid(a.gid).map(|g| g.name).unwrap_or_default(),
+                        n.stat.gid
+                    ))
                 } else if want.as_ref().is_some_and(|g| g.gid == n.stat.gid) && a.gid != n.stat.gid {
                     Remedy::nixos(format!(
                         "{}  # so PGID {} is the render group; or add group_add: [ \"{}\" ] to the container",
