@@ -301,6 +301,13 @@ class Results:
     def err(self, record: str) -> str:
         return self._read(record, ".err")
 
+    def file(self, name: str) -> str:
+        """A file the guest script wrote into the scenario's directory (`plan/homelab-probe.toml`)."""
+        p = self.dir / name
+        if not p.is_file():
+            raise ScenarioFailure(f"{name} was not written (did the guest script reach that step?)")
+        return p.read_text(errors="replace")
+
     def json_out(self, record: str):
         text = self.out(record)
         try:
