@@ -89,6 +89,9 @@ fn vm_test_snapshot_is_the_vm_shaped_host() {
     let render = s["identities"]["groups"].as_array().unwrap().iter().find(|g| g["name"] == "render").unwrap();
     assert_eq!(render["gid"], 110);
     let plex = &s["compose"]["stacks"][0]["services"][0];
-    assert_eq!((plex["environment"]["PUID"].as_str(), plex["environment"]["PGID"].as_str()), (Some("1000"), Some("110")));
+    assert_eq!(
+        (plex["environment"]["PUID"].as_str(), plex["environment"]["PGID"].as_str()),
+        (Some("1000"), Some("110"))
+    );
     assert_eq!(plex["devices"][0]["source"], "/dev/dri");
 }
