@@ -62,7 +62,7 @@ case "flake inputs" (names flake.inputs) [ "crane" "nixpkgs" ]
 ++ case "source set" (map (p: builtins.baseNameOf p) pkg.args.src._source) [ "Cargo.toml" "Cargo.lock" "rustfmt.toml" "crates" "treegen" ]
 # Every workspace member must be in the source set, or cargo cannot even load the workspace.
 ++ case "source set holds every workspace member" (builtins.filter (m: !(builtins.elem "${toString ../..}/${builtins.head (builtins.split "/[*]" m)}" pkg.args.src._source)) (builtins.fromTOML (builtins.readFile ../../Cargo.toml)).workspace.members) [ ]
-++ case "x86_64 checks" (names x86) [ "clippy" "homelab-verify" "nixos-mounts" "nixos-post-switch" "nixos-render-node" "rustfmt" "tests" ]
+++ case "x86_64 checks" (names x86) [ "clippy" "homelab-verify" "nixos-generated" "nixos-mounts" "nixos-post-switch" "nixos-render-node" "rustfmt" "tests" ]
 ++ case "aarch64 checks: no VM tests" (names out.checks.aarch64-linux) [ "clippy" "homelab-verify" "rustfmt" "tests" ]
 ++ case "checks.homelab-verify is the package" (x86.homelab-verify == pkg) true
 ++ case "checks.clippy is cargo clippy" x86.clippy.kind "clippy"
@@ -74,7 +74,7 @@ case "flake inputs" (names flake.inputs) [ "crane" "nixpkgs" ]
 ++ case "tests run the workspace, skipping only what the sandbox cannot run" x86.tests.args.cargoTestExtraArgs "--workspace -- --skip decide_agrees_with_the_kernel --skip nix_module_ --skip nixos_remedies_parse_as_nix"
 ++ case "tests can compare with getent" (builtins.elem "getent" x86.tests.args.nativeBuildInputs) true
 ++ case "the package's check phase runs the same tests" pkg.args.cargoTestExtraArgs x86.tests.args.cargoTestExtraArgs
-++ case "VM test files" (map (n: builtins.baseNameOf x86.${n}.file) [ "nixos-mounts" "nixos-post-switch" "nixos-render-node" ]) [ "mounts.nix" "post-switch.nix" "render-node.nix" ]
+++ case "VM test files" (map (n: builtins.baseNameOf x86.${n}.file) [ "nixos-generated" "nixos-mounts" "nixos-post-switch" "nixos-render-node" ]) [ "generated.nix" "mounts.nix" "post-switch.nix" "render-node.nix" ]
 ++ case "VM tests import the module" (map builtins.baseNameOf x86.nixos-render-node.defaultsImports) [ "module.nix" ]
 ++ case "VM tests test this package" (x86.nixos-render-node.package == pkg) true
 ++ case "overlay" ((out.overlays.default (pkgsFor "x86_64-linux") { }).homelab-verify.kind) "package"

@@ -570,9 +570,10 @@ fn nix_module_vm_test_scripts_pass_pyflakes() {
           l = import ./nix/lib.nix;
           stub = import ./nix/tests/stub-lib.nix;
           lib = stub // { mkForce = v: v; };
-          homelab = { helpers = builtins.readFile ./nixos-tests/lib/helpers.py; package = "/PKG"; fixtures = "/FIXTURES"; };
+          homelab = { helpers = builtins.readFile ./nixos-tests/lib/helpers.py; package = "/PKG"; fixtures = toString ./crates/homelab-probe/tests/fixtures; };
+          hostPkgs = import ./nix/tests/stub-host-pkgs.nix "/PLANNED";
           script = name:
-            let t = import (./nixos-tests + "/${name}.nix") { inherit lib homelab; };
+            let t = import (./nixos-tests + "/${name}.nix") { inherit lib homelab hostPkgs; };
             in {
               inherit name;
               nodes = builtins.attrNames t.nodes;
@@ -622,4 +623,89 @@ fn nix_module_mounts_vm_test_settings_are_what_its_rehearsal_checks() {
     assert_eq!(rendered, rehearsal, "{json}");
     assert_eq!(rendered.mounts.len(), 1);
     assert_eq!(rendered.drift.len(), 1);
+}
+
+#[test]
+fn nix_module_generated_vm_test_boots_what_plan_generated() {
+    // nixos-tests/generated.nix imports the module `plan` writes for the committed snapshot,
+    // with its fileSystems moved to virtualisation.fileSystems (qemu-vm.nix overrides
+    // `fileSystems` with those in test VMs). Here the real plan of that snapshot is written to
+    // a directory that stands for the build's output, and the test's wrapper is applied to the
+    // generated module: the moved entries must be exactly the generated ones and nothing else
+    // may change; the check must wait for the plan's mount paths and read the plan's file; and
+    // the script must format the disk with the plan's UUID.
+    let fixtures = repo().join("crates/homelab-probe/tests/fixtures");
+    let snapshot = homelab_probe::model::snapshot::Snapshot::load(&fixtures.join("snapshots/testvm.json")).unwrap();
+    let plan = homelab_probe::plan::plan(&snapshot).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let planned = dir.path().join("planned");
+    std::fs::create_dir(&planned).unwrap();
+    for (name, text) in plan.files() {
+        std::fs::write(planned.join(name), text).unwrap();
+    }
+    let planned_str = planned.to_str().unwrap();
+    let v = nix_eval(&format!(
+        r#"let
+          stub = import ./nix/tests/stub-lib.nix;
+          planned = {planned};
+          homelab = {{ helpers = ""; package = "/PKG"; fixtures = toString ./crates/homelab-probe/tests/fixtures; }};
+          hostPkgs = import ./nix/tests/stub-host-pkgs.nix planned;
+          t = import ./nixos-tests/generated.nix {{ lib = stub; inherit homelab hostPkgs; }};
+          node = t.nodes.machine;
+          args = {{
+            config = {{ users.groups = {{ }}; virtualisation.docker.package = "/DOCKER"; }};
+            lib = stub // {{ mkForce = v: {{ _force = v; }}; optional = c: x: if c then [ x ] else [ ]; }};
+            pkgs = {{ }};
+          }};
+          moved = (builtins.head node.imports) args;
+          generated = import (planned + "/hardware-parity.nix") args;
+        in {{
+          imports = builtins.length node.imports;
+          movedFileSystems = moved.virtualisation.fileSystems;
+          stillHasFileSystems = moved ? fileSystems;
+          restUnchanged = builtins.removeAttrs moved [ "virtualisation" ] == builtins.removeAttrs generated [ "fileSystems" "virtualisation" ];
+          virtualisationUnchanged = builtins.removeAttrs moved.virtualisation [ "fileSystems" ] == generated.virtualisation;
+          generatedHasDocker = generated.virtualisation ? docker;
+          inherit (node.services.homelab-probe) expectationsFile afterMounts;
+          script = t.testScript;
+        }}"#,
+        planned = nix_string(planned_str),
+    ));
+    assert_eq!(v["imports"], 1);
+    assert_eq!(v["stillHasFileSystems"], false, "{v}");
+    assert_eq!(v["restUnchanged"], true, "{v}");
+    assert_eq!(v["virtualisationUnchanged"], true, "{v}");
+    assert_eq!(v["generatedHasDocker"], true, "{v}");
+
+    let decisions = homelab_probe::plan::decide::decide(&snapshot);
+    let want: serde_json::Map<String, Value> = decisions
+        .filesystems
+        .iter()
+        .map(|f| {
+            (
+                f.mount_point.clone(),
+                serde_json::json!({ "device": f.device, "fsType": f.fs_type, "options": f.options }),
+            )
+        })
+        .collect();
+    assert_eq!(v["movedFileSystems"], Value::Object(want), "{v}");
+    assert_eq!(decisions.filesystems.len(), 1, "the VM has one data disk: {:?}", decisions.filesystems);
+
+    assert_eq!(v["expectationsFile"], format!("{planned_str}/homelab-probe.toml"));
+    let mut wait_for: Vec<String> = plan.expectations.mounts.iter().map(|m| m.path.clone()).collect();
+    wait_for.extend(plan.expectations.drift.iter().map(|d| d.root.clone()));
+    assert_eq!(v["afterMounts"], serde_json::json!(wait_for));
+
+    let script = v["script"].as_str().unwrap();
+    let mount = &plan.expectations.mounts[0];
+    let uuid = mount.uuid.as_deref().unwrap();
+    assert!(script.contains(&format!("mkfs.ext4 -q -F -U {uuid} /dev/vdb")), "{script}");
+    assert!(script.contains("systemctl start mnt-PlexStorage.mount"), "{script}");
+    let escaped = Command::new("systemd-escape").args(["-p", "--suffix=mount", &mount.path]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&escaped.stdout).trim(), "mnt-PlexStorage.mount");
+    // What the script asserts is what the plan expects: render 110, the stack's credentials.
+    assert_eq!(plan.expectations.groups.get("render"), Some(&110));
+    let render = plan.expectations.render.as_ref().unwrap();
+    assert_eq!((render.access[0].uid, render.access[0].gid), (1000, 110));
+    assert!(plan.expectations.gpu.vaapi.is_none(), "a virtio GPU: nothing to require");
 }
