@@ -3,9 +3,8 @@
 //! the fix/undo round trip on real owners. These tests chown files and mount filesystems:
 //! they need root, as in CI, and fail loudly without it.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::OsString;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::collections::BTreeSet;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,42 +14,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use homelab_probe::drift::{self, DriftOptions, fix};
 use homelab_probe::scan::{self, DirRef, Offenders, Owner, ScanOptions};
 use proptest::prelude::*;
+use treegen::oracle::{self, owners};
 
 const U: u32 = 1000;
 const G: u32 = 110;
 const OWNER: Owner = Owner { uid: U, gid: G };
 
 fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "these tests chown files, mount filesystems and switch users: run them as root (CI does)"
-    );
+    oracle::require_root("these tests chown files, mount filesystems and switch users");
 }
 
 fn spec(drift_ppm: u32) -> treegen::Spec {
     treegen::Spec { owner: (U, G), drift_ppm, seed: 7 }
 }
 
-/// Every path `find ARGS -print0` prints, as a sorted set.
 fn find(args: &[&std::ffi::OsStr]) -> BTreeSet<PathBuf> {
-    let out =
-        Command::new("find").args(args).output().expect("GNU find must be installed (scripts/setup-debian --test)");
-    split0(&out.stdout)
-}
-
-fn split0(b: &[u8]) -> BTreeSet<PathBuf> {
-    b.split(|&c| c == 0).filter(|p| !p.is_empty()).map(|p| PathBuf::from(OsString::from_vec(p.to_vec()))).collect()
+    oracle::find(args)
 }
 
 fn find_offending(root: &Path, xdev: bool) -> BTreeSet<PathBuf> {
-    let mut args: Vec<&std::ffi::OsStr> = vec![root.as_os_str()];
-    if xdev {
-        args.push("-xdev".as_ref());
-    }
-    let (u, g) = (U.to_string(), G.to_string());
-    let rest = ["(", "!", "-uid", &u, "-o", "!", "-gid", &g, ")", "-print0"];
-    args.extend(rest.iter().map(|s| std::ffi::OsStr::new(*s)));
-    find(&args)
+    oracle::find_offending(root, (U, G), xdev)
 }
 
 /// Every offending path the scanner reports (collected through the sink).
@@ -267,21 +250,6 @@ fn entries_vanishing_mid_scan_are_counted_not_errors() {
     assert_eq!(report.errors, 0, "{:?}", report.error_samples);
     assert!(report.stats.entries + report.vanished <= 1 + 4 + 20_000);
     assert!(report.stats.entries >= 5);
-}
-
-fn owners(root: &Path) -> BTreeMap<PathBuf, (u32, u32, u32)> {
-    let mut m = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let md = std::fs::symlink_metadata(&p).unwrap();
-        m.insert(p.clone(), (md.uid(), md.gid(), md.mode()));
-        if md.is_dir() {
-            for e in std::fs::read_dir(&p).unwrap() {
-                stack.push(e.unwrap().path());
-            }
-        }
-    }
-    m
 }
 
 #[test]

@@ -2,23 +2,20 @@
 //! kill, running with few file descriptors and as an unprivileged user. Needs root (chown,
 //! setpriv), as in CI; fails loudly without it.
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use serde_json::Value;
+use treegen::oracle::{self, owners};
 
 const U: u32 = 1000;
 const G: u32 = 110;
 
 fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "these tests chown files and switch users: run them as root (CI does)"
-    );
+    oracle::require_root("these tests chown files and switch users");
 }
 
 fn verify() -> Command {
@@ -39,34 +36,8 @@ fn drift_args(root: &Path) -> Vec<String> {
     vec!["drift".into(), root.to_str().unwrap().into(), "--uid".into(), U.to_string(), "--gid".into(), G.to_string()]
 }
 
-fn sorted0(b: &[u8]) -> Vec<Vec<u8>> {
-    let mut v: Vec<Vec<u8>> = b.split(|&c| c == 0).filter(|p| !p.is_empty()).map(<[u8]>::to_vec).collect();
-    v.sort();
-    v
-}
-
-fn find0(root: &Path) -> Vec<Vec<u8>> {
-    let out = StdCommand::new("find")
-        .arg(root)
-        .args(["-xdev", "(", "!", "-uid", &U.to_string(), "-o", "!", "-gid", &G.to_string(), ")", "-print0"])
-        .output()
-        .expect("GNU find must be installed");
-    sorted0(&out.stdout)
-}
-
-fn owners(root: &Path) -> BTreeMap<PathBuf, (u32, u32, u32)> {
-    let mut m = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let md = std::fs::symlink_metadata(&p).unwrap();
-        m.insert(p.clone(), (md.uid(), md.gid(), md.mode()));
-        if md.is_dir() {
-            for e in std::fs::read_dir(&p).unwrap() {
-                stack.push(e.unwrap().path());
-            }
-        }
-    }
-    m
+fn find0(root: &Path) -> BTreeSet<PathBuf> {
+    oracle::find_offending(root, (U, G), true)
 }
 
 #[test]
@@ -106,7 +77,7 @@ fn json_report_paths0_and_exit_codes() {
 
     let p0 = verify().args(drift_args(&root)).args(["--format", "paths0"]).output().unwrap();
     assert_eq!(p0.status.code(), Some(1));
-    let ours = sorted0(&p0.stdout);
+    let ours = oracle::split0(&p0.stdout);
     assert_eq!(ours, find0(&root));
     assert_eq!(ours.len() as u64, r["offending"].as_u64().unwrap());
 
@@ -266,7 +237,7 @@ fn deep_tree_with_64_descriptors_equals_find() {
         .output()
         .expect("prlimit (util-linux) must be installed");
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(sorted0(&out.stdout), find0(&root));
+    assert_eq!(oracle::split0(&out.stdout), find0(&root));
     let out = StdCommand::new("prlimit")
         .args(["--nofile=64:64", "--"])
         .arg(env!("CARGO_BIN_EXE_homelab-verify"))
