@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ParseError, Parsed, content_lines, parse_id, validate_name};
+use super::{Parsed, parse_colon_file, parse_id, validate_name};
 
 /// One line of `/etc/group`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,17 +33,7 @@ impl GroupEntry {
 
 /// Parses the text of a group(5) file; `file` names it in errors.
 pub fn parse(text: &str, file: &Path) -> Parsed<GroupEntry> {
-    let mut out = Parsed::default();
-    for (line, l) in content_lines(text) {
-        if l.starts_with('+') || l.starts_with('-') {
-            continue;
-        }
-        match parse_line(l) {
-            Ok(e) => out.entries.push((line, e)),
-            Err(message) => out.errors.push(ParseError { file: file.to_path_buf(), line, message }),
-        }
-    }
-    out
+    parse_colon_file(text, file, parse_line)
 }
 
 fn parse_line(l: &str) -> Result<GroupEntry, String> {
@@ -128,7 +118,7 @@ mod tests {
         #[test]
         fn never_panics_and_accounts_for_every_line(text in "(([a-z0-9:,#+ x-]{0,20})\n){0,20}") {
             let p = parse(&text, file());
-            let content = content_lines(&text).filter(|(_, l)| !l.starts_with('+') && !l.starts_with('-')).count();
+            let content = crate::sources::content_lines(&text).filter(|(_, l)| !l.starts_with('+') && !l.starts_with('-')).count();
             prop_assert_eq!(p.entries.len() + p.errors.len(), content);
             for e in &p.errors {
                 prop_assert!(e.line >= 1 && e.line <= text.lines().count());

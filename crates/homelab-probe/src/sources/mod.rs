@@ -14,7 +14,7 @@ pub mod mountinfo;
 pub mod passwd;
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -97,6 +97,23 @@ pub(crate) fn content_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         let t = l.trim_start();
         !t.is_empty() && !t.starts_with('#')
     })
+}
+
+/// Parses a passwd(5)-style file line by line with `parse_line` (blank lines, comments and NIS
+/// compat lines `+`/`-` skipped): a bad line becomes a [`ParseError`] naming `file` and the
+/// line, and the other lines are still parsed.
+pub(crate) fn parse_colon_file<T>(text: &str, file: &Path, parse_line: fn(&str) -> Result<T, String>) -> Parsed<T> {
+    let mut out = Parsed::default();
+    for (line, l) in content_lines(text) {
+        if l.starts_with('+') || l.starts_with('-') {
+            continue;
+        }
+        match parse_line(l) {
+            Ok(e) => out.entries.push((line, e)),
+            Err(message) => out.errors.push(ParseError { file: file.to_path_buf(), line, message }),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

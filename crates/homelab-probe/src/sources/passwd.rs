@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ParseError, Parsed, content_lines, parse_id, validate_name};
+use super::{Parsed, parse_colon_file, parse_id, validate_name};
 
 /// One line of `/etc/passwd`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,17 +38,7 @@ impl PasswdEntry {
 
 /// Parses the text of a passwd(5) file; `file` names it in errors.
 pub fn parse(text: &str, file: &Path) -> Parsed<PasswdEntry> {
-    let mut out = Parsed::default();
-    for (line, l) in content_lines(text) {
-        if l.starts_with('+') || l.starts_with('-') {
-            continue;
-        }
-        match parse_line(l) {
-            Ok(e) => out.entries.push((line, e)),
-            Err(message) => out.errors.push(ParseError { file: file.to_path_buf(), line, message }),
-        }
-    }
-    out
+    parse_colon_file(text, file, parse_line)
 }
 
 fn parse_line(l: &str) -> Result<PasswdEntry, String> {
