@@ -3,29 +3,14 @@
 //! In a sysroot NVML and libva are not asked, so these cover the inventory from sysfs, the
 //! driver-file predictions, the CDI and Docker configuration, and the requirements.
 
-use std::path::{Path, PathBuf};
-
-use homelab_probe::{Expectations, Finding, Host, Probe, RemedyKind, Status, check};
+use homelab_probe::{Finding, Probe, RemedyKind, Status};
 use rstest::rstest;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
+mod common;
+use common::find;
 
 fn run(root: &str, expect: Option<&str>) -> Vec<Finding> {
-    let host = Host::at(fixture(root)).unwrap();
-    let exp = match expect {
-        Some(e) => Expectations::load(&fixture(&format!("expect/{e}"))).unwrap(),
-        None => Expectations::builtin(),
-    };
-    check::run(&host, &exp).into_iter().filter(|f| f.probe == Probe::Gpu).collect()
-}
-
-fn find<'a>(findings: &'a [Finding], check: &str, subject: &str) -> &'a Finding {
-    findings
-        .iter()
-        .find(|f| f.check == check && f.subject == subject)
-        .unwrap_or_else(|| panic!("no {check} finding for {subject} in {findings:#?}"))
+    common::run(root, expect).into_iter().filter(|f| f.probe == Probe::Gpu).collect()
 }
 
 const ROOTS: &[&str] = &["gpu-intel-nixos", "gpu-amd-nixos", "gpu-nvidia-nixos", "gpu-nvidia-popos", "headless"];
@@ -199,14 +184,9 @@ fn builtin_defaults_never_fail_a_host_for_its_gpus() {
 fn every_fail_has_a_remedy_and_every_skip_a_reason() {
     for root in ROOTS {
         for expect in EXPECTS {
-            for f in run(root, *expect) {
-                match f.status {
-                    Status::Fail => {
-                        assert!(f.remedy.is_some(), "{root} {expect:?}: a failure without a remedy: {f:#?}")
-                    }
-                    Status::Skip => assert!(f.message.len() > 20, "{f:#?}"),
-                    _ => {}
-                }
+            let findings = run(root, *expect);
+            common::assert_remedies_and_reasons(&findings, 20, &format!("{root} {expect:?}"));
+            for f in findings {
                 if let Some(r) = &f.remedy {
                     assert!(!r.text.contains("vaapiIntel") && !r.text.contains("hardware.opengl"), "{r:?}");
                 }

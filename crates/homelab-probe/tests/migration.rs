@@ -4,7 +4,6 @@
 //! NixOS's gid 303, one with a data disk missing, one without the VA-API driver. Every
 //! generated module must parse with the real Nix parser.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -13,6 +12,8 @@ use homelab_probe::model::inventory::GpuVendor;
 use homelab_probe::model::snapshot::{BlockDevice, FstabEntry, GroupUse, Mount, Snapshot};
 use homelab_probe::plan;
 use homelab_probe::{Expectations, Host, Status, check};
+
+mod common;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/migration").join(name)
@@ -54,14 +55,9 @@ fn capture_old_host() -> Snapshot {
 
 /// `nix-instantiate --parse` on `text`: the generated module must be valid Nix.
 fn assert_parses(text: &str) {
-    let mut f = tempfile::Builder::new().suffix(".nix").tempfile().unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    let out = Command::new("nix-instantiate")
-        .args(["--option", "build-users-group", "", "--parse"])
-        .arg(f.path())
-        .output()
-        .expect("nix-instantiate (Debian package nix-bin) must be installed: run scripts/setup-debian --test");
-    assert!(out.status.success(), "{}\n--- module ---\n{text}", String::from_utf8_lossy(&out.stderr));
+    if let Err(e) = common::nix_parse(text) {
+        panic!("{e}\n--- module ---\n{text}");
+    }
 }
 
 /// Another old host's disks, put straight into the snapshot model: a data disk named by its

@@ -11,30 +11,15 @@ use homelab_probe::check::{self, mounts};
 use homelab_probe::{Expectations, Finding, Host, Probe, RemedyKind, Status};
 use rstest::rstest;
 
+mod common;
+use common::{expectations, find, fixture};
+
 const STORAGE: &str = "/mnt/PlexStorage";
 const DRIVE: &str = "/mnt/PlexDrive";
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
-
-fn expectations(expect: Option<&str>) -> Expectations {
-    match expect {
-        Some(e) => Expectations::load(&fixture(&format!("expect/{e}"))).unwrap(),
-        None => Expectations::builtin(),
-    }
-}
 
 fn run(root: &str, expect: Option<&str>) -> Vec<Finding> {
     let host = Host::at(fixture(root)).unwrap();
     mounts::check(&host, &expectations(expect))
-}
-
-fn find<'a>(findings: &'a [Finding], check: &str, subject: &str) -> &'a Finding {
-    findings
-        .iter()
-        .find(|f| f.check == check && f.subject == subject)
-        .unwrap_or_else(|| panic!("no {check} finding for {subject} in {findings:#?}"))
 }
 
 fn statuses(findings: &[Finding], subject: &str) -> Vec<(String, Status)> {
@@ -337,15 +322,7 @@ fn every_fail_has_a_remedy_and_every_skip_a_reason() {
         "mounts-broken-fstab",
     ] {
         for expect in [None, Some("plex-mounts.toml")] {
-            for f in run(root, expect) {
-                match f.status {
-                    Status::Fail => {
-                        assert!(f.remedy.is_some(), "{root} {expect:?}: a failure without a remedy: {f:#?}")
-                    }
-                    Status::Skip => assert!(f.message.len() > 10, "{f:#?}"),
-                    _ => {}
-                }
-            }
+            common::assert_remedies_and_reasons(&run(root, expect), 10, &format!("{root} {expect:?}"));
         }
     }
 }

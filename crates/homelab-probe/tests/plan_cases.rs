@@ -3,9 +3,7 @@
 //! Nix parser and the expectations are read back by the library.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::Path;
-use std::process::Command;
 
 use homelab_probe::model::compose::{
     ComposeService, ComposeStack, DeviceMapping, DeviceReservation, VolumeKind, VolumeMount,
@@ -18,16 +16,8 @@ use homelab_probe::model::snapshot::{
 use homelab_probe::{Expectations, plan};
 use proptest::prelude::*;
 
-fn parses(text: &str) -> Result<(), String> {
-    let mut f = tempfile::Builder::new().suffix(".nix").tempfile().unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    let out = Command::new("nix-instantiate")
-        .args(["--option", "build-users-group", "", "--parse"])
-        .arg(f.path())
-        .output()
-        .expect("nix-instantiate (Debian package nix-bin) must be installed: run scripts/setup-debian --test");
-    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
-}
+mod common;
+use common::nix_parse as parses;
 
 fn snapshot() -> Snapshot {
     Snapshot {

@@ -1,29 +1,10 @@
 //! Probe decisions over fixture sysroots of realistic hosts (see fixtures/README.md).
 
-use std::path::{Path, PathBuf};
-
-use homelab_probe::{Expectations, Finding, Host, Status, check};
+use homelab_probe::Status;
 use rstest::rstest;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
-
-fn run(root: &str, expect: Option<&str>) -> Vec<Finding> {
-    let host = Host::at(fixture(root)).unwrap();
-    let exp = match expect {
-        Some(e) => Expectations::load(&fixture(&format!("expect/{e}"))).unwrap(),
-        None => Expectations::builtin(),
-    };
-    check::run(&host, &exp)
-}
-
-fn find<'a>(findings: &'a [Finding], check: &str, subject: &str) -> &'a Finding {
-    findings
-        .iter()
-        .find(|f| f.check == check && f.subject == subject)
-        .unwrap_or_else(|| panic!("no {check} finding for {subject} in {findings:#?}"))
-}
+mod common;
+use common::{find, run};
 
 /// (check, subject, status) triples each scenario must produce.
 #[rstest]
@@ -153,15 +134,7 @@ fn every_fail_has_a_remedy_and_every_skip_a_reason() {
         "truncated-group",
     ] {
         for expect in [None, Some("render-110.toml"), Some("nixos-default.toml"), Some("debian-0660.toml")] {
-            for f in run(root, expect) {
-                match f.status {
-                    Status::Fail => {
-                        assert!(f.remedy.is_some(), "{root} {expect:?}: a failure without a remedy: {f:#?}")
-                    }
-                    Status::Skip => assert!(f.message.len() > 10, "{f:#?}"),
-                    _ => {}
-                }
-            }
+            common::assert_remedies_and_reasons(&run(root, expect), 10, &format!("{root} {expect:?}"));
         }
     }
 }

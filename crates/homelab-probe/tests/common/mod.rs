@@ -1,0 +1,62 @@
+//! What the fixture-sysroot tests share: finding fixtures, running probes over them, finding a
+//! finding, the invariants every finding keeps, and the real Nix parser as an oracle. Each test
+//! target uses a part of it.
+#![allow(dead_code)]
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use homelab_probe::{Expectations, Finding, Host, Status, check};
+
+/// `tests/fixtures/<name>` (a sysroot, or `expect/<file>.toml`).
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// `tests/fixtures/expect/<e>`, or the built-in expectations for `None`.
+pub fn expectations(expect: Option<&str>) -> Expectations {
+    match expect {
+        Some(e) => Expectations::load(&fixture(&format!("expect/{e}"))).unwrap(),
+        None => Expectations::builtin(),
+    }
+}
+
+/// Every probe's findings on the fixture sysroot `root`.
+pub fn run(root: &str, expect: Option<&str>) -> Vec<Finding> {
+    let host = Host::at(fixture(root)).unwrap();
+    check::run(&host, &expectations(expect))
+}
+
+/// The finding of `check` on `subject`; the test fails with all findings when there is none.
+pub fn find<'a>(findings: &'a [Finding], check: &str, subject: &str) -> &'a Finding {
+    findings
+        .iter()
+        .find(|f| f.check == check && f.subject == subject)
+        .unwrap_or_else(|| panic!("no {check} finding for {subject} in {findings:#?}"))
+}
+
+/// The report's promises: every failure carries a remedy, every skip says why (a message of
+/// more than `min_reason` bytes). `context` names the case in the failure message.
+pub fn assert_remedies_and_reasons(findings: &[Finding], min_reason: usize, context: &str) {
+    for f in findings {
+        match f.status {
+            Status::Fail => assert!(f.remedy.is_some(), "{context}: a failure without a remedy: {f:#?}"),
+            Status::Skip => assert!(f.message.len() > min_reason, "{context}: a skip without a reason: {f:#?}"),
+            _ => {}
+        }
+    }
+}
+
+/// `nix-instantiate --parse` on `text` (written to a temporary `.nix` file): Err with the
+/// parser's message when it is not valid Nix.
+pub fn nix_parse(text: &str) -> Result<(), String> {
+    let mut f = tempfile::Builder::new().suffix(".nix").tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    let out = Command::new("nix-instantiate")
+        .args(["--option", "build-users-group", "", "--parse"])
+        .arg(f.path())
+        .output()
+        .expect("nix-instantiate (Debian package nix-bin) must be installed: run scripts/setup-debian --test");
+    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+}
