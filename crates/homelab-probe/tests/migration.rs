@@ -20,8 +20,10 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// A copy of fixture `name` whose media disk holds what the real one does: every entry under
-/// `mnt/PlexStorage` owned by 1000:110 (PUID:PGID). A checkout cannot hold other owners, so
-/// the copy is chowned; that needs root, as the test suite has (CI runs it as root).
+/// `mnt/PlexStorage` owned by 1000:110 (PUID:PGID), and the `lost+found` directory mkfs.ext4
+/// made, root's, mode 0700. A checkout cannot hold other owners (or an empty directory), so the
+/// copy is chowned and the directory made here; that needs root, as the test suite has (CI
+/// runs it as root).
 fn materialized(name: &str) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("root");
@@ -34,6 +36,10 @@ fn materialized(name: &str) -> tempfile::TempDir {
             "chown 1000:110 needs root (run the tests as root, as CI does): {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let lf = media.join("lost+found");
+        std::fs::create_dir(&lf).unwrap();
+        std::os::unix::fs::lchown(&lf, Some(0), Some(0)).unwrap();
+        std::fs::set_permissions(&lf, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     }
     t
 }
@@ -236,10 +242,13 @@ fn new_host_with_a_file_of_another_owner_fails_the_drift_check() {
     let find = Command::new("find").arg(fixture("oldhost/mnt/PlexStorage")).arg("-xdev").output().unwrap();
     assert_eq!(own.entries, String::from_utf8_lossy(&find.stdout).lines().count() as u64);
     assert_eq!((own.by_owner.len(), own.by_owner[0].uid, own.by_owner[0].gid), (1, 1000, 110));
+    // mkfs's root-owned lost+found is left out of the walk, or no ext4 disk would have one owner.
+    assert_eq!(s.data_roots[0].exclude, ["/lost+found"]);
     let p = plan::plan(&s).unwrap();
     let d = &p.expectations.drift;
     assert_eq!(d.len(), 1);
     assert_eq!((d[0].root.as_str(), d[0].uid, d[0].gid), ("/mnt/PlexStorage", 1000, 110));
+    assert_eq!(d[0].exclude, ["/lost+found"]);
     // After the move, a container running as root left a file behind.
     let t = materialized("newhost-ok");
     let srt = t.path().join("root/mnt/PlexStorage/Movies/Big Buck Bunny (2008)/Big Buck Bunny (2008).en.srt");

@@ -330,31 +330,51 @@ fn data_roots(host: &Host, ids: &IdentityDb, opts: &CaptureOptions, gaps: &mut V
                 None
             }
         };
-        let ownership =
-            stat.and_then(|st| match ownership(host, r, Owner { uid: st.uid, gid: st.gid }, opts.scan_limit) {
+        let exclude = if stat.is_some() { fsck_directory(host, r) } else { vec![] };
+        let ownership = stat.and_then(|st| {
+            match ownership(host, r, Owner { uid: st.uid, gid: st.gid }, &exclude, opts.scan_limit) {
                 Ok(o) => Some(o),
                 Err(e) => {
                     gaps.push(Gap { section: "data_roots".into(), reason: format!("{}: {e}", r.display()) });
                     None
                 }
-            });
+            }
+        });
         out.push(DataRoot {
             path: r.display().to_string(),
             owner_name: stat.and_then(|s| ids.user_by_uid(s.uid)).map(|u| u.name),
             group_name: stat.and_then(|s| ids.group_by_gid(s.gid)).map(|g| g.name),
             stat,
             ownership,
+            exclude,
         });
     }
     out
 }
 
+/// `["/lost+found"]` when `root` holds a `lost+found` directory owned by root: the one
+/// mkfs.ext4 (and e2fsck) make at the top of every ext2/3/4 filesystem. It is not data, no
+/// container owns it, and with it a data root on its own disk could never have one owner.
+fn fsck_directory(host: &Host, root: &Path) -> Vec<String> {
+    match host.stat(root.join("lost+found")) {
+        Ok(st) if st.kind == FileKind::Dir && st.uid == 0 => vec!["/lost+found".to_owned()],
+        _ => vec![],
+    }
+}
+
 /// Who owns what below `root` (a host path; in a sysroot it is resolved inside), with the
 /// drift scanner: it reports every entry not owned by `expected` (the root's own owner) per
 /// owner, and the others are `expected`'s. The walk stays on the root's filesystem.
-fn ownership(host: &Host, root: &Path, expected: Owner, limit: Option<Duration>) -> Result<Ownership, String> {
+fn ownership(
+    host: &Host,
+    root: &Path,
+    expected: Owner,
+    exclude: &[String],
+    limit: Option<Duration>,
+) -> Result<Ownership, String> {
     let real = host.resolve(root, true);
     let mut opts = DriftOptions::new(vec![real], expected);
+    opts.exclude = exclude.to_vec();
     opts.samples = 0;
     opts.max_duration = limit;
     let report = drift::scan(&opts, None).map_err(|e| e.to_string())?;

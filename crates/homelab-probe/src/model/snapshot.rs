@@ -239,6 +239,11 @@ pub struct DataRoot {
     /// Who owns what below it (the drift scanner's walk), when the scan ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ownership: Option<Ownership>,
+    /// Exclude patterns the walk used (the drift scanner's [`crate::scan::Exclude`] syntax):
+    /// `/lost+found` when the root holds the `lost+found` directory that mkfs.ext4 makes,
+    /// owned by root, which is not data and which no container owns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
 }
 
 /// The owners of every entry below a data root.

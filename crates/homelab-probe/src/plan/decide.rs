@@ -318,6 +318,9 @@ fn data_roots(snapshot: &Snapshot, d: &mut Decisions) {
                 t.insert("root".into(), r.path.clone().into());
                 t.insert("uid".into(), i64::from(one.uid).into());
                 t.insert("gid".into(), i64::from(one.gid).into());
+                if !r.exclude.is_empty() {
+                    t.insert("exclude".into(), r.exclude.clone().into());
+                }
                 match toml::Value::Table(t).try_into::<DriftExpectation>() {
                     Ok(e) => d.drift.push(e),
                     Err(e) => d.warn(r.path.clone(), format!("no [[drift]] written ({})", e.message())),
