@@ -629,3 +629,29 @@ fn read_only_self_bind_on_a_data_disk_warns() {
     let f2 = mounts::check(&Host::at(t2.path()).unwrap(), &Expectations::builtin());
     assert_eq!(find(&f2, "mount_covered", STORAGE).status, Fail);
 }
+
+#[test]
+fn a_uuid_that_differs_only_in_letter_case_is_named() {
+    // vfat and NTFS UUIDs are upper case (ABCD-1234), ext4's lower case; a hand-written
+    // expectation in the other case matches no disk, and the finding says why.
+    let host = Host::at(fixture("mounts-ok")).unwrap();
+    let exp = Expectations::from_toml_str(
+        "version = 1\n[[mounts]]\npath = \"/mnt/PlexStorage\"\nuuid = \"7C1F0B7E-2D4A-4F61-9A53-3C5F2D1E9B10\"\n",
+        Path::new("x.toml"),
+    )
+    .unwrap();
+    let f = mounts::check(&host, &exp);
+    let d = find(&f, "mount_device", STORAGE);
+    assert_eq!(d.status, Fail);
+    assert!(
+        d.message.contains(
+            "but /dev/sda1 has UUID=7c1f0b7e-2d4a-4f61-9a53-3c5f2d1e9b10: the value differs only in letter case"
+        ),
+        "{}",
+        d.message
+    );
+    assert_eq!(
+        d.remedy.as_ref().unwrap().text,
+        "write UUID=7c1f0b7e-2d4a-4f61-9a53-3c5f2d1e9b10 exactly as `lsblk -f` shows it, in the expectations and in fileSystems/fstab"
+    );
+}

@@ -513,6 +513,30 @@ impl<'a> Ctx<'a> {
             }
             None => {
                 let status = if self.m.required { Status::Fail } else { Status::Warn };
+                // UUID=ABCD-1234 for a disk that has abcd-1234 (or the other way round): mount(8),
+                // udev's /dev/disk/by-* links and this probe compare the value exactly.
+                let twin = src.tag().and_then(|(kind, want)| {
+                    self.facts.devices.devices.iter().find_map(|d| {
+                        let have = d.tag(kind)?;
+                        (have != want && have.eq_ignore_ascii_case(&want)).then(|| (d, kind, have.to_owned()))
+                    })
+                });
+                if let Some((d, kind, have)) = twin {
+                    let exact = format!("{}={have}", kind.name());
+                    out.push(
+                        self.finding(
+                            status,
+                            "mount_device",
+                            format!(
+                                "no block device has {spec}, but {} has {exact}: the value differs only in letter case, and mount(8), udev's /dev/disk/by-* links and this check compare it exactly",
+                                d.devnode
+                            ),
+                        )
+                        .evidence("device", d)
+                        .remedy(Remedy::manual(format!("write {exact} exactly as `lsblk -f` shows it, in the expectations and in fileSystems/fstab"))),
+                    );
+                    return Device::Missing;
+                }
                 let known: Vec<String> = self
                     .facts
                     .devices
