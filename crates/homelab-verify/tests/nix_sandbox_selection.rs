@@ -57,7 +57,7 @@ const PACKAGE_ARGS: &str = r#"
     };
     pkg = import ./nix/package.nix {
       inherit lib craneLib;
-      pkg-config = "pkg-config"; getent = "getent"; libva = "libva"; udev = "udev";
+      pkg-config = "pkg-config"; getent = "getent"; util-linux = "util-linux"; libva = "libva"; udev = "udev";
     };
   in {
     package = pkg.cargoTestExtraArgs;
@@ -103,7 +103,8 @@ fn scratch_tree(list: &str) -> tempfile::TempDir {
     for f in ["nix/package.nix", "nix/sandbox-tests.nix", "scripts/nix-sandbox-tests", "Cargo.toml"] {
         std::fs::copy(r.join(f), t.path().join(f)).unwrap();
     }
-    for f in ["crates/a/tests/one.rs", "crates/a/tests/two.rs", "crates/b/tests/three.rs", "benches/treegen/tests/four.rs"]
+    for f in
+        ["crates/a/tests/one.rs", "crates/a/tests/two.rs", "crates/b/tests/three.rs", "benches/treegen/tests/four.rs"]
     {
         std::fs::write(t.path().join(f), "").unwrap();
     }
