@@ -4,12 +4,13 @@
 # `passthru.checks` are the flake's cargo checks; each builds exactly what its name says:
 #   clippy   cargo clippy --workspace --all-targets -- --deny warnings
 #   rustfmt  cargo fmt --check (with the repository's rustfmt.toml)
-#   tests    cargo test --workspace (the same tests as the package's check phase)
+#   tests    cargo test with the same selection as the package's check phase (nix/sandbox-tests.txt)
 {
   lib,
   craneLib,
   pkg-config,
   getent,
+  util-linux,
   libva,
   udev,
 }:
@@ -34,8 +35,13 @@ let
     nativeBuildInputs = [ pkg-config ];
     # The `udev` feature links libudev (block device identity for the mount probe).
     buildInputs = [ udev ];
-    # The identity tests compare our NSS look-ups with getent's.
-    nativeCheckInputs = [ getent ];
+    # The commands the tests run that stdenv lacks: the `check-input` lines of
+    # nix/sandbox-tests.txt (with why), each a package named here.
+    nativeCheckInputs = map (
+      name:
+      checkInputPackages.${name}
+        or (throw "nix/sandbox-tests.txt: check-input ${name} is not an argument of nix/package.nix")
+    ) sandboxTests.checkInputs;
     # The GPU probe dlopens libva.so.2 and libva-drm.so.2 (NVML comes from the driver, in
     # /run/opengl-driver/lib): the tests that load libva find it on the library path.
     preCheck = ''
@@ -43,14 +49,14 @@ let
     '';
   };
 
-  # Tests that cannot run inside the Nix build sandbox, skipped there and only there:
-  # - decide_agrees_with_the_kernel (tests/access_oracle.rs) makes the kernel the oracle for
-  #   access decisions: it chowns files and switches credentials, which needs root, and the
-  #   sandbox builds as an unprivileged user. It runs in CI (as root) and in scripts/test-all.
-  # - nix_module_* (tests/nix_module.rs) evaluate nix/*.nix with nix-instantiate, which is not
-  #   in the sandbox (and nix/ is not in this source set). They run in CI.
-  # - nixos_remedies_parse_as_nix (tests/gpu_probes.rs) runs nix-instantiate too.
-  testArgs = "--workspace -- --skip decide_agrees_with_the_kernel --skip nix_module_ --skip nixos_remedies_parse_as_nix";
+  # Which tests the check phase runs: nix/sandbox-tests.txt lists the test binaries and tests
+  # that cannot run inside the Nix build sandbox (unprivileged build user, no /sys, no network,
+  # only stdenv's tools and the check inputs on PATH), each with the reason; they run in CI, as
+  # root, with every tool. scripts/nix-sandbox-tests runs this same selection under
+  # sandbox-like conditions in CI (a rehearsal: no Nix build runs there).
+  sandboxTests = import ./sandbox-tests.nix;
+  testArgs = sandboxTests.cargoTestArgs;
+  checkInputPackages = { inherit getent util-linux; };
 
   cargoArtifacts = craneLib.buildDepsOnly commonArgs;
 in
@@ -86,7 +92,7 @@ craneLib.buildPackage (
             inherit cargoArtifacts;
             cargoTestExtraArgs = testArgs;
             # cargoTest runs the tests in its build phase, where check inputs are not on PATH.
-            nativeBuildInputs = commonArgs.nativeBuildInputs ++ [ getent ];
+            nativeBuildInputs = commonArgs.nativeBuildInputs ++ commonArgs.nativeCheckInputs;
             # For the same reason preCheck does not run: put libva on the library path here.
             preBuild = commonArgs.preCheck;
           }

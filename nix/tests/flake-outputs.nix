@@ -32,7 +32,7 @@ let
   pkgsFor = system: rec {
     inherit system;
     stdenv.hostPlatform.system = system;
-    callPackage = path: overrides: import path ({ inherit lib; pkg-config = "pkg-config"; getent = "getent"; libva = "libva"; udev = "udev"; } // overrides);
+    callPackage = path: overrides: import path ({ inherit lib; pkg-config = "pkg-config"; getent = "getent"; util-linux = "util-linux"; libva = "libva"; udev = "udev"; } // overrides);
     testers.runNixOSTest = m: { kind = "nixos-test"; file = toString (builtins.head m.imports); defaultsImports = map toString m.defaults.imports; package = m.defaults.services.homelab-probe.package; };
     nixfmt = { kind = "nixfmt"; };
     cargo-nextest = "cargo-nextest"; getent = "getent"; util-linux = "util-linux"; bfs = "bfs"; fd = "fd"; jq = "jq";
@@ -71,8 +71,11 @@ case "flake inputs" (names flake.inputs) [ "crane" "nixpkgs" ]
 ++ case "checks.rustfmt is cargo fmt" x86.rustfmt.kind "fmt"
 ++ case "rustfmt sees rustfmt.toml" (builtins.elem "rustfmt.toml" (map builtins.baseNameOf x86.rustfmt.args.src._source)) true
 ++ case "checks.tests is cargo test" x86.tests.kind "test"
-++ case "tests run the workspace, skipping only what the sandbox cannot run" x86.tests.args.cargoTestExtraArgs "--workspace -- --skip decide_agrees_with_the_kernel --skip nix_module_ --skip nixos_remedies_parse_as_nix"
-++ case "tests can compare with getent" (builtins.elem "getent" x86.tests.args.nativeBuildInputs) true
+++ case "tests run the selection of nix/sandbox-tests.txt" x86.tests.args.cargoTestExtraArgs (import ../sandbox-tests.nix).cargoTestArgs
+++ case "the selection is the workspace's unit tests and chosen test binaries" (builtins.substring 0 25 x86.tests.args.cargoTestExtraArgs) "--workspace --lib --bins "
+++ case "the check inputs are the check-input lines of nix/sandbox-tests.txt" pkg.args.nativeCheckInputs (import ../sandbox-tests.nix).checkInputs
+++ case "tests can compare with getent" (builtins.elem "getent" pkg.args.nativeCheckInputs) true
+++ case "checks.tests has the check inputs on PATH" x86.tests.args.nativeBuildInputs ([ "pkg-config" ] ++ pkg.args.nativeCheckInputs)
 ++ case "the package's check phase runs the same tests" pkg.args.cargoTestExtraArgs x86.tests.args.cargoTestExtraArgs
 ++ case "VM test files" (map (n: builtins.baseNameOf x86.${n}.file) [ "nixos-generated" "nixos-mounts" "nixos-post-switch" "nixos-render-node" ]) [ "generated.nix" "mounts.nix" "post-switch.nix" "render-node.nix" ]
 ++ case "VM tests import the module" (map builtins.baseNameOf x86.nixos-render-node.defaultsImports) [ "module.nix" ]

@@ -12,8 +12,8 @@
 //!   it (the scripts themselves only run under `nix flake check`).
 //!
 //! Evaluation and `nix flake check` against nixpkgs are not possible here (no nixpkgs, no
-//! binary cache): see docs/nixos.md. These tests are skipped in the Nix build sandbox, which
-//! has no nix-instantiate (nix/package.nix).
+//! binary cache): see docs/nixos.md. These tests do not run in the Nix build sandbox, which
+//! has no nix-instantiate (nix/sandbox-tests.txt excludes this binary).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! human report and ends with the failed checks' fixes; the exit code is the check's.
 //!
 //! Needs nix-instantiate and jq (`scripts/setup-debian --test`). Skipped in the Nix build
-//! sandbox, which has neither (nix/package.nix skips `nix_module_*`).
+//! sandbox, which has neither (nix/sandbox-tests.txt excludes this binary).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
