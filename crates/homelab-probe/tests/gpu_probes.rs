@@ -199,18 +199,10 @@ fn every_fail_has_a_remedy_and_every_skip_a_reason() {
 /// `nix-instantiate --parse` (the real parser; scripts/setup-debian --test installs it).
 #[test]
 fn nixos_remedies_parse_as_nix() {
+    use common::gpu;
     use homelab_probe::check::gpu::remedy;
-    use homelab_probe::model::inventory::{GpuDevice, GpuVendor, PciDevice};
+    use homelab_probe::model::inventory::GpuVendor;
 
-    let gpu = |vendor: GpuVendor, id: &str, device: &str, driver: &str| GpuDevice {
-        pci: Some(PciDevice { address: "0000:00:02.0".into(), vendor: Some(id.into()), device: Some(device.into()) }),
-        pci_class: Some("0x030000".into()),
-        vendor,
-        kernel_driver: Some(driver.into()),
-        drm_driver: None,
-        render_node: Some("/dev/dri/renderD128".into()),
-        card_node: None,
-    };
     let mut remedies = vec![
         remedy::nvidia_driver(),
         remedy::nvidia_container_toolkit(),
@@ -229,15 +221,10 @@ fn nixos_remedies_parse_as_nix() {
     remedies.sort_by(|a, b| a.text.cmp(&b.text));
     remedies.dedup();
     assert!(remedies.len() >= 7, "{remedies:#?}");
-    let dir = tempfile::tempdir().unwrap();
-    for (i, r) in remedies.iter().enumerate() {
-        let file = dir.path().join(format!("remedy{i}.nix"));
-        std::fs::write(&file, format!("{{ config, lib, pkgs, ... }}:\n{{\n{}\n}}\n", r.text)).unwrap();
-        let out = std::process::Command::new("nix-instantiate")
-            .args(["--option", "build-users-group", "", "--parse"])
-            .arg(&file)
-            .output()
-            .expect("nix-instantiate is missing: run scripts/setup-debian --test");
-        assert!(out.status.success(), "{}\n{}", r.text, String::from_utf8_lossy(&out.stderr));
+    for r in &remedies {
+        let module = format!("{{ config, lib, pkgs, ... }}:\n{{\n{}\n}}\n", r.text);
+        if let Err(e) = common::nix_parse(&module) {
+            panic!("{}\n{e}", r.text);
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use homelab_probe::model::compose::{
     ComposeService, ComposeStack, DeviceMapping, DeviceReservation, VolumeKind, VolumeMount,
 };
-use homelab_probe::model::inventory::{GpuDevice, GpuVendor, PciDevice};
+use homelab_probe::model::inventory::GpuVendor;
 use homelab_probe::model::report::{HostInfo, ToolInfo};
 use homelab_probe::model::snapshot::{
     CapturedGroup, ComposeCapture, FstabEntry, GroupUse, HumanUser, Identities, SNAPSHOT_SCHEMA_VERSION, Snapshot,
@@ -17,7 +17,7 @@ use homelab_probe::{Expectations, plan};
 use proptest::prelude::*;
 
 mod common;
-use common::nix_parse as parses;
+use common::{gpu, nix_parse as parses};
 
 fn snapshot() -> Snapshot {
     Snapshot {
@@ -77,22 +77,6 @@ fn stack(name: &str, dir: &str, services: Vec<ComposeService>) -> ComposeStack {
         services,
         unset_variables: vec![],
         problems: vec![],
-    }
-}
-
-fn gpu(vendor: GpuVendor, vendor_id: &str, device_id: &str, driver: &str) -> GpuDevice {
-    GpuDevice {
-        pci: Some(PciDevice {
-            address: "0000:01:00.0".into(),
-            vendor: Some(vendor_id.into()),
-            device: Some(device_id.into()),
-        }),
-        pci_class: Some("0x030000".into()),
-        vendor,
-        kernel_driver: Some(driver.into()),
-        drm_driver: None,
-        render_node: Some("/dev/dri/renderD128".into()),
-        card_node: None,
     }
 }
 

@@ -7,6 +7,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use homelab_probe::model::inventory::{GpuDevice, GpuVendor, PciDevice};
 use homelab_probe::{Expectations, Finding, Host, Status, check};
 
 /// `tests/fixtures/<name>` (a sysroot, or `expect/<file>.toml`).
@@ -59,4 +60,21 @@ pub fn nix_parse(text: &str) -> Result<(), String> {
         .output()
         .expect("nix-instantiate (Debian package nix-bin) must be installed: run scripts/setup-debian --test");
     if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+}
+
+/// A display-class PCI GPU at 0000:01:00.0 with `renderD128`, as the inventory reports one.
+pub fn gpu(vendor: GpuVendor, vendor_id: &str, device_id: &str, driver: &str) -> GpuDevice {
+    GpuDevice {
+        pci: Some(PciDevice {
+            address: "0000:01:00.0".into(),
+            vendor: Some(vendor_id.into()),
+            device: Some(device_id.into()),
+        }),
+        pci_class: Some("0x030000".into()),
+        vendor,
+        kernel_driver: Some(driver.into()),
+        drm_driver: None,
+        render_node: Some("/dev/dri/renderD128".into()),
+        card_node: None,
+    }
 }
