@@ -7,41 +7,69 @@
 //!
 //! The library never prints and never exits. A caller builds a [`Host`] (the live system or a
 //! sysroot directory), loads [`Expectations`] (or uses [`Expectations::builtin`]), runs
-//! [`check::run`] and gets a [`Report`] of [`Finding`]s.
+//! [`check::run`] and gets [`Finding`]s, which a [`Report`] carries:
 //!
-//! ```no_run
-//! use homelab_probe::{check, Expectations, Host, Report};
+//! ```
+//! use homelab_probe::{Expectations, Host, Report, Status, check};
 //!
+//! // Inline expectations: render must be gid 110 (the PGID of a Plex container).
+//! let expectations: Expectations = "version = 1\n[groups]\nrender = 110\n".parse()?;
 //! let host = Host::live();
-//! let expectations = Expectations::builtin();
 //! let findings = check::run(&host, &expectations);
-//! let report = Report::new(&host, "built-in defaults", findings);
-//! assert_eq!(report.schema_version, homelab_probe::REPORT_SCHEMA_VERSION);
+//! let report = Report::new(host.info(), "inline", findings);
+//! for f in report.findings.iter().filter(|f| f.status == Status::Fail) {
+//!     println!("{}: {}", f.subject, f.message);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Layers, top to bottom: [`check`] (probes: host + expectations -> findings), [`drift`]
-//! (file-ownership drift reports, the journaled fix and its undo), [`model`] (serde types:
-//! expectations, findings, report), [`scan`] (the parallel ownership scanner), [`host`] (the
-//! root every read goes through, plus the live-only facilities: NSS, DRM ioctls, NVML, libva,
-//! udev), [`sources`] (pure parsers of system files), [`nix_expr`] (safe rendering of Nix values
-//! for remedies and generated modules).
+//! The migration pair is [`capture()`] (the old host -> a [`Snapshot`]) and [`plan()`] (a
+//! snapshot -> a NixOS module, expectations and a checklist). File-ownership drift is
+//! [`drift::scan`], [`drift::fix::apply`] and [`drift::fix::undo`].
+//!
+//! ## The contract
+//! What this crate root and its public modules name is the API: [`model`] (every serde type:
+//! expectations, findings, reports, snapshots and the facts they carry, versioned and
+//! documented), [`check`], [`capture`](mod@capture), [`plan`](mod@plan) and [`drift`]. Public
+//! types that will grow are `#[non_exhaustive]`. Modules hidden from these docs (`host`,
+//! `sources`, `scan`, `nix_expr`, ...) are public only so this workspace's integration tests,
+//! benchmarks and fuzz targets can reach them; they are not part of the API and change in any
+//! release.
+//!
+//! ## Layers
+//! One direction of dependency, bottom to top (a test keeps it so): [`model`] (types and pure
+//! value logic; no I/O, imports nothing else of the crate) <- `sources` (pure parsers of system
+//! files) <- `host` (the root every read goes through and the live-only facilities: NSS, DRM
+//! ioctls, NVML, libva, udev; `scan`, the ownership walker) <- [`check`], [`drift`],
+//! [`capture`](mod@capture), [`plan`](mod@plan).
 #![deny(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod capture;
 pub mod check;
 pub mod drift;
-pub mod host;
 pub mod model;
-pub mod nix_expr;
-pub mod nixos;
 pub mod plan;
+
+// Internals: reachable for this workspace's tests, benchmarks and fuzz targets, not the API.
+#[doc(hidden)]
+pub mod host;
+#[doc(hidden)]
+pub mod nix_expr;
+#[doc(hidden)]
 pub mod scan;
-pub mod shell;
+#[doc(hidden)]
 pub mod sources;
+#[doc(hidden)]
 pub mod systemd;
 
-pub use host::Host;
+mod nixos;
+mod shell;
+
+pub use capture::{CaptureOptions, capture};
+pub use host::{Host, HostError};
 pub use model::expectations::{EXPECTATIONS_VERSION, Expectations, ExpectationsError};
 pub use model::finding::{Finding, Probe, Remedy, RemedyKind, Status};
-pub use model::report::{REPORT_SCHEMA_VERSION, Report, Summary};
+pub use model::report::{HostInfo, REPORT_SCHEMA_VERSION, Report, Summary};
+pub use model::snapshot::{SNAPSHOT_SCHEMA_VERSION, Snapshot, SnapshotError};
+pub use plan::{Plan, plan};

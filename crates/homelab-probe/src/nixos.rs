@@ -11,8 +11,8 @@ use crate::nix_expr;
 mod groups;
 mod ids_table;
 
-pub use groups::{ALWAYS_PRESENT_GROUPS, always_present_group};
-pub use ids_table::{IDS_SOURCE, STATIC_GIDS, STATIC_UIDS};
+pub use groups::always_present_group;
+pub use ids_table::{STATIC_GIDS, STATIC_UIDS};
 
 /// The gid NixOS reserves for group `name`, if any.
 pub fn static_gid(name: &str) -> Option<u32> {

@@ -9,9 +9,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use homelab_probe::check::access::{self, Credentials};
-use homelab_probe::host::acl::{Acl, AclEntry, AclTag};
-use homelab_probe::host::{FileKind, FileStat};
-use homelab_probe::model::expectations::FileMode;
+use homelab_probe::model::acl::{Acl, AclEntry, AclTag};
+use homelab_probe::model::fs::{FileKind, FileMode, FileStat};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Uid, fork};
 use proptest::prelude::*;
@@ -119,7 +118,7 @@ proptest! {
         }
         // Read back what the kernel stored (setting an ACL rewrites the group bits to the mask).
         let meta = std::fs::metadata(&path).unwrap();
-        let stored = Acl::read(&homelab_probe::Host::live(), &path).unwrap();
+        let stored = homelab_probe::host::acl::read_acl(&homelab_probe::Host::live(), &path).unwrap();
         let stat = FileStat { kind: FileKind::File, uid: owner, gid: group, mode: FileMode(std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777), rdev: None };
         let cred = Credentials { uid, gid, groups: extra };
         let ours = access::decide(&stat, stored.as_ref(), &cred, access::READ | access::WRITE).allowed;

@@ -176,7 +176,7 @@ fn plan_pins_render_with_mk_force_and_warns_about_the_journal_gateway() {
         p.warnings
     );
     // The expectations file is what the library reads back.
-    let e = Expectations::from_toml_str(&p.expectations_toml, Path::new("homelab-probe.toml")).unwrap();
+    let e = Expectations::from_toml_str(&p.expectations_toml, Some(Path::new("homelab-probe.toml"))).unwrap();
     assert_eq!(e, p.expectations);
     assert_eq!(e.groups["render"], 110);
     let access = &e.render.as_ref().unwrap().access;

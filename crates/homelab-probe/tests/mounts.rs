@@ -135,7 +135,7 @@ fn wrong_uuid_at_the_path() {
     let host = Host::at(fixture("mounts-wrong-uuid")).unwrap();
     let exp = Expectations::from_toml_str(
         "version = 1\n[[mounts]]\npath = \"/mnt/PlexStorage\"\nuuid = \"e4d3c2b1-a098-4f76-b543-210fedcba987\"\n",
-        Path::new("x.toml"),
+        Some(Path::new("x.toml")),
     )
     .unwrap();
     let f = mounts::check(&host, &exp);
@@ -303,7 +303,7 @@ fn labels_with_blanks_render_as_working_nixos_devices() {
     let host = Host::at(fixture("mounts-missing-disk")).unwrap();
     let exp = Expectations::from_toml_str(
         "version = 1\n[[mounts]]\npath = \"/mnt/Plex Drive\"\nlabel = \"Plex Drive\"\nfstype = \"ext4\"\n",
-        Path::new("x.toml"),
+        Some(Path::new("x.toml")),
     )
     .unwrap();
     let f = mounts::check(&host, &exp);
@@ -463,7 +463,7 @@ fn nixos_remedies_evaluate_to_what_was_meant() {
     let host = Host::at(fixture("mounts-missing-disk")).unwrap();
     let exp = Expectations::from_toml_str(
         "version = 1\n[[mounts]]\npath = \"/mnt/Plex Drive\"\nlabel = \"Plex Drive\"\nfstype = \"ext4\"\noptions = [\"rw\", \"noatime\"]\nrequired = false\n\n[[mounts]]\npath = \"/srv/${x}\\\"q\"\nuuid = \"7c1f0b7e-2d4a-4f61-9a53-3c5f2d1e9b10\"\n",
-        Path::new("x.toml"),
+        Some(Path::new("x.toml")),
     )
     .unwrap();
     let f = mounts::check(&host, &exp);
@@ -644,7 +644,7 @@ fn a_uuid_that_differs_only_in_letter_case_is_named() {
     let host = Host::at(fixture("mounts-ok")).unwrap();
     let exp = Expectations::from_toml_str(
         "version = 1\n[[mounts]]\npath = \"/mnt/PlexStorage\"\nuuid = \"7C1F0B7E-2D4A-4F61-9A53-3C5F2D1E9B10\"\n",
-        Path::new("x.toml"),
+        Some(Path::new("x.toml")),
     )
     .unwrap();
     let f = mounts::check(&host, &exp);

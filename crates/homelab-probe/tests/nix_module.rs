@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 use homelab_probe::Expectations;
 use homelab_probe::model::expectations::{DriftExpectation, GpuExpectation, VaapiExpectation, VideoCodec};
 use homelab_probe::model::mounts::{MountExpectation, check_mount_point};
-use homelab_probe::sources::validate_name;
+use homelab_probe::model::text::validate_name;
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -126,7 +126,7 @@ fn module_expectations(definition: &str) -> (Value, Result<Expectations, String>
     let toml_value: toml::Value = serde_json::from_value(json.clone()).unwrap();
     let text = toml::to_string(&toml_value).unwrap();
     let parsed =
-        Expectations::from_toml_str(&text, Path::new("homelab-probe.toml")).map_err(|e| format!("{e}\n{text}"));
+        Expectations::from_toml_str(&text, Some(Path::new("homelab-probe.toml"))).map_err(|e| format!("{e}\n{text}"));
     (json, parsed)
 }
 
@@ -289,7 +289,7 @@ fn nix_module_new_sections_at_their_defaults_are_the_library_defaults() {
     );
     let e = parsed.unwrap();
     let text = "version = 1\n[[mounts]]\npath = \"/mnt/x\"\n[gpu.vaapi]\nencode = [\"h264\"]\n[[drift]]\nroot = \"/mnt/x\"\nuid = 1\ngid = 2\n";
-    let plain = Expectations::from_toml_str(text, Path::new("plain.toml")).unwrap();
+    let plain = Expectations::from_toml_str(text, Some(Path::new("plain.toml"))).unwrap();
     assert_eq!((&e.mounts, &e.gpu, &e.drift), (&plain.mounts, &plain.gpu, &plain.drift), "{json}");
 }
 
@@ -326,7 +326,9 @@ fn library_accepts(definitions: &[&str]) -> Vec<Result<(), String>> {
             let mut table: toml::Value = serde_json::from_value(def.clone()).unwrap();
             table.as_table_mut().unwrap().insert("version".into(), toml::Value::Integer(1));
             let text = toml::to_string(&table).unwrap();
-            Expectations::from_toml_str(&text, Path::new("raw.toml")).map(|_| ()).map_err(|e| format!("{e}\n{text}"))
+            Expectations::from_toml_str(&text, Some(Path::new("raw.toml")))
+                .map(|_| ())
+                .map_err(|e| format!("{e}\n{text}"))
         })
         .collect()
 }
@@ -419,7 +421,8 @@ fn nix_module_types_and_assertions_refuse_what_the_library_refuses() {
         if accepted {
             // What the module renders is accepted too (not only the raw values).
             let toml_value: toml::Value = serde_json::from_value(v.expectations.clone()).unwrap();
-            let rendered = Expectations::from_toml_str(&toml::to_string(&toml_value).unwrap(), Path::new("x.toml"));
+            let rendered =
+                Expectations::from_toml_str(&toml::to_string(&toml_value).unwrap(), Some(Path::new("x.toml")));
             assert_eq!(rendered.is_ok(), library_ok, "{def}: rendered {rendered:?}");
         }
     }
@@ -436,7 +439,7 @@ fn assert_path_rules_agree(paths: &[&str]) {
         let mount = check_mount_point(p).is_ok();
         assert_eq!(nix[0].as_bool(), Some(mount), "mount point {p:?}: nix {nix}, library {:?}", check_mount_point(p));
         let text = format!("version = 1\n[[drift]]\nroot = {}\nuid = 1\ngid = 1\n", toml::Value::String(p.to_string()));
-        let drift = Expectations::from_toml_str(&text, Path::new("x.toml"));
+        let drift = Expectations::from_toml_str(&text, Some(Path::new("x.toml")));
         // The module also refuses a line break in a drift root (ModuleStricter above).
         let want = drift.is_ok() && !p.contains('\n');
         assert_eq!(nix[1].as_bool(), Some(want), "drift root {p:?}: nix {nix}, library {drift:?}");
@@ -618,7 +621,7 @@ fn nix_module_mounts_vm_test_settings_are_what_its_rehearsal_checks() {
     );
     let toml_value: toml::Value = serde_json::from_value(json.clone()).unwrap();
     let rendered =
-        Expectations::from_toml_str(&toml::to_string(&toml_value).unwrap(), Path::new("rendered.toml")).unwrap();
+        Expectations::from_toml_str(&toml::to_string(&toml_value).unwrap(), Some(Path::new("rendered.toml"))).unwrap();
     let rehearsal = Expectations::load(&repo().join("nixos-tests/lib/mounts.toml")).unwrap();
     assert_eq!(rendered, rehearsal, "{json}");
     assert_eq!(rendered.mounts.len(), 1);

@@ -295,11 +295,11 @@ proptest! {
             host_path: Some(format!("/mnt/{mount}/x")),
         }];
         let mut st = stack(&stack_name, &format!("/home/alice/docker/{dir}"), vec![svc]);
-        st.problems = vec![homelab_probe::sources::ParseError { file: "/x".into(), line: 1, message: problem }];
+        st.problems = vec![homelab_probe::model::text::ParseError { file: "/x".into(), line: 1, message: problem }];
         s.compose.stacks = vec![st];
         let p = plan::plan(&s).unwrap();
         prop_assert!(parses(&p.module).is_ok(), "{:?}\n{}", parses(&p.module), p.module);
-        let e = Expectations::from_toml_str(&p.expectations_toml, Path::new("homelab-probe.toml")).unwrap();
+        let e = Expectations::from_toml_str(&p.expectations_toml, Some(Path::new("homelab-probe.toml"))).unwrap();
         prop_assert_eq!(e, p.expectations);
     }
 }

@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 use clap::{Args, Subcommand, ValueEnum};
-use homelab_probe::drift::{self, DriftOptions, DriftReport, fix};
-use homelab_probe::scan::escape::escape_path;
-use homelab_probe::scan::{Owner, Progress};
+use homelab_probe::drift::{self, DriftOptions, DriftReport, Owner, Progress, escape_path, fix};
 
 const DRIFT_EXIT: &str = "Exit codes: 0 every entry has the expected owner (or, with --apply, now has it; for undo: \
 every owner restored), 1 drift found, a directory unreadable or a change not made, 2 bad usage or refused input.";
@@ -124,7 +122,7 @@ pub fn run(args: &DriftArgs) -> anyhow::Result<ExitCode> {
         fix::apply(&opts, &journal)
     } else if args.format == DriftFormat::Paths0 {
         let out = std::sync::Mutex::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()));
-        let sink = |_w: usize, dir: &homelab_probe::scan::DirRef<'_>, es: &homelab_probe::scan::Offenders<'_>| {
+        let sink = |_w: usize, dir: &drift::DirRef<'_>, es: &drift::Offenders<'_>| {
             let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
             let mut path = Vec::new();
             for e in es.iter() {

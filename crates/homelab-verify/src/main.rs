@@ -117,7 +117,7 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    let report = Report::new(&host, source, findings);
+    let report = Report::new(host.info(), source, findings);
     let printed = (|| -> std::io::Result<()> {
         let mut out = anstream::stdout();
         match args.format {

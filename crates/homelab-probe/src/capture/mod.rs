@@ -23,9 +23,10 @@ use crate::drift::{self, DriftOptions};
 use crate::host::blockdev::BlockDevices;
 use crate::host::identity::{IdentityDb, SourceProblem};
 use crate::host::mounts::mount_table;
-use crate::host::{FileKind, Host, drm};
+use crate::host::{Host, drm};
 use crate::model::compose::ComposeStack;
-use crate::model::report::{HostInfo, ToolInfo};
+use crate::model::fs::FileKind;
+use crate::model::report::{ToolInfo, now_rfc3339};
 use crate::model::snapshot::{
     BlockDevice, CapturedGroup, ComposeCapture, DataRoot, FstabEntry, Gap, GroupUse, HUMAN_UID_MAX, HUMAN_UID_MIN,
     HumanUser, Identities, Mount, OwnerCount, Ownership, SNAPSHOT_SCHEMA_VERSION, SearchDir, Snapshot,
@@ -86,12 +87,9 @@ pub fn capture(host: &Host, opts: &CaptureOptions) -> Snapshot {
 
     let mut snapshot = Snapshot {
         schema_version: SNAPSHOT_SCHEMA_VERSION,
-        tool: ToolInfo { name: "homelab-probe".into(), version: env!("CARGO_PKG_VERSION").into() },
-        host: HostInfo::of(host),
-        captured_at: jiff::Timestamp::now()
-            .round(jiff::Unit::Second)
-            .unwrap_or_else(|_| jiff::Timestamp::now())
-            .to_string(),
+        tool: ToolInfo::this(),
+        host: host.info(),
+        captured_at: now_rfc3339(),
         identities: Identities { users, groups: Vec::new() },
         block_devices: Some(block_devices),
         fstab,

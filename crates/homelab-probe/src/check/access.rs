@@ -11,8 +11,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::host::FileStat;
-use crate::host::acl::{Acl, AclTag};
+use crate::model::acl::{Acl, AclTag};
+use crate::model::fs::FileStat;
 
 /// Read permission.
 pub const READ: u32 = 4;
@@ -110,9 +110,9 @@ pub fn decide(stat: &FileStat, acl: Option<&Acl>, cred: &Credentials, want: u32)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::FileKind;
-    use crate::host::acl::AclEntry;
-    use crate::model::expectations::FileMode;
+    use crate::model::acl::AclEntry;
+    use crate::model::fs::FileKind;
+    use crate::model::fs::FileMode;
     use rstest::rstest;
 
     fn node(uid: u32, gid: u32, mode: u32) -> FileStat {

@@ -144,7 +144,7 @@ mod tests {
     use std::path::Path;
 
     fn parse(text: &str) -> Result<Expectations, crate::ExpectationsError> {
-        Expectations::from_toml_str(text, Path::new("homelab-probe.toml"))
+        Expectations::from_toml_str(text, Some(Path::new("homelab-probe.toml")))
     }
 
     #[test]

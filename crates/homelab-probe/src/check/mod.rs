@@ -2,25 +2,40 @@
 //! printing, no exiting.
 
 pub mod access;
-pub mod drift;
+mod drift;
+#[doc(hidden)]
 pub mod gpu;
-pub mod identity;
+mod identity;
+#[doc(hidden)]
 pub mod mounts;
-pub mod render_node;
+mod render_node;
 pub mod wait;
 
 use crate::host::Host;
 use crate::host::identity::IdentityDb;
 use crate::model::expectations::Expectations;
-use crate::model::finding::Finding;
+use crate::model::finding::{Finding, Probe};
 
 /// Runs every probe against `host` and returns their findings in probe order.
 pub fn run(host: &Host, expectations: &Expectations) -> Vec<Finding> {
-    let ids = IdentityDb::load(host);
-    let mut findings = identity::check(&ids, expectations);
-    findings.extend(render_node::check(host, &ids, expectations));
-    findings.extend(gpu::check(host, &ids, expectations));
-    findings.extend(mounts::check(host, expectations));
-    findings.extend(drift::check(host, expectations));
+    run_probes(host, expectations, &Probe::ALL)
+}
+
+/// Runs the probes in `probes` (in that order) against `host`: one probe's findings without
+/// paying for the others (a readiness check of the mounts need not wait for NVML).
+pub fn run_probes(host: &Host, expectations: &Expectations, probes: &[Probe]) -> Vec<Finding> {
+    // The users and groups are read once, and only for the probes that use them.
+    let ids = std::cell::OnceCell::new();
+    let ids = || ids.get_or_init(|| IdentityDb::load(host));
+    let mut findings = Vec::new();
+    for probe in probes {
+        findings.extend(match probe {
+            Probe::Identity => identity::check(ids(), expectations),
+            Probe::RenderNode => render_node::check(host, ids(), expectations),
+            Probe::Gpu => gpu::check(host, ids(), expectations),
+            Probe::Mounts => mounts::check(host, expectations),
+            Probe::Drift => drift::check(host, expectations),
+        });
+    }
     findings
 }

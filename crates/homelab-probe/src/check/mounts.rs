@@ -28,8 +28,9 @@ use crate::host::{Host, HostError};
 use crate::model::expectations::Expectations;
 use crate::model::finding::{Finding, Probe, Remedy, Status};
 use crate::model::mounts::MountExpectation;
+use crate::model::source::{Source, encode_udev_name};
 use crate::sources::Parsed;
-use crate::sources::fstab::{self, FSTAB, FstabEntry, Source, encode_udev_name};
+use crate::sources::fstab::{self, FSTAB, FstabEntry};
 use crate::sources::mountinfo::{MountInfo, SELF_MOUNTINFO, Visibility, visibility};
 use crate::{nix_expr, shell, systemd};
 

@@ -9,11 +9,12 @@
 //! and then triggering an `add` event does (a `change` event does not re-apply ownership).
 
 use crate::check::access::{self, Credentials, Via};
+use crate::host::Host;
 use crate::host::drm::{self, DRI_DIR};
 use crate::host::identity::IdentityDb;
-use crate::host::{FileKind, Host};
-use crate::model::expectations::{Expectations, FileMode, RenderExpectation};
+use crate::model::expectations::{Expectations, RenderExpectation};
 use crate::model::finding::{Finding, Probe, Remedy};
+use crate::model::fs::{FileKind, FileMode};
 use crate::model::inventory::{DrmNode, DrmNodeKind};
 use crate::nixos;
 

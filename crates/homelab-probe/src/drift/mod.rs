@@ -3,7 +3,7 @@
 //! ([`fix`], [`journal`]).
 //!
 //! The walk itself is [`crate::scan`]; this module decides what a report holds and how roots
-//! are validated. The probe that turns a report into findings is [`crate::check::drift`].
+//! are validated. The probe that turns a report into findings is `check`'s drift probe.
 //!
 //! Roots are validated before anything is read ([`prepare_roots`]): they must exist and be
 //! directories, `/` is refused (system files belong to root: a drift check of `/` against one
@@ -12,6 +12,7 @@
 //! user named, so the user must name the real directory.
 
 pub mod fix;
+#[doc(hidden)]
 pub mod journal;
 
 use std::collections::{BinaryHeap, HashMap};
@@ -21,8 +22,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::scan::escape::{escape, escape_path};
-use crate::scan::{self, DirRef, Exclude, Offenders, Op, Owner, Problem, Progress, ScanOptions, ScanStats, Visitor};
+use crate::scan::escape::escape;
+use crate::scan::{self, Op, Problem, ScanOptions, ScanStats, Visitor};
+
+// The scanner's types that a drift scan's caller sees (options, progress, the sink's arguments).
+pub use crate::scan::escape::escape_path;
+pub use crate::scan::{DirRef, Entry, Exclude, Offenders, Owner, Progress};
 
 /// Top-level directories counted separately at most; the rest are summed under `(other)`.
 pub const MAX_TOP_LEVEL: usize = 10_000;

@@ -19,8 +19,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{DevNumber, Host};
-use crate::sources::fstab::{Source, TagKind, decode_udev_name};
+use super::Host;
+use crate::model::fs::DevNumber;
+use crate::model::source::{Source, TagKind, decode_udev_name};
 
 /// sysfs directory listing every block device.
 pub const SYS_CLASS_BLOCK: &str = "/sys/class/block";

@@ -9,25 +9,13 @@
 
 use std::path::{Path, PathBuf};
 
-use super::acl::Acl;
+use super::acl::read_acl;
 use super::identity::IdentityDb;
 use super::{Host, HostError};
 use crate::model::inventory::{DrmNode, DrmNodeKind, GpuDevice, GpuVendor, PciDevice};
 
 /// The directory of DRM device nodes.
 pub const DRI_DIR: &str = "/dev/dri";
-
-/// `renderD128` -> Render, `card0` -> Card, anything else (`by-path`) -> None.
-pub fn node_kind(name: &str) -> Option<DrmNodeKind> {
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if name.strip_prefix("renderD").is_some_and(digits) {
-        Some(DrmNodeKind::Render)
-    } else if name.strip_prefix("card").is_some_and(digits) {
-        Some(DrmNodeKind::Card)
-    } else {
-        None
-    }
-}
 
 /// Lists the DRM nodes of `host`, render nodes first, each in numeric order. A host without
 /// `/dev/dri` has none (an empty list, not an error).
@@ -40,10 +28,10 @@ pub fn inventory(host: &Host, ids: &IdentityDb) -> Result<Vec<DrmNode>, HostErro
     let mut nodes = Vec::new();
     for name in names {
         let Some(name) = name.to_str() else { continue };
-        let Some(kind) = node_kind(name) else { continue };
+        let Some(kind) = DrmNodeKind::of_name(name) else { continue };
         let path = format!("{DRI_DIR}/{name}");
         let stat = host.stat(&path)?;
-        let acl = Acl::read(host, Path::new(&path)).unwrap_or(None);
+        let acl = read_acl(host, Path::new(&path)).unwrap_or(None);
         let sys = format!("/sys/class/drm/{name}/device");
         let device_path = host.canonical(&sys).ok();
         let pci = device_path.as_deref().and_then(|d| pci_device(host, d));
@@ -237,7 +225,7 @@ mod tests {
     #[case("by-path", None)]
     #[case("renderD", None)]
     fn kinds(#[case] name: &str, #[case] want: Option<DrmNodeKind>) {
-        assert_eq!(node_kind(name), want);
+        assert_eq!(DrmNodeKind::of_name(name), want);
     }
 
     #[rstest]

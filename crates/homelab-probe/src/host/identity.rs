@@ -13,7 +13,7 @@ use nix::unistd::{Gid, Group, Uid, User};
 use serde::{Deserialize, Serialize};
 
 use super::Host;
-use crate::sources::ParseError;
+use crate::model::text::ParseError;
 use crate::sources::group::{self, GroupEntry};
 use crate::sources::passwd::{self, PasswdEntry};
 

@@ -14,6 +14,7 @@ pub mod acl;
 pub mod blockdev;
 pub mod drm;
 pub mod identity;
+mod load;
 pub mod mounts;
 pub mod nvml;
 pub mod vaapi;
@@ -26,7 +27,8 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::expectations::FileMode;
+use crate::model::fs::{DevNumber, FileKind, FileMode, FileStat};
+use crate::model::report::HostInfo;
 
 /// Name of the manifest file at the top of a sysroot.
 pub const SYSROOT_MANIFEST: &str = "homelab-sysroot.toml";
@@ -69,76 +71,6 @@ impl HostError {
             HostError::Io { source, .. } => Some(source.kind()),
             HostError::Manifest { .. } => None,
         }
-    }
-}
-
-/// The type of a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FileKind {
-    /// Regular file.
-    File,
-    /// Directory.
-    Dir,
-    /// Symbolic link (never followed by [`Host::stat`]).
-    Symlink,
-    /// Character device (render nodes are these).
-    Char,
-    /// Block device.
-    Block,
-    /// Named pipe.
-    Fifo,
-    /// Unix socket.
-    Socket,
-}
-
-/// A device number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DevNumber {
-    /// Major number (226 for DRM).
-    pub major: u32,
-    /// Minor number (128 and up for render nodes).
-    pub minor: u32,
-}
-
-/// Type, owner, group and mode of a path, as `lstat(2)` reports them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileStat {
-    /// File type.
-    pub kind: FileKind,
-    /// Owner uid.
-    pub uid: u32,
-    /// Group gid.
-    pub gid: u32,
-    /// Permission bits, `0o7777` at most.
-    pub mode: FileMode,
-    /// Device number of a character or block device.
-    pub rdev: Option<DevNumber>,
-}
-
-impl FileStat {
-    fn from_metadata(m: &std::fs::Metadata) -> Self {
-        let ft = m.file_type();
-        let kind = if ft.is_symlink() {
-            FileKind::Symlink
-        } else if ft.is_dir() {
-            FileKind::Dir
-        } else if ft.is_char_device() {
-            FileKind::Char
-        } else if ft.is_block_device() {
-            FileKind::Block
-        } else if ft.is_fifo() {
-            FileKind::Fifo
-        } else if ft.is_socket() {
-            FileKind::Socket
-        } else {
-            FileKind::File
-        };
-        let rdev = matches!(kind, FileKind::Char | FileKind::Block).then(|| {
-            let d = m.rdev();
-            DevNumber { major: rustix::fs::major(d), minor: rustix::fs::minor(d) }
-        });
-        FileStat { kind, uid: m.uid(), gid: m.gid(), mode: FileMode(m.mode() & 0o7777), rdev }
     }
 }
 
@@ -216,7 +148,7 @@ impl Host {
         };
         let err = |span: Option<std::ops::Range<usize>>, message: String| HostError::Manifest {
             file: file.clone(),
-            line: crate::model::expectations::line_col(&text, span.map_or(0, |s| s.start)).0,
+            line: crate::model::text::line_col(&text, span.map_or(0, |s| s.start)).0,
             message,
         };
         let m: SysrootManifest = toml::from_str(&text).map_err(|e| err(e.span(), e.message().to_owned()))?;
@@ -230,6 +162,19 @@ impl Host {
             self.manifest.insert(resolved, stat);
         }
         Ok(())
+    }
+
+    /// Describes this host for a report or snapshot: its root, whether it is live, its host
+    /// name (`/proc/sys/kernel/hostname` live, `/etc/hostname` in a sysroot) and the running
+    /// kernel's release (live only).
+    pub fn info(&self) -> HostInfo {
+        let hostname = self
+            .read_to_string(if self.live { "/proc/sys/kernel/hostname" } else { "/etc/hostname" })
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty());
+        let kernel = self.live.then(|| rustix::system::uname().release().to_string_lossy().into_owned());
+        HostInfo { hostname, root: self.root.clone(), live: self.live, kernel }
     }
 
     /// The root directory.
@@ -282,7 +227,7 @@ impl Host {
         if let Some(s) = self.manifest.get(&real) {
             return Ok(*s);
         }
-        std::fs::symlink_metadata(&real).map(|m| FileStat::from_metadata(&m)).map_err(|e| self.io_err(path, e))
+        std::fs::symlink_metadata(&real).map(|m| file_stat(&m)).map_err(|e| self.io_err(path, e))
     }
 
     /// Whether `path` exists (without following a final symbolic link).
@@ -307,6 +252,31 @@ impl Host {
         }
         Ok(Path::new("/").join(real.strip_prefix(&self.root).unwrap_or(&real)))
     }
+}
+
+/// The [`FileStat`] of what `symlink_metadata` returned.
+pub(crate) fn file_stat(m: &std::fs::Metadata) -> FileStat {
+    let ft = m.file_type();
+    let kind = if ft.is_symlink() {
+        FileKind::Symlink
+    } else if ft.is_dir() {
+        FileKind::Dir
+    } else if ft.is_char_device() {
+        FileKind::Char
+    } else if ft.is_block_device() {
+        FileKind::Block
+    } else if ft.is_fifo() {
+        FileKind::Fifo
+    } else if ft.is_socket() {
+        FileKind::Socket
+    } else {
+        FileKind::File
+    };
+    let rdev = matches!(kind, FileKind::Char | FileKind::Block).then(|| {
+        let d = m.rdev();
+        DevNumber { major: rustix::fs::major(d), minor: rustix::fs::minor(d) }
+    });
+    FileStat { kind, uid: m.uid(), gid: m.gid(), mode: FileMode(m.mode() & 0o7777), rdev }
 }
 
 /// Resolves `path` inside `root` like `chroot(2)` would: `..` never leaves the root and an

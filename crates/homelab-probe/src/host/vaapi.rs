@@ -23,7 +23,6 @@
 //! [`VaapiLibrary`] traits, so tests can drive every error branch with a fake.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use crate::host::Host;
 use crate::model::gpu::{
@@ -329,14 +328,6 @@ pub fn resolve_driver(host: &Host, drm_driver: Option<&str>, env: &VaEnv) -> VaD
         search_path,
         found,
     }
-}
-
-/// Whether `path` names a render node (`/dev/dri/renderD128`).
-pub fn is_render_node(path: &str) -> bool {
-    Path::new(path)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| matches!(crate::host::drm::node_kind(n), Some(crate::model::inventory::DrmNodeKind::Render)))
 }
 
 #[cfg(feature = "vaapi")]

@@ -1,7 +1,7 @@
 //! Compose stacks as a snapshot records them: per service only what matters for a host move
 //! (image, the credentials the container runs with, devices, GPU needs, host paths), normalised
 //! the way `docker compose config` normalises them (long forms, absolute paths,
-//! interpolated values). Written by [`crate::sources::compose`].
+//! interpolated values). Written by the compose reader (`sources::compose`).
 //!
 //! Secrets stay out: of a service's environment only the variables in [`CAPTURED_ENV`] are
 //! kept.
@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sources::ParseError;
+use crate::model::text::ParseError;
 
 /// Environment variables a snapshot keeps (everything else may be a secret and is dropped).
 /// `PUID`/`PGID` are the linuxserver.io convention for the uid/gid a container runs as;

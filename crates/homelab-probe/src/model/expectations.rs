@@ -47,10 +47,12 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::model::fs::FileMode;
+use crate::model::text::line_col;
 
 pub use crate::model::inventory::VideoCodec;
 
@@ -136,7 +138,7 @@ fn nvenc_codecs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<VideoCodec>, D::E
 
 fn render_node_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let p = String::deserialize(d)?;
-    if !crate::host::vaapi::is_render_node(&p) || !p.starts_with("/dev/dri/renderD") {
+    if !crate::model::inventory::is_render_node(&p) || !p.starts_with("/dev/dri/renderD") {
         return Err(serde::de::Error::custom(format!("{p:?} is not a render node (/dev/dri/renderD128)")));
     }
     Ok(Some(p))
@@ -153,7 +155,7 @@ pub struct DriftExpectation {
     pub uid: u32,
     /// The gid every entry must have.
     pub gid: u32,
-    /// Glob patterns of entries to skip (see [`crate::scan::Exclude`]).
+    /// Glob patterns of entries to skip (see [`Exclude`](crate::model::exclude::Exclude)).
     #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "globs")]
     pub exclude: Vec<String>,
     /// Descend into other filesystems under the root.
@@ -186,7 +188,8 @@ fn drift_root<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 
 fn globs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let globs = Vec::<String>::deserialize(d)?;
-    crate::scan::Exclude::new(&globs).map_err(|e| serde::de::Error::custom(format!("bad exclude pattern: {e}")))?;
+    crate::model::exclude::Exclude::new(&globs)
+        .map_err(|e| serde::de::Error::custom(format!("bad exclude pattern: {e}")))?;
     Ok(globs)
 }
 
@@ -225,11 +228,11 @@ pub struct RenderExpectation {
     pub access: Vec<AccessExpectation>,
 }
 
-/// A map keyed by user or group names, each checked by [`crate::sources::validate_name`].
+/// A map keyed by user or group names, each checked by [`crate::model::text::validate_name`].
 fn named_map<'de, D: Deserializer<'de>, V: Deserialize<'de>>(d: D) -> Result<BTreeMap<String, V>, D::Error> {
     let map = BTreeMap::<String, V>::deserialize(d)?;
     for name in map.keys() {
-        crate::sources::validate_name(name)
+        crate::model::text::validate_name(name)
             .map_err(|e| serde::de::Error::custom(format!("invalid name {name:?}: {e}")))?;
     }
     Ok(map)
@@ -237,7 +240,7 @@ fn named_map<'de, D: Deserializer<'de>, V: Deserialize<'de>>(d: D) -> Result<BTr
 
 fn name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let name = String::deserialize(d)?;
-    crate::sources::validate_name(&name)
+    crate::model::text::validate_name(&name)
         .map_err(|e| serde::de::Error::custom(format!("invalid name {name:?}: {e}")))?;
     Ok(name)
 }
@@ -245,7 +248,7 @@ fn name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
 fn name_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let names = Vec::<String>::deserialize(d)?;
     for name in &names {
-        crate::sources::validate_name(name)
+        crate::model::text::validate_name(name)
             .map_err(|e| serde::de::Error::custom(format!("invalid name {name:?}: {e}")))?;
     }
     Ok(names)
@@ -309,52 +312,6 @@ impl AccessExpectation {
     }
 }
 
-/// Unix permission bits (`0o7777` at most), written in TOML as an octal string (`"0660"`) or
-/// an octal integer (`0o660`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FileMode(pub u32);
-
-impl FileMode {
-    /// Parses `0660`, `660` or `0o660`.
-    pub fn parse(s: &str) -> Option<Self> {
-        let digits = s.strip_prefix("0o").unwrap_or(s);
-        if digits.is_empty() || digits.len() > 5 || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-            return None;
-        }
-        let v = u32::from_str_radix(digits, 8).ok()?;
-        (v <= 0o7777).then_some(FileMode(v))
-    }
-}
-
-impl fmt::Display for FileMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:04o}", self.0)
-    }
-}
-
-impl Serialize for FileMode {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for FileMode {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Str(String),
-            Int(i64),
-        }
-        let bad = || serde::de::Error::custom("a mode is an octal string such as \"0660\" (or 0o660), at most 0o7777");
-        match Raw::deserialize(d)? {
-            Raw::Str(s) => FileMode::parse(&s).ok_or_else(bad),
-            Raw::Int(i) if (0..=0o7777).contains(&i) => Ok(FileMode(i as u32)),
-            Raw::Int(_) => Err(bad()),
-        }
-    }
-}
-
 /// Why an expectations file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ExpectationsError {
@@ -367,10 +324,10 @@ pub enum ExpectationsError {
         source: std::io::Error,
     },
     /// The file is not valid: bad TOML, unknown key, wrong type, unsupported version.
-    #[error("{}:{line}:{column}: {message}", file.display())]
+    #[error("{}{line}:{column}: {message}", file.as_ref().map(|f| format!("{}:", f.display())).unwrap_or_default())]
     Invalid {
-        /// The file.
-        file: PathBuf,
+        /// The file, when the text came from one (or was given a name).
+        file: Option<PathBuf>,
         /// 1-based line of the problem.
         line: usize,
         /// 1-based column of the problem.
@@ -395,18 +352,13 @@ impl Expectations {
         }
     }
 
-    /// Reads and validates `path`.
-    pub fn load(path: &Path) -> Result<Self, ExpectationsError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ExpectationsError::Read { file: path.to_path_buf(), source })?;
-        Self::from_toml_str(&text, path)
-    }
-
-    /// Parses and validates `text`; `file` names it in errors.
-    pub fn from_toml_str(text: &str, file: &Path) -> Result<Self, ExpectationsError> {
+    /// Parses and validates `text`. `source` names the file it came from in errors
+    /// (`homelab-probe.toml:3:1: ...`); without it, errors give the line and column only.
+    /// `text.parse::<Expectations>()` is the same without a name.
+    pub fn from_toml_str(text: &str, source: Option<&Path>) -> Result<Self, ExpectationsError> {
         let invalid = |span: Option<std::ops::Range<usize>>, message: String| {
             let (line, column) = line_col(text, span.map_or(0, |s| s.start));
-            ExpectationsError::Invalid { file: file.to_path_buf(), line, column, message }
+            ExpectationsError::Invalid { file: source.map(Path::to_path_buf), line, column, message }
         };
         // Check the version first, so a newer file gets "unsupported version" rather than a
         // confusing complaint about keys this version does not know.
@@ -443,14 +395,13 @@ impl Expectations {
     }
 }
 
-/// 1-based line and column of byte `offset` in `text`.
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text.as_bytes()[..offset];
-    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
-    (line, column)
+impl std::str::FromStr for Expectations {
+    type Err = ExpectationsError;
+
+    /// [`Expectations::from_toml_str`] without a source name.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Expectations::from_toml_str(text, None)
+    }
 }
 
 #[cfg(test)]
@@ -459,7 +410,7 @@ mod tests {
     use rstest::rstest;
 
     fn parse(text: &str) -> Result<Expectations, ExpectationsError> {
-        Expectations::from_toml_str(text, Path::new("homelab-probe.toml"))
+        Expectations::from_toml_str(text, Some(Path::new("homelab-probe.toml")))
     }
 
     #[test]
@@ -554,11 +505,5 @@ gid = 110
     #[case("0x660", None)]
     fn file_mode_parse(#[case] s: &str, #[case] want: Option<u32>) {
         assert_eq!(FileMode::parse(s).map(|m| m.0), want);
-    }
-
-    #[test]
-    fn line_col_counts_chars() {
-        assert_eq!(line_col("ab\ncdé f", 8), (2, 5));
-        assert_eq!(line_col("", 10), (1, 1));
     }
 }

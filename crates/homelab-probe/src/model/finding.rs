@@ -57,6 +57,14 @@ pub enum Probe {
 }
 
 impl Probe {
+    /// Every probe, in the order `check` runs them.
+    pub const ALL: [Probe; 5] = [Probe::Identity, Probe::RenderNode, Probe::Gpu, Probe::Mounts, Probe::Drift];
+
+    /// The probe called `name` ([`Probe::name`]).
+    pub fn from_name(name: &str) -> Option<Probe> {
+        Probe::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     /// The name used in JSON and human output (`identity`, `render_node`, `gpu`).
     pub fn name(self) -> &'static str {
         match self {

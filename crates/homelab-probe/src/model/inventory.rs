@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::host::FileStat;
+use crate::model::acl::Acl;
+use crate::model::fs::FileStat;
 
 /// What kind of DRM node a device file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -12,6 +13,28 @@ pub enum DrmNodeKind {
     Render,
     /// `card*`: the primary node, modesetting (displays).
     Card,
+}
+
+impl DrmNodeKind {
+    /// `renderD128` -> Render, `card0` -> Card, anything else (`by-path`) -> None.
+    pub fn of_name(name: &str) -> Option<Self> {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if name.strip_prefix("renderD").is_some_and(digits) {
+            Some(DrmNodeKind::Render)
+        } else if name.strip_prefix("card").is_some_and(digits) {
+            Some(DrmNodeKind::Card)
+        } else {
+            None
+        }
+    }
+}
+
+/// Whether `path` names a render node (`/dev/dri/renderD128`).
+pub fn is_render_node(path: &str) -> bool {
+    std::path::Path::new(path)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| DrmNodeKind::of_name(n) == Some(DrmNodeKind::Render))
 }
 
 /// A PCI device, as sysfs names it.
@@ -40,7 +63,7 @@ pub struct DrmNode {
     /// group holds (the udev stale-gid trap).
     pub group_name: Option<String>,
     /// The POSIX access ACL, when the node has one (logind's `uaccess` adds `user:<seat user>:rw`).
-    pub acl: Option<crate::host::acl::Acl>,
+    pub acl: Option<Acl>,
     /// Kernel driver bound to the device (`i915`, `amdgpu`, `nvidia`, `virtio_gpu`...), from
     /// `/sys/class/drm/<node>/device/driver`.
     pub kernel_driver: Option<String>,
@@ -231,6 +254,79 @@ impl std::fmt::Display for VideoCodec {
     }
 }
 
+/// How old an Intel GPU is, as far as its VA-API driver is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntelGeneration {
+    /// Older than Broadwell: only `intel-vaapi-driver` (i965) supports it. The platform name.
+    PreBroadwell(&'static str),
+    /// Not in the kernel's tables of pre-Broadwell ids, or bound to `xe`: Gen8+ (Broadwell or
+    /// newer), which `intel-media-driver` (iHD) supports.
+    Gen8OrNewer,
+}
+
+/// PCI device ids of every Intel GPU older than Broadwell, from the Linux kernel's
+/// `include/drm/i915_pciids.h` (torvalds/linux @ 03e399020cd2). That list is closed: no new
+/// pre-Broadwell GPUs appear, so any other Intel id is Broadwell or newer.
+const PRE_BROADWELL: &[(&str, &[u16])] = &[
+    (
+        "Gen2/Gen3 (i830 to Pineview)",
+        &[
+            0x3577, 0x2562, 0x3582, 0x358e, 0x2572, 0x2582, 0x258a, 0x2592, 0x2772, 0x27a2, 0x27ae, 0x29b2, 0x29c2,
+            0x29d2, 0xa001, 0xa011,
+        ],
+    ),
+    (
+        "Gen4 (i965 to G45)",
+        &[0x2972, 0x2982, 0x2992, 0x29a2, 0x2a02, 0x2a12, 0x2a42, 0x2e02, 0x2e12, 0x2e22, 0x2e32, 0x2e42, 0x2e92],
+    ),
+    ("Ironlake (Gen5)", &[0x0042, 0x0046]),
+    ("Sandy Bridge (Gen6)", &[0x0102, 0x010a, 0x0112, 0x0122, 0x0106, 0x0116, 0x0126]),
+    ("Ivy Bridge (Gen7)", &[0x0156, 0x0166, 0x0152, 0x015a, 0x0162, 0x016a]),
+    ("Valleyview/Bay Trail (Gen7)", &[0x0f30, 0x0f31, 0x0f32, 0x0f33]),
+    (
+        "Haswell (Gen7.5)",
+        &[
+            0x0a02, 0x0a0a, 0x0a0b, 0x0a06, 0x0a0e, 0x0402, 0x040a, 0x040b, 0x040e, 0x0c02, 0x0c0a, 0x0c0b, 0x0c0e,
+            0x0d02, 0x0d0a, 0x0d0b, 0x0d0e, 0x0406, 0x0c06, 0x0d06, 0x0a12, 0x0a1a, 0x0a1b, 0x0a16, 0x0a1e, 0x0412,
+            0x041a, 0x041b, 0x041e, 0x0c12, 0x0c1a, 0x0c1b, 0x0c1e, 0x0d12, 0x0d1a, 0x0d1b, 0x0d1e, 0x0416, 0x0c16,
+            0x0d16, 0x0a22, 0x0a2a, 0x0a2b, 0x0a26, 0x0a2e, 0x0422, 0x042a, 0x042b, 0x042e, 0x0c22, 0x0c2a, 0x0c2b,
+            0x0c2e, 0x0d22, 0x0d2a, 0x0d2b, 0x0d2e, 0x0426, 0x0c26, 0x0d26,
+        ],
+    ),
+];
+
+impl GpuDevice {
+    /// The generation class of this Intel GPU (meaningful for Intel GPUs only).
+    pub fn intel_generation(&self) -> IntelGeneration {
+        if self.kernel_driver.as_deref() == Some("xe") {
+            return IntelGeneration::Gen8OrNewer;
+        }
+        let Some(id) = self.pci.as_ref().and_then(|p| p.device_id()) else { return IntelGeneration::Gen8OrNewer };
+        PRE_BROADWELL
+            .iter()
+            .find(|(_, ids)| ids.contains(&id))
+            .map_or(IntelGeneration::Gen8OrNewer, |(name, _)| IntelGeneration::PreBroadwell(name))
+    }
+}
+
+/// An Intel GPU with PCI device id `device` bound to kernel driver `driver`, for tests.
+#[cfg(test)]
+pub(crate) fn test_intel_gpu(device: &str, driver: &str) -> GpuDevice {
+    GpuDevice {
+        pci: Some(PciDevice {
+            address: "0000:00:02.0".into(),
+            vendor: Some("0x8086".into()),
+            device: Some(device.into()),
+        }),
+        pci_class: Some("0x030000".into()),
+        vendor: GpuVendor::Intel,
+        kernel_driver: Some(driver.into()),
+        drm_driver: None,
+        render_node: Some("/dev/dri/renderD128".into()),
+        card_node: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,5 +364,17 @@ mod tests {
     #[case("0x1234", GpuVendor::Other)]
     fn vendors(#[case] id: &str, #[case] want: GpuVendor) {
         assert_eq!(GpuVendor::from_pci_id(id), want);
+    }
+
+    #[rstest]
+    #[case::alder_lake("0x46a6", "i915", IntelGeneration::Gen8OrNewer)]
+    #[case::broadwell("0x1616", "i915", IntelGeneration::Gen8OrNewer)]
+    #[case::haswell("0x0412", "i915", IntelGeneration::PreBroadwell("Haswell (Gen7.5)"))]
+    #[case::ivy_bridge("0x0166", "i915", IntelGeneration::PreBroadwell("Ivy Bridge (Gen7)"))]
+    #[case::bay_trail("0x0f31", "i915", IntelGeneration::PreBroadwell("Valleyview/Bay Trail (Gen7)"))]
+    #[case::sandy_bridge("0x0126", "i915", IntelGeneration::PreBroadwell("Sandy Bridge (Gen6)"))]
+    #[case::arc_on_xe("0x56a0", "xe", IntelGeneration::Gen8OrNewer)]
+    fn generations(#[case] device: &str, #[case] driver: &str, #[case] want: IntelGeneration) {
+        assert_eq!(test_intel_gpu(device, driver).intel_generation(), want);
     }
 }

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::sources::fstab::Source;
+use crate::model::source::Source;
 
 /// One expected mount.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,7 +213,7 @@ mod file_tests {
     use crate::model::expectations::Expectations;
 
     fn parse(text: &str) -> Result<Expectations, String> {
-        Expectations::from_toml_str(text, Path::new("homelab-probe.toml")).map_err(|e| e.to_string())
+        Expectations::from_toml_str(text, Some(Path::new("homelab-probe.toml"))).map_err(|e| e.to_string())
     }
 
     #[test]

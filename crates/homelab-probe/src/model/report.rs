@@ -8,7 +8,6 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::host::Host;
 use crate::model::finding::{Finding, Status};
 
 /// Version of the report's JSON shape.
@@ -55,6 +54,19 @@ pub struct HostInfo {
     pub kernel: Option<String>,
 }
 
+impl ToolInfo {
+    /// This library: `homelab-probe` and its version.
+    pub fn this() -> Self {
+        ToolInfo { name: "homelab-probe".into(), version: env!("CARGO_PKG_VERSION").into() }
+    }
+}
+
+/// The current time in RFC 3339, UTC, to the second: the stamp of reports and snapshots.
+pub fn now_rfc3339() -> String {
+    let now = jiff::Timestamp::now();
+    now.round(jiff::Unit::Second).unwrap_or(now).to_string()
+}
+
 /// Counts of findings per status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Summary {
@@ -89,31 +101,14 @@ impl Summary {
     }
 }
 
-impl HostInfo {
-    /// Describes `host`: its root, whether it is live, its host name and kernel.
-    pub fn of(host: &Host) -> Self {
-        let hostname = host
-            .read_to_string(if host.is_live() { "/proc/sys/kernel/hostname" } else { "/etc/hostname" })
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty());
-        let kernel =
-            if host.is_live() { Some(rustix::system::uname().release().to_string_lossy().into_owned()) } else { None };
-        HostInfo { hostname, root: host.root().to_path_buf(), live: host.is_live(), kernel }
-    }
-}
-
 impl Report {
-    /// Builds a report for `host` from `findings`, stamped now.
-    pub fn new(host: &Host, expectations: impl Into<String>, findings: Vec<Finding>) -> Self {
+    /// Builds a report about `host` (see `Host::info`) from `findings`, stamped now.
+    pub fn new(host: HostInfo, expectations: impl Into<String>, findings: Vec<Finding>) -> Self {
         Report {
             schema_version: REPORT_SCHEMA_VERSION,
-            tool: ToolInfo { name: "homelab-probe".into(), version: env!("CARGO_PKG_VERSION").into() },
-            host: HostInfo::of(host),
-            generated_at: jiff::Timestamp::now()
-                .round(jiff::Unit::Second)
-                .unwrap_or_else(|_| jiff::Timestamp::now())
-                .to_string(),
+            tool: ToolInfo::this(),
+            host,
+            generated_at: now_rfc3339(),
             expectations: expectations.into(),
             summary: Summary::of(&findings),
             findings,

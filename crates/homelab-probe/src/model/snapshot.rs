@@ -23,8 +23,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::host::FileStat;
 use crate::model::compose::ComposeStack;
+use crate::model::fs::FileStat;
 use crate::model::inventory::{DrmNode, GpuDevice};
 use crate::model::report::{HostInfo, ToolInfo};
 
@@ -239,7 +239,7 @@ pub struct DataRoot {
     /// Who owns what below it (the drift scanner's walk), when the scan ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ownership: Option<Ownership>,
-    /// Exclude patterns the walk used (the drift scanner's [`crate::scan::Exclude`] syntax):
+    /// Exclude patterns the walk used (the syntax of [`Exclude`](crate::model::exclude::Exclude)):
     /// `/lost+found` when the root holds the `lost+found` directory that mkfs.ext4 makes,
     /// owned by root, which is not data and which no container owns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -304,13 +304,6 @@ pub enum SnapshotError {
 }
 
 impl Snapshot {
-    /// Reads and validates a snapshot file.
-    pub fn load(path: &std::path::Path) -> Result<Self, SnapshotError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| SnapshotError::Read { file: path.to_path_buf(), source })?;
-        Self::from_json_str(&text, path)
-    }
-
     /// Parses `text`; `file` names it in errors. A snapshot of another schema version is refused.
     pub fn from_json_str(text: &str, file: &std::path::Path) -> Result<Self, SnapshotError> {
         let invalid = |e: serde_json::Error| SnapshotError::Invalid {

@@ -4,9 +4,6 @@
 //! 4aa6836a648ca76c68866decf0c8965e36ec2a3b), cross-checked against `h7x4/nixpkgs` @ 95837aab.
 //! Sorted by number. 216 gids, 198 uids.
 
-/// Where the tables come from.
-pub const IDS_SOURCE: &str = "nixpkgs nixos/modules/misc/ids.nix (master, mid-2026)";
-
 /// Static gids NixOS reserves: (group name, gid).
 pub const STATIC_GIDS: &[(&str, u32)] = &[
     ("root", 0),

@@ -4,12 +4,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::PlanWarning;
 use super::hardware::nvidia_turing_or_newer;
-use crate::check::gpu::remedy::{IntelGeneration, intel_generation};
 use crate::model::compose::{ComposeService, ComposeStack, Credentials};
 use crate::model::expectations::{
     AccessExpectation, DriftExpectation, EXPECTATIONS_VERSION, Expectations, GpuExpectation, RenderExpectation,
     UserExpectation, VaapiExpectation, VideoCodec,
 };
+use crate::model::inventory::IntelGeneration;
 use crate::model::inventory::{DrmNodeKind, GpuVendor};
 use crate::model::mounts::MountExpectation;
 use crate::model::snapshot::{FstabEntry, GroupUse, Snapshot};
@@ -591,7 +591,7 @@ fn mount_expectation(
         if let Some(u) = device.strip_prefix("/dev/disk/by-uuid/") {
             t.insert("uuid".into(), u.into());
         } else if let Some(l) = device.strip_prefix("/dev/disk/by-label/") {
-            t.insert("label".into(), crate::sources::fstab::decode_udev_name(l).into());
+            t.insert("label".into(), crate::model::source::decode_udev_name(l).into());
         } else if device.starts_with('/') {
             t.insert("device".into(), device.into());
         }
@@ -610,7 +610,7 @@ fn graphics(snapshot: &Snapshot, d: &mut Decisions) {
             GpuVendor::Intel => {
                 d.graphics = true;
                 // Package names as of nixpkgs 25.11+: the old aliases vaapiIntel/vaapiVdpau throw.
-                let (attr, expr, why) = match intel_generation(g) {
+                let (attr, expr, why) = match g.intel_generation() {
                     IntelGeneration::PreBroadwell(platform) => (
                         "intel-vaapi-driver",
                         "pkgs.intel-vaapi-driver",

@@ -1,5 +1,5 @@
 //! What the plan needs to know about GPU generations, from their PCI device ids (Intel's is
-//! the GPU probe's [`crate::check::gpu::remedy::intel_generation`]).
+//! the GPU probe's [`crate::model::inventory::GpuDevice::intel_generation`]).
 
 /// Parses a PCI id written `0x46a6` or `46a6`.
 pub fn pci_id(s: &str) -> Option<u16> {

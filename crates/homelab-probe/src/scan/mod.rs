@@ -1,7 +1,7 @@
 //! The ownership scanner: walks directory trees in parallel and hands every entry whose owner
 //! is not the expected uid/gid to a [`Visitor`]. A facility, not a decision: what counts as a
-//! failure, how findings look and how fixes are made live in [`crate::drift`] and
-//! [`crate::check::drift`].
+//! failure, how findings look and how fixes are made live in the drift module and
+//! its probe in `check`.
 //!
 //! How it walks (the shape of bfs and fd, measured in docs/benchmarks.md):
 //! - directories are read with `getdents64` ([`rustix::fs::RawDir`]) into one buffer per
@@ -49,6 +49,8 @@ use serde::{Deserialize, Serialize};
 
 use pool::Pool;
 
+pub use crate::model::exclude::Exclude;
+
 /// Entries of one directory `statx`ed by the worker that reads it before the rest is split
 /// into [`CHUNK`]-sized jobs.
 pub const SPLIT_AFTER: usize = 2048;
@@ -81,70 +83,6 @@ pub struct FileId {
     pub dev: u64,
     /// Inode number.
     pub ino: u64,
-}
-
-/// Entries the walk skips: globs on names (`*.part`, `.snapshots`) or, when the pattern holds
-/// a `/`, on the path relative to the root (`Movies/**/extras`, `/incoming`: a leading `/`
-/// anchors at the root). `*` does not cross `/`; `**` does. An excluded directory is not
-/// descended.
-#[derive(Debug, Clone, Default)]
-pub struct Exclude {
-    names: Option<globset::GlobSet>,
-    paths: Option<globset::GlobSet>,
-    patterns: Vec<String>,
-}
-
-impl Exclude {
-    /// Compiles `patterns`; the error names the bad pattern.
-    pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Self, globset::Error> {
-        let (mut names, mut paths) = (globset::GlobSetBuilder::new(), globset::GlobSetBuilder::new());
-        let (mut n_names, mut n_paths) = (0, 0);
-        for p in patterns {
-            let p = p.as_ref();
-            let trimmed = p.trim_end_matches('/');
-            let glob = |s: &str| globset::GlobBuilder::new(s).literal_separator(true).backslash_escape(true).build();
-            if trimmed.contains('/') {
-                paths.add(glob(trimmed.trim_start_matches('/'))?);
-                n_paths += 1;
-            } else {
-                names.add(glob(trimmed)?);
-                n_names += 1;
-            }
-        }
-        Ok(Exclude {
-            names: if n_names > 0 { Some(names.build()?) } else { None },
-            paths: if n_paths > 0 { Some(paths.build()?) } else { None },
-            patterns: patterns.iter().map(|p| p.as_ref().to_owned()).collect(),
-        })
-    }
-
-    /// Whether no pattern was given.
-    pub fn is_empty(&self) -> bool {
-        self.names.is_none() && self.paths.is_none()
-    }
-
-    /// The patterns as given.
-    pub fn patterns(&self) -> &[String] {
-        &self.patterns
-    }
-
-    fn matches(&self, name: &[u8], rel_dir: &[u8], scratch: &mut Vec<u8>) -> bool {
-        if let Some(n) = &self.names
-            && n.is_match(Path::new(OsStr::from_bytes(name)))
-        {
-            return true;
-        }
-        if let Some(p) = &self.paths {
-            scratch.clear();
-            scratch.extend_from_slice(rel_dir);
-            if !scratch.is_empty() {
-                scratch.push(b'/');
-            }
-            scratch.extend_from_slice(name);
-            return p.is_match(Path::new(OsStr::from_bytes(scratch)));
-        }
-        false
-    }
 }
 
 /// Live counters for a progress display, updated by the workers as they go.
@@ -771,7 +709,7 @@ impl WorkerState {
     }
 
     fn prepare_rel(&mut self, ctx: &Ctx<'_>, node: &PathNode) {
-        if ctx.opts.exclude.paths.is_some() {
+        if ctx.opts.exclude.has_path_patterns() {
             node.write_relative(&mut self.rel);
         }
     }
@@ -919,26 +857,6 @@ impl WorkerState {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn excluded(patterns: &[&str], rel_dir: &str, name: &str) -> bool {
-        Exclude::new(patterns).unwrap().matches(name.as_bytes(), rel_dir.as_bytes(), &mut Vec::new())
-    }
-
-    #[test]
-    fn exclude_names_and_paths() {
-        assert!(excluded(&["*.part"], "Movies/x", "a.part"));
-        assert!(excluded(&[".Trash-*"], "", ".Trash-1000"));
-        assert!(!excluded(&["*.part"], "", "a.mkv"));
-        // A pattern with `/` is a path below the root; a leading `/` anchors there too.
-        assert!(excluded(&["Movies/*/extras"], "Movies/Heat (1995)", "extras"));
-        assert!(!excluded(&["Movies/*/extras"], "Movies/a/b", "extras"), "* does not cross /");
-        assert!(excluded(&["Movies/**/extras"], "Movies/a/b", "extras"));
-        assert!(excluded(&["/incoming"], "", "incoming"));
-        assert!(!excluded(&["/incoming"], "x", "incoming"));
-        assert!(excluded(&["tmp/"], "a", "tmp"), "a trailing / is ignored");
-        assert!(Exclude::new(&["["]).is_err());
-        assert!(Exclude::default().is_empty());
-    }
 
     #[test]
     fn worker_count_defaults_to_two_per_cpu() {

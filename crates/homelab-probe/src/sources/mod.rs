@@ -13,27 +13,9 @@ pub mod mangle;
 pub mod mountinfo;
 pub mod passwd;
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
-/// A line of a system file that could not be parsed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-pub struct ParseError {
-    /// The file, as the host names it (`/etc/group`).
-    pub file: PathBuf,
-    /// 1-based line number.
-    pub line: usize,
-    /// What is wrong with the line.
-    pub message: String,
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
-    }
-}
+use crate::model::text::{ParseError, validate_name};
 
 /// The result of a lenient parse: every good entry and every bad line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,34 +30,6 @@ impl<T> Default for Parsed<T> {
     fn default() -> Self {
         Parsed { entries: Vec::new(), errors: Vec::new() }
     }
-}
-
-/// Checks a user or group name for the characters that would break the files, the NSS
-/// interfaces or generated configuration: it must be 1 to 256 bytes, not all digits (a number
-/// would be read as an id), not start with `-`, and hold no whitespace, control characters,
-/// `:`, `,`, `/`, quotes, backslashes or `$` (a trailing `$`, as in Samba machine accounts `host$`,
-/// is allowed).
-pub fn validate_name(name: &str) -> Result<(), &'static str> {
-    if name.is_empty() {
-        return Err("a name cannot be empty");
-    }
-    if name.len() > 256 {
-        return Err("a name is at most 256 bytes");
-    }
-    if name.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("a name cannot be all digits (it would read as a number)");
-    }
-    if name.starts_with('-') {
-        return Err("a name cannot start with '-'");
-    }
-    let body = name.strip_suffix('$').unwrap_or(name);
-    if body
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ':' | ',' | '/' | '"' | '\'' | '\\' | '`' | '$'))
-    {
-        return Err("a name cannot hold whitespace, control characters or any of : , / \" ' \\ ` $");
-    }
-    Ok(())
 }
 
 /// Parses a numeric id field of passwd(5)/group(5): decimal, no sign, below 2^32-1 (which is
@@ -120,26 +74,6 @@ pub(crate) fn parse_colon_file<T>(text: &str, file: &Path, parse_line: fn(&str) 
 mod tests {
     use super::*;
     use rstest::rstest;
-
-    #[rstest]
-    #[case("render", true)]
-    #[case("systemd-journal-gateway", true)]
-    #[case("_apt", true)]
-    #[case("nixbld1", true)]
-    #[case("machine$", true)]
-    #[case("", false)]
-    #[case("110", false)]
-    #[case("-x", false)]
-    #[case("a b", false)]
-    #[case("a:b", false)]
-    #[case("a,b", false)]
-    #[case("a/b", false)]
-    #[case("a\"b", false)]
-    #[case("a$b", false)]
-    #[case("a\nb", false)]
-    fn names(#[case] name: &str, #[case] ok: bool) {
-        assert_eq!(validate_name(name).is_ok(), ok, "{name:?}");
-    }
 
     #[rstest]
     #[case("0", Ok(0))]

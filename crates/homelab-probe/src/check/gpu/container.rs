@@ -17,7 +17,7 @@ use crate::model::expectations::GpuExpectation;
 use crate::model::finding::{Finding, Remedy};
 use crate::model::gpu::{CdiSpecSummary, DockerGpuConfig};
 use crate::model::inventory::GpuDevice;
-use crate::sources::ParseError;
+use crate::model::text::ParseError;
 use crate::sources::{cdi, docker};
 
 /// The directories the CDI registry reads by default (Docker, Podman, containerd).

@@ -18,7 +18,7 @@ use crate::model::gpu::{
     VaQueryError,
 };
 use crate::model::inventory::{GpuDevice, GpuVendor, PciDevice, VideoCodec};
-use crate::sources::ParseError;
+use crate::model::text::ParseError;
 
 fn gpu(vendor: GpuVendor, address: &str, ids: (&str, &str), driver: Option<&str>, render: Option<&str>) -> GpuDevice {
     GpuDevice {

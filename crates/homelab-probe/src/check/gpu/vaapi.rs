@@ -13,7 +13,7 @@ use crate::host::vaapi::{LIBVA_CANDIDATES, VaEnv, VaapiLibrary, VaapiLoader, dri
 use crate::model::expectations::{GpuExpectation, VaapiExpectation};
 use crate::model::finding::{Finding, Remedy};
 use crate::model::gpu::{VaDisplayInfo, VaDriverResolution, VaLoadError, VaQueryError};
-use crate::model::inventory::{GpuDevice, GpuVendor, VideoCodec};
+use crate::model::inventory::{GpuDevice, GpuVendor, IntelGeneration, VideoCodec};
 
 /// What libva said about one render node.
 #[derive(Debug, Clone, PartialEq)]
@@ -302,9 +302,7 @@ fn subject(c: VideoCodec, r: &VaapiExpectation) -> String {
 fn codec_missing_remedy(gpu: &GpuDevice, info: Option<&VaDisplayInfo>, codec: VideoCodec) -> Remedy {
     let i965 = info.and_then(|i| i.driver_path.as_deref()).is_some_and(|p| file_name(p).starts_with("i965"));
     match gpu.vendor {
-        GpuVendor::Intel if i965 && remedy::intel_generation(gpu) == remedy::IntelGeneration::Gen8OrNewer => {
-            remedy::vaapi_driver(gpu)
-        }
+        GpuVendor::Intel if i965 && gpu.intel_generation() == IntelGeneration::Gen8OrNewer => remedy::vaapi_driver(gpu),
         GpuVendor::Intel => Remedy::manual(format!(
             "this Intel GPU or its driver has no {} encoder: HEVC encode needs Skylake (Gen9) or newer, AV1 encode needs Arc (DG2) or Meteor Lake or newer; on Gen9 to Gen11, low-power encode also needs the HuC firmware: boot.kernelParams = [ \"i915.enable_guc=2\" ];",
             codec.label()

@@ -19,7 +19,8 @@
 use std::path::Path;
 
 use super::interpolate::interpolate;
-use crate::sources::{ParseError, Parsed};
+use crate::model::text::ParseError;
+use crate::sources::Parsed;
 
 /// One variable of an env file.
 #[derive(Debug, Clone, PartialEq, Eq)]

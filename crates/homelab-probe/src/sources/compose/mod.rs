@@ -49,7 +49,7 @@ use crate::model::compose::{
     AllMarker, CAPTURED_ENV, ComposeService, ComposeStack, DeviceCount, DeviceMapping, DeviceReservation, VolumeKind,
     VolumeMount,
 };
-use crate::sources::ParseError;
+use crate::model::text::ParseError;
 
 /// Compose file names, in the order Docker Compose prefers them.
 pub const COMPOSE_FILE_NAMES: &[&str] = &["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
