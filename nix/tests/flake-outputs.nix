@@ -1,50 +1,10 @@
 # Tests of the shape of flake.nix's outputs, evaluated with recorders standing in for nixpkgs
-# and crane (no nixpkgs here): which outputs exist for which system, and that each check is
-# built by the builder its name says (clippy by cargoClippy with warnings denied, ...), from
-# the package's own arguments. Evaluates to the list of failures (empty when all pass).
+# and crane (flake-recorded.nix; no nixpkgs here): which outputs exist for which system, and
+# that each check is built by the builder its name says (clippy by cargoClippy with warnings
+# denied, ...), from the package's own arguments. Evaluates to the list of failures (empty when
+# all pass).
 let
-  flake = import ../../flake.nix;
-
-  lib = {
-    genAttrs = names: f: builtins.listToAttrs (map (n: { name = n; value = f n; }) names);
-    optionalAttrs = c: a: if c then a else { };
-    mapAttrs' = f: set: builtins.listToAttrs (map (n: f n set.${n}) (builtins.attrNames set));
-    nameValuePair = name: value: { inherit name value; };
-    mkDefault = v: { _priority = "default"; value = v; };
-    fileset = {
-      toSource = { root, fileset }: { _source = map toString fileset; };
-      unions = l: l;
-    };
-    importTOML = p: builtins.fromTOML (builtins.readFile p);
-    licenses.mit = "mit";
-    platforms.linux = [ "linux" ];
-  };
-
-  craneFor = pkgs: {
-    buildDepsOnly = args: { kind = "deps"; inherit args; };
-    buildPackage = args: { kind = "package"; inherit args; inherit (args) passthru; system = pkgs.system; };
-    cargoClippy = args: { kind = "clippy"; inherit args; };
-    cargoFmt = args: { kind = "fmt"; inherit args; };
-    cargoTest = args: { kind = "test"; inherit args; };
-    devShell = args: { kind = "devShell"; inherit args; };
-  };
-
-  pkgsFor = system: rec {
-    inherit system;
-    stdenv.hostPlatform.system = system;
-    callPackage = path: overrides: import path ({ inherit lib; pkg-config = "pkg-config"; getent = "getent"; util-linux = "util-linux"; libva = "libva"; udev = "udev"; } // overrides);
-    testers.runNixOSTest = m: { kind = "nixos-test"; file = toString (builtins.head m.imports); defaultsImports = map toString m.defaults.imports; package = m.defaults.services.homelab-probe.package; };
-    nixfmt = { kind = "nixfmt"; };
-    cargo-nextest = "cargo-nextest"; getent = "getent"; util-linux = "util-linux"; bfs = "bfs"; fd = "fd"; jq = "jq";
-  };
-
-  nixpkgs = {
-    inherit lib;
-    legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] pkgsFor;
-  };
-  crane.mkLib = craneFor;
-
-  out = flake.outputs { self = out; inherit nixpkgs crane; };
+  inherit (import ./flake-recorded.nix) flake lib pkgsFor out;
 
   case = name: got: want: if got == want then [ ] else [ "${name}: got ${builtins.toJSON got}, want ${builtins.toJSON want}" ];
   names = builtins.attrNames;
