@@ -40,12 +40,11 @@ fn check_one(host: &Host, d: &DriftExpectation) -> Vec<Finding> {
     if !real.is_dir() {
         let why = if host.exists(&d.root) { "is not a directory" } else { "does not exist" };
         return vec![
-            Finding::fail(P, "drift_root", &d.root, format!("{} {why}, so its ownership cannot be checked", d.root))
-                .evidence("path", real.display().to_string())
-                .remedy(Remedy::manual(format!(
+            Finding::fail(P, "drift_root", &d.root, format!("{} {why}, so its ownership cannot be checked", d.root), Remedy::manual(format!(
                     "mount the disk that holds {} (a missing data disk makes containers write to the root disk), or fix `root` in the [[drift]] section",
                     d.root
-                ))),
+                )))
+                .evidence("path", real.display().to_string()),
         ];
     }
     let mut opts = DriftOptions::new(vec![real.clone()], owner);
@@ -57,10 +56,13 @@ fn check_one(host: &Host, d: &DriftExpectation) -> Vec<Finding> {
     let report = match drift::scan(&opts, None) {
         Ok(r) => r,
         Err(e) => {
-            return vec![
-                Finding::fail(P, "drift_root", &d.root, format!("cannot scan {}: {e}", d.root))
-                    .remedy(Remedy::manual(format!("check that {} is a readable directory", d.root))),
-            ];
+            return vec![Finding::fail(
+                P,
+                "drift_root",
+                &d.root,
+                format!("cannot scan {}: {e}", d.root),
+                Remedy::manual(format!("check that {} is a readable directory", d.root)),
+            )];
         }
     };
     decide(&d.root, &real, owner, &report)
@@ -86,13 +88,13 @@ pub fn decide(root: &str, real: &std::path::Path, owner: Owner, r: &DriftReport)
                 "drift_owner",
                 root,
                 format!("{} of {} entries {scope} are not owned by {owner}{worst}", r.offending, st.entries),
+                Remedy::command(fix_cmd.clone()),
             )
             .evidence("expected", owner)
             .evidence("entries", st.entries)
             .evidence("offending", r.offending)
             .evidence("by_owner", &r.by_owner)
-            .evidence("by_top_level", r.by_top_level.iter().take(10).collect::<Vec<_>>())
-            .remedy(Remedy::command(fix_cmd.clone())),
+            .evidence("by_top_level", r.by_top_level.iter().take(10).collect::<Vec<_>>()),
         );
     } else {
         out.push(

@@ -5,7 +5,7 @@
 //! another name (*collision*). Users must be in their required groups. Host-wide, it reports
 //! duplicate names and ids in `/etc/group` and `/etc/passwd`, and lines it could not parse.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::host::identity::{GROUP_FILE, IdentityDb, PASSWD_FILE, SourceProblem};
 use crate::model::expectations::Expectations;
@@ -31,24 +31,24 @@ pub fn check(ids: &IdentityDb, exp: &Expectations) -> Vec<Finding> {
 fn source_problems(ids: &IdentityDb, out: &mut Vec<Finding>) {
     for p in ids.problems() {
         out.push(match p {
-            SourceProblem::Unreadable { file, message } => {
-                Finding::fail(P, "identity_source", file.display().to_string(), format!("cannot read: {message}"))
-                    .remedy(Remedy::manual(format!(
-                        "restore {} (every user and group lookup depends on it)",
-                        file.display()
-                    )))
-            }
+            SourceProblem::Unreadable { file, message } => Finding::fail(
+                P,
+                "identity_source",
+                file.display().to_string(),
+                format!("cannot read: {message}"),
+                Remedy::manual(format!("restore {} (every user and group lookup depends on it)", file.display())),
+            ),
             SourceProblem::Parse(e) => Finding::fail(
                 P,
                 "identity_source",
                 format!("{}:{}", e.file.display(), e.line),
                 format!("{e} (the line is ignored, as the C library ignores it)"),
-            )
-            .remedy(Remedy::manual(format!(
-                "repair or remove line {} of {} (on NixOS with users.mutableUsers = false, activation rewrites it)",
-                e.line,
-                e.file.display()
-            ))),
+                Remedy::manual(format!(
+                    "repair or remove line {} of {} (on NixOS with users.mutableUsers = false, activation rewrites it)",
+                    e.line,
+                    e.file.display()
+                )),
+            ),
         });
     }
 }
@@ -68,18 +68,21 @@ fn expected_group(ids: &IdentityDb, name: &str, gid: u32, out: &mut Vec<Finding>
     let note = nixos_reservation_note(name, gid).map(|n| format!(" ({n})")).unwrap_or_default();
     let f = match &by_name {
         Some(g) if g.gid == gid => Finding::pass(P, "group_gid", &subject, format!("group {name} has gid {gid}")),
-        Some(g) => {
-            Finding::fail(P, "group_gid", &subject, format!("group {name} has gid {}, expected {gid}{note}", g.gid))
-                .evidence("gid", g.gid)
-                .remedy(remedy)
-        }
+        Some(g) => Finding::fail(
+            P,
+            "group_gid",
+            &subject,
+            format!("group {name} has gid {}, expected {gid}{note}", g.gid),
+            remedy,
+        )
+        .evidence("gid", g.gid),
         None => Finding::fail(
             P,
             "group_missing",
             &subject,
             format!("group {name} does not exist (expected gid {gid}){note}"),
-        )
-        .remedy(remedy),
+            remedy,
+        ),
     };
     out.push(f.evidence("expected_gid", gid));
     if let Some(h) = holder {
@@ -98,10 +101,10 @@ fn expected_group(ids: &IdentityDb, name: &str, gid: u32, out: &mut Vec<Finding>
                 "gid_collision",
                 format!("gid {gid}"),
                 format!("gid {gid} belongs to group {}, but {name} must have it", h.name),
+                Remedy::nixos(fix),
             )
             .evidence("holder", &h.name)
-            .evidence("wanted_by", name)
-            .remedy(Remedy::nixos(fix)),
+            .evidence("wanted_by", name),
         );
     }
 }
@@ -124,14 +127,10 @@ fn expected_user(
                     "uid_collision",
                     format!("uid {uid}"),
                     format!("uid {uid} belongs to user {}, but {name} must have it", h.name),
+                    Remedy::nixos(format!("{}  # and give {} another uid", nixos::user_uid_line(name, uid), h.name)),
                 )
                 .evidence("holder", &h.name)
-                .evidence("wanted_by", name)
-                .remedy(Remedy::nixos(format!(
-                    "{}  # and give {} another uid",
-                    nixos::user_uid_line(name, uid),
-                    h.name
-                ))),
+                .evidence("wanted_by", name),
             );
         }
     }
@@ -146,18 +145,22 @@ fn expected_user(
         }
         text.push_str(" };");
         out.push(
-            Finding::fail(P, "user_missing", &subject, format!("user {name} does not exist"))
-                .evidence("expected_uid", uid)
-                .remedy(Remedy::nixos(text)),
+            Finding::fail(P, "user_missing", &subject, format!("user {name} does not exist"), Remedy::nixos(text))
+                .evidence("expected_uid", uid),
         );
         return;
     };
     match uid {
         Some(uid) if uid != user.uid => out.push(
-            Finding::fail(P, "user_uid", &subject, format!("user {name} has uid {}, expected {uid}", user.uid))
-                .evidence("uid", user.uid)
-                .evidence("expected_uid", uid)
-                .remedy(Remedy::nixos(nixos::user_uid_line(name, uid))),
+            Finding::fail(
+                P,
+                "user_uid",
+                &subject,
+                format!("user {name} has uid {}, expected {uid}", user.uid),
+                Remedy::nixos(nixos::user_uid_line(name, uid)),
+            )
+            .evidence("uid", user.uid)
+            .evidence("expected_uid", uid),
         ),
         Some(uid) => out.push(Finding::pass(P, "user_uid", &subject, format!("user {name} has uid {uid}"))),
         None => out.push(Finding::pass(P, "user_uid", &subject, format!("user {name} exists (uid {})", user.uid))),
@@ -199,8 +202,7 @@ fn expected_user(
                 ));
             }
         }
-        Finding::fail(P, "user_groups", &subject, format!("user {name} is {}", parts.join("; ")))
-            .remedy(Remedy::nixos(text))
+        Finding::fail(P, "user_groups", &subject, format!("user {name} is {}", parts.join("; ")), Remedy::nixos(text))
     };
     out.push(f.evidence("groups", have_names).evidence("required_groups", groups));
 }
@@ -217,26 +219,28 @@ fn consistency(ids: &IdentityDb, exp: &Expectations, out: &mut Vec<Finding>) {
         }
     }
     for (name, lines) in group_names.iter().filter(|(_, l)| l.len() > 1) {
-        out.push(
-            Finding::fail(
-                P,
-                "duplicate_name",
-                format!("group {name}"),
-                format!("group {name} is defined on lines {} of {GROUP_FILE}; only the first counts", join(lines)),
-            )
-            .remedy(Remedy::manual(format!(
+        out.push(Finding::fail(
+            P,
+            "duplicate_name",
+            format!("group {name}"),
+            format!("group {name} is defined on lines {} of {GROUP_FILE}; only the first counts", join(lines)),
+            Remedy::manual(format!(
                 "remove all but one {name} line from {GROUP_FILE} (on NixOS: users.mutableUsers = false rewrites it)"
-            ))),
-        );
+            )),
+        ));
     }
     for (gid, names) in by_gid.iter().filter(|(_, n)| n.len() > 1) {
         let expected = names.iter().any(|n| exp.groups.get(*n) == Some(gid));
         let msg = format!("gid {gid} is held by groups {}: files they own show the first name only", names.join(", "));
-        let f = if expected {
-            Finding::fail(P, "duplicate_gid", format!("gid {gid}"), msg)
-        } else {
-            Finding::warn(P, "duplicate_gid", format!("gid {gid}"), msg)
-        };
+        let used: BTreeSet<u32> = ids.file_groups().iter().map(|(_, g)| g.gid).collect();
+        let fix = renumber_others(
+            names,
+            |n| exp.groups.get(n) == Some(gid),
+            &used,
+            nixos::gid_reserved_by,
+            |n, id| nixos::group_gid_line(n, id),
+        );
+        let f = Finding::fail_or_warn(expected, P, "duplicate_gid", format!("gid {gid}"), msg, fix);
         out.push(f.evidence("groups", names));
     }
     let mut user_names: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -249,26 +253,21 @@ fn consistency(ids: &IdentityDb, exp: &Expectations, out: &mut Vec<Finding>) {
         }
     }
     for (name, lines) in user_names.iter().filter(|(_, l)| l.len() > 1) {
-        out.push(
-            Finding::fail(
-                P,
-                "duplicate_name",
-                format!("user {name}"),
-                format!("user {name} is defined on lines {} of {PASSWD_FILE}; only the first counts", join(lines)),
-            )
-            .remedy(Remedy::manual(format!(
-                "remove all but one {name} line from {PASSWD_FILE} (and its shadow entry)"
-            ))),
-        );
+        out.push(Finding::fail(
+            P,
+            "duplicate_name",
+            format!("user {name}"),
+            format!("user {name} is defined on lines {} of {PASSWD_FILE}; only the first counts", join(lines)),
+            Remedy::manual(format!("remove all but one {name} line from {PASSWD_FILE} (and its shadow entry)")),
+        ));
     }
     for (uid, names) in by_uid.iter().filter(|(_, n)| n.len() > 1) {
         let expected = names.iter().any(|n| exp.users.get(*n).and_then(|u| u.uid) == Some(*uid));
         let msg = format!("uid {uid} is held by users {}", names.join(", "));
-        let f = if expected {
-            Finding::fail(P, "duplicate_uid", format!("uid {uid}"), msg)
-        } else {
-            Finding::warn(P, "duplicate_uid", format!("uid {uid}"), msg)
-        };
+        let used: BTreeSet<u32> = ids.file_users().iter().map(|(_, u)| u.uid).collect();
+        let wanted = |n: &str| exp.users.get(n).and_then(|u| u.uid) == Some(*uid);
+        let fix = renumber_others(names, wanted, &used, nixos::uid_reserved_by, nixos::user_uid_line);
+        let f = Finding::fail_or_warn(expected, P, "duplicate_uid", format!("uid {uid}"), msg, fix);
         out.push(f.evidence("users", names));
     }
     let known_gids: std::collections::BTreeSet<u32> = ids.file_groups().iter().map(|(_, g)| g.gid).collect();
@@ -298,4 +297,54 @@ fn consistency(ids: &IdentityDb, exp: &Expectations, out: &mut Vec<Finding>) {
 
 fn join(lines: &[usize]) -> String {
     lines.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// The fix for one id held by several names: every name but the one that must keep it (an
+/// expected one, else the first, which is the one the C library reports) moves to a free id,
+/// one not in `used` and not reserved by NixOS, from 1000 up.
+fn renumber_others(
+    names: &[&str],
+    keeps: impl Fn(&str) -> bool,
+    used: &BTreeSet<u32>,
+    reserved: fn(u32) -> Option<&'static str>,
+    line: impl Fn(&str, u32) -> String,
+) -> Remedy {
+    let keeper = names.iter().position(|n| keeps(n)).unwrap_or(0);
+    let mut taken = used.clone();
+    let mut lines = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        if i == keeper {
+            continue;
+        }
+        let free = (1000..u32::MAX).find(|id| !taken.contains(id) && reserved(*id).is_none()).unwrap_or(u32::MAX - 1);
+        taken.insert(free);
+        lines.push(line(name, free));
+    }
+    let keeper = names.get(keeper).copied().unwrap_or_default();
+    Remedy::nixos(format!("{}  # a free id for each, so {keeper} keeps its own", lines.join("\n")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shared_id_moves_every_name_but_the_keeper_to_a_free_id() {
+        // gid 110: render must keep it (expected); the journal gateway and a stray group move.
+        let used: BTreeSet<u32> = [0, 110, 1000, 1001].into();
+        let r = renumber_others(
+            &["systemd-journal-gateway", "render", "media"],
+            |n| n == "render",
+            &used,
+            nixos::gid_reserved_by,
+            nixos::group_gid_line,
+        );
+        assert_eq!(r.kind, crate::model::finding::RemedyKind::Nixos);
+        assert!(r.text.contains("users.groups.systemd-journal-gateway.gid = lib.mkForce 1002;"), "{}", r.text);
+        assert!(r.text.contains("users.groups.media.gid = 1003;"), "{}", r.text);
+        assert!(!r.text.contains("users.groups.render"), "{}", r.text);
+        // Nobody expected: the first name (the one getgrgid reports) keeps it.
+        let r = renumber_others(&["a", "b"], |_| false, &used, nixos::gid_reserved_by, nixos::group_gid_line);
+        assert!(r.text.starts_with("users.groups.b.gid = 1002;"), "{}", r.text);
+    }
 }

@@ -244,11 +244,15 @@ pub fn decide(host: &Host, facts: &MountFacts, exp: &Expectations, only: Option<
 /// `fstab`, `fstab_line` and `mount_table` findings.
 fn file_findings(facts: &MountFacts, planned: &[ExpectedMount], out: &mut Vec<Finding>) {
     match (&facts.fstab, &facts.fstab_error) {
-        (_, Some(e)) => {
-            out.push(Finding::fail(P, "fstab", FSTAB, format!("cannot read {FSTAB}: {e}")).remedy(Remedy::command(
-                format!("ls -l {FSTAB}  # it must be a readable file (on NixOS a link to /etc/static/fstab)"),
-            )))
-        }
+        (_, Some(e)) => out.push(Finding::fail(
+            P,
+            "fstab",
+            FSTAB,
+            format!("cannot read {FSTAB}: {e}"),
+            Remedy::command(format!(
+                "ls -l {FSTAB}  # it must be a readable file (on NixOS a link to /etc/static/fstab)"
+            )),
+        )),
         (None, None) => out.push(Finding::skip(
             P,
             "fstab",
@@ -292,12 +296,11 @@ fn file_findings(facts: &MountFacts, planned: &[ExpectedMount], out: &mut Vec<Fi
             }
             for e in &p.errors {
                 out.push(
-                    Finding::fail(P, "fstab_line", format!("{}:{}", e.file.display(), e.line), format!("not a valid fstab(5) entry: {}", e.message))
-                        .evidence("line", e.line)
-                        .remedy(Remedy::manual(format!(
+                    Finding::fail(P, "fstab_line", format!("{}:{}", e.file.display(), e.line), format!("not a valid fstab(5) entry: {}", e.message), Remedy::manual(format!(
                             "fix line {} of {FSTAB} (fs_spec fs_file fs_vfstype [fs_mntops [fs_freq [fs_passno]]], blanks in names written as \\040), or comment it out with '#'; on NixOS /etc/fstab is generated from fileSystems and swapDevices. `findmnt --verify` checks the whole file",
                             e.line
-                        ))),
+                        )))
+                        .evidence("line", e.line),
                 );
             }
         }
@@ -387,13 +390,28 @@ impl<'a> Ctx<'a> {
         &self.m.path
     }
 
-    fn finding(&self, status: Status, check: &str, msg: impl Into<String>) -> Finding {
-        let f = match status {
-            Status::Pass => Finding::pass(P, check, self.subject(), msg),
-            Status::Warn => Finding::warn(P, check, self.subject(), msg),
-            Status::Skip => Finding::skip(P, check, self.subject(), msg),
-            Status::Fail => Finding::fail(P, check, self.subject(), msg),
-        };
+    fn pass(&self, check: &str, msg: impl Into<String>) -> Finding {
+        self.decorate(Finding::pass(P, check, self.subject(), msg))
+    }
+
+    fn warn(&self, check: &str, msg: impl Into<String>) -> Finding {
+        self.decorate(Finding::warn(P, check, self.subject(), msg))
+    }
+
+    fn skip(&self, check: &str, msg: impl Into<String>) -> Finding {
+        self.decorate(Finding::skip(P, check, self.subject(), msg))
+    }
+
+    fn fail(&self, check: &str, msg: impl Into<String>, remedy: Remedy) -> Finding {
+        self.decorate(Finding::fail(P, check, self.subject(), msg, remedy))
+    }
+
+    /// A failure when the mount is required, else a warning (`required = false`).
+    fn fail_unless_optional(&self, check: &str, msg: impl Into<String>, remedy: Remedy) -> Finding {
+        self.decorate(Finding::fail_or_warn(self.m.required, P, check, self.subject(), msg, remedy))
+    }
+
+    fn decorate(&self, f: Finding) -> Finding {
         let f = f.evidence("origin", self.m.origin);
         match &self.m.fstab {
             Some((line, _)) => f.evidence("fstab_line", line),
@@ -410,11 +428,12 @@ impl<'a> Ctx<'a> {
             return;
         };
         let Some(vis) = visibility(table, &self.m.path) else {
-            out.push(self.finding(
-                Status::Skip,
-                "mounted",
-                format!("the mount table has no root mount, so {} cannot be resolved", self.m.path),
-            ));
+            out.push(
+                self.skip(
+                    "mounted",
+                    format!("the mount table has no root mount, so {} cannot be resolved", self.m.path),
+                ),
+            );
             return;
         };
         if vis.at_path {
@@ -429,8 +448,7 @@ impl<'a> Ctx<'a> {
         let m = self.m;
         match &m.fstab {
             None => self
-                .finding(
-                    Status::Warn,
+                .warn(
                     "mount_declared",
                     format!(
                         "{} is not in {FSTAB}, so nothing mounts it at boot (unless a systemd mount unit or ZFS does)",
@@ -444,9 +462,7 @@ impl<'a> Ctx<'a> {
                     (None, _) => Some(true),
                 };
                 if same.is_none() {
-                    self.finding(
-                        Status::Skip,
-                        "mount_declared",
+                    self.skip("mount_declared",
                         format!(
                             "declared in {FSTAB}:{line} as {}; whether that is {} cannot be told while neither is present",
                             shown_source(&e.source, &e.spec),
@@ -454,14 +470,12 @@ impl<'a> Ctx<'a> {
                         ),
                     )
                 } else if same == Some(true) {
-                    self.finding(
-                        Status::Pass,
+                    self.pass(
                         "mount_declared",
                         format!("declared in {FSTAB}:{line}: {} {} {}", e.spec, e.fstype, join_options(&e.options)),
                     )
                 } else {
-                    self.finding(
-                        Status::Fail,
+                    self.fail(
                         "mount_declared",
                         format!(
                             "{FSTAB}:{line} mounts {} at {}, but {} is expected there",
@@ -469,9 +483,9 @@ impl<'a> Ctx<'a> {
                             m.path,
                             m.spec.as_deref().unwrap_or("another device")
                         ),
+                        self.nixos_remedy(None),
                     )
                     .evidence("fstab_spec", &e.spec)
-                    .remedy(self.nixos_remedy(None))
                 }
             }
         }
@@ -485,10 +499,9 @@ impl<'a> Ctx<'a> {
         if self.m.is_bind() {
             if let Source::Path(p) = src {
                 out.push(if self.host.exists(p) {
-                    self.finding(Status::Pass, "bind_source", format!("bind source {p} exists"))
+                    self.pass("bind_source", format!("bind source {p} exists"))
                 } else {
-                    self.finding(Status::Fail, "bind_source", format!("bind source {p} does not exist, so the bind mount has nothing to show"))
-                        .remedy(Remedy::manual(format!("restore {p} (from the old host or a backup), or point the bind mount at where the data lives now")))
+                    self.fail("bind_source", format!("bind source {p} does not exist, so the bind mount has nothing to show"), Remedy::manual(format!("restore {p} (from the old host or a backup), or point the bind mount at where the data lives now")))
                 });
             }
             return Device::NotApplicable;
@@ -498,22 +511,16 @@ impl<'a> Ctx<'a> {
         }
         match self.facts.devices.find(self.host, src) {
             Some(d) => {
-                out.push(
-                    self.finding(Status::Pass, "mount_device", format!("{spec} is {}", d.describe()))
-                        .evidence("device", d),
-                );
+                out.push(self.pass("mount_device", format!("{spec} is {}", d.describe())).evidence("device", d));
                 Device::Found(d)
             }
             None if !has_identity(&self.facts.devices) && src.tag().is_some() => {
-                out.push(self.finding(
-                    Status::Skip,
-                    "mount_device",
+                out.push(self.skip("mount_device",
                     format!("no /dev/disk/by-* links and no udev database on this host, so whether {spec} exists cannot be told"),
                 ));
                 Device::Unknown
             }
             None => {
-                let status = if self.m.required { Status::Fail } else { Status::Warn };
                 // UUID=ABCD-1234 for a disk that has abcd-1234 (or the other way round): mount(8),
                 // udev's /dev/disk/by-* links and this probe compare the value exactly.
                 let twin = src.tag().and_then(|(kind, want)| {
@@ -525,16 +532,12 @@ impl<'a> Ctx<'a> {
                 if let Some((d, kind, have)) = twin {
                     let exact = format!("{}={have}", kind.name());
                     out.push(
-                        self.finding(
-                            status,
-                            "mount_device",
+                        self.fail_unless_optional("mount_device",
                             format!(
                                 "no block device has {spec}, but {} has {exact}: the value differs only in letter case, and mount(8), udev's /dev/disk/by-* links and this check compare it exactly",
                                 d.devnode
-                            ),
-                        )
-                        .evidence("device", d)
-                        .remedy(Remedy::manual(format!("write {exact} exactly as `lsblk -f` shows it, in the expectations and in fileSystems/fstab"))),
+                            ), Remedy::manual(format!("write {exact} exactly as `lsblk -f` shows it, in the expectations and in fileSystems/fstab")))
+                        .evidence("device", d),
                     );
                     return Device::Missing;
                 }
@@ -547,13 +550,9 @@ impl<'a> Ctx<'a> {
                     .map(BlockDevice::describe)
                     .collect();
                 out.push(
-                    self.finding(
-                        status,
-                        "mount_device",
-                        format!("no block device has {spec}: the disk is missing, not detected yet, or was reformatted (a new filesystem has a new UUID)"),
-                    )
-                    .evidence("known_devices", known)
-                    .remedy(missing_device_remedy(spec, &self.m.path, false)),
+                    self.fail_unless_optional("mount_device",
+                        format!("no block device has {spec}: the disk is missing, not detected yet, or was reformatted (a new filesystem has a new UUID)"), missing_device_remedy(spec, &self.m.path, false))
+                    .evidence("known_devices", known),
                 );
                 Device::Missing
             }
@@ -571,8 +570,7 @@ impl<'a> Ctx<'a> {
             // mounts the filesystem on top of it. The probe never triggers it (reading must
             // not mount disks), so the filesystem itself cannot be checked yet.
             out.push(
-                self.finding(
-                    Status::Pass,
+                self.pass(
                     "mounted",
                     format!(
                         "{path} is an automount point ({}): the filesystem is mounted on first access",
@@ -583,13 +581,13 @@ impl<'a> Ctx<'a> {
             );
             let why = format!("not mounted until first access (automount); `ls {}` mounts it", shell::quote(path));
             for check in ["mount_source", "mount_fstype", "mount_options"] {
-                out.push(self.finding(Status::Skip, check, why.clone()));
+                out.push(self.skip(check, why.clone()));
             }
             out.push(self.covered_when_mounted(vis, device));
             return;
         }
         out.push(
-            self.finding(Status::Pass, "mounted", format!("{path} is mounted: {shown}"))
+            self.pass("mounted", format!("{path} is mounted: {shown}"))
                 .evidence("mount", top)
                 .evidence("device", actual),
         );
@@ -612,17 +610,16 @@ impl<'a> Ctx<'a> {
         if !self.m.fstypes.is_empty() {
             let want = self.m.fstypes.join(" or ");
             out.push(if self.m.fstypes.contains(&top.fstype) {
-                self.finding(Status::Pass, "mount_fstype", format!("{path} is {}", top.fstype))
+                self.pass("mount_fstype", format!("{path} is {}", top.fstype))
             } else {
-                self.finding(Status::Fail, "mount_fstype", format!("{path} is {}, expected {want}", top.fstype))
-                    .evidence("fstype", &top.fstype)
-                    .evidence("expected_fstype", &self.m.fstypes)
-                    .remedy(if wrong_source && below { self.unstack_remedy(top) } else if wrong_source { self.remount_remedy() } else { Remedy::manual(format!(
+                self.fail("mount_fstype", format!("{path} is {}, expected {want}", top.fstype), if wrong_source && below { self.unstack_remedy(top) } else if wrong_source { self.remount_remedy() } else { Remedy::manual(format!(
                         "check with `lsblk -f` that the right disk is mounted at {path}; if the disk was reformatted as {}, set fileSystems.{}.fsType = {};",
                         top.fstype,
                         nix_expr::string(path).unwrap_or_default(),
                         nix_expr::string(&top.fstype).unwrap_or_default()
                     )) })
+                    .evidence("fstype", &top.fstype)
+                    .evidence("expected_fstype", &self.m.fstypes)
             });
         }
         out.push(self.options_finding(top, self_bind_under(vis)));
@@ -641,23 +638,18 @@ impl<'a> Ctx<'a> {
             let table = self.table?;
             let ok = bind_matches(table, top, p);
             return Some(if ok {
-                self.finding(Status::Pass, "mount_source", format!("{path} shows {p} (bind mount)"))
+                self.pass("mount_source", format!("{path} shows {p} (bind mount)"))
             } else {
-                self.finding(Status::Fail, "mount_source", format!("{path} is {shown}, not a bind mount of {p}"))
-                    .remedy(self.remount_remedy())
+                self.fail("mount_source", format!("{path} is {shown}, not a bind mount of {p}"), self.remount_remedy())
             });
         }
         if !src.is_block_device() {
             let have = top.source.as_deref().unwrap_or("");
             return Some(if have == raw_spec {
-                self.finding(Status::Pass, "mount_source", format!("{path} is mounted from {raw_spec}"))
+                self.pass("mount_source", format!("{path} is mounted from {raw_spec}"))
             } else {
-                self.finding(
-                    Status::Warn,
-                    "mount_source",
-                    format!("{path} is mounted from {have:?}, {raw_spec:?} expected"),
-                )
-                .remedy(self.remount_remedy())
+                self.warn("mount_source", format!("{path} is mounted from {have:?}, {raw_spec:?} expected"))
+                    .remedy(self.remount_remedy())
             });
         }
         let matches = match (actual, device) {
@@ -669,9 +661,7 @@ impl<'a> Ctx<'a> {
             (None, Device::Found(want)) => top.source.as_deref() == Some(want.devnode.as_str()),
             (None, _) => {
                 return Some(
-                    self.finding(
-                        Status::Skip,
-                        "mount_source",
+                    self.skip("mount_source",
                         format!("{path} is {shown}, and this host gives no identity for it, so whether it is {spec} cannot be told"),
                     )
                     .evidence("mount", top),
@@ -679,17 +669,20 @@ impl<'a> Ctx<'a> {
             }
         };
         Some(if matches {
-            self.finding(Status::Pass, "mount_source", format!("{path} is {spec}"))
+            self.pass("mount_source", format!("{path} is {spec}"))
         } else {
             let expected_there = match device {
                 Device::Found(d) => format!(" ({}{})", d.devnode, self.mounted_elsewhere(d)),
                 Device::Missing => " (not present)".to_owned(),
                 _ => String::new(),
             };
-            self.finding(Status::Fail, "mount_source", format!("{path} is {shown}, expected {spec}{expected_there}"))
-                .evidence("device", actual)
-                .evidence("expected", spec)
-                .remedy(self.remount_remedy())
+            self.fail(
+                "mount_source",
+                format!("{path} is {shown}, expected {spec}{expected_there}"),
+                self.remount_remedy(),
+            )
+            .evidence("device", actual)
+            .evidence("expected", spec)
         })
     }
 
@@ -719,15 +712,11 @@ impl<'a> Ctx<'a> {
                 return f;
             }
             let f = if path == NIX_STORE {
-                self.finding(
-                    Status::Pass,
-                    "mount_options",
+                self.pass("mount_options",
                     format!("{path} is rw, and read-only through a bind of itself on top, as NixOS makes the store read-only"),
                 )
             } else {
-                self.finding(
-                    Status::Warn,
-                    "mount_options",
+                self.warn("mount_options",
                     format!("{path} is mounted rw, but a read-only bind of itself is mounted on top: nothing can write there"),
                 )
                 .remedy(Remedy::command(format!("umount {}  # takes the read-only bind off; find what made it first", shell::quote(path))))
@@ -759,19 +748,21 @@ impl<'a> Ctx<'a> {
                     }
                 ))
             };
-            self.finding(Status::Fail, "mount_options", format!("{path} is mounted {state}, expected {want}{why}"))
-                .remedy(remedy)
+            self.fail("mount_options", format!("{path} is mounted {state}, expected {want}{why}"), remedy)
         } else if !missing.is_empty() {
-            self.finding(Status::Fail, "mount_options", format!("{path} is {state} but lacks {}", missing.join(", ")))
-                .evidence("missing", &missing)
-                .remedy(self.nixos_remedy(None))
+            self.fail(
+                "mount_options",
+                format!("{path} is {state} but lacks {}", missing.join(", ")),
+                self.nixos_remedy(None),
+            )
+            .evidence("missing", &missing)
         } else {
             let extra = if checkable.is_empty() {
                 String::new()
             } else {
                 format!(", with {}", checkable.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "))
             };
-            self.finding(Status::Pass, "mount_options", format!("{path} is {state}{extra}"))
+            self.pass("mount_options", format!("{path} is {state}{extra}"))
         };
         let f = f.evidence("mount_options", &top.mount_options).evidence("super_options", &top.super_options);
         if skipped.is_empty() { f } else { f.evidence("not_checkable", skipped) }
@@ -784,11 +775,10 @@ impl<'a> Ctx<'a> {
         let hidden: Vec<&MountInfo> = vis.hidden.iter().copied().filter(|h| h.fstype != "autofs").collect();
         let vis = &Visibility { holder: vis.holder, at_path: vis.at_path, hidden };
         if vis.hidden.is_empty() {
-            return self.finding(Status::Pass, "mount_covered", format!("nothing is mounted over {path}"));
+            return self.pass("mount_covered", format!("nothing is mounted over {path}"));
         }
         if vis.hidden.len() == 1 && self_bind_under(vis).is_some() {
-            return self.finding(
-                Status::Pass,
+            return self.pass(
                 "mount_covered",
                 format!(
                     "only a bind of {path} onto itself is mounted over it (same filesystem and root: nothing is hidden)"
@@ -804,21 +794,16 @@ impl<'a> Ctx<'a> {
             .map(|h| describe_mount(h, self.facts.devices.of_mount(self.host, h.major, h.minor, h.source.as_deref())))
             .collect();
         match expected_below {
-            Some(h) if !self.is_expected(top, device) => self
-                .finding(
-                    Status::Fail,
-                    "mount_covered",
+            Some(h) if !self.is_expected(top, device) => self.fail("mount_covered",
                     format!(
                         "{} is mounted at {path} but hidden: {} was mounted on top of it later",
                         describe_mount(h, self.facts.devices.of_mount(self.host, h.major, h.minor, h.source.as_deref())),
                         describe_mount(top, top_dev)
-                    ),
-                )
+                    ), self.unstack_remedy(top))
                 .evidence("hidden", &vis.hidden)
-                .evidence("on_top", top)
-                .remedy(self.unstack_remedy(top)),
+                .evidence("on_top", top),
             _ => self
-                .finding(Status::Warn, "mount_covered", format!("{path} has more mounts underneath the visible one: {}", under.join("; ")))
+                .warn("mount_covered", format!("{path} has more mounts underneath the visible one: {}", under.join("; ")))
                 .evidence("hidden", &vis.hidden)
                 .remedy(Remedy::manual(format!(
                     "look at `findmnt {}`: the same mount point was mounted {} times; unmount the extra ones if they are not intended",
@@ -861,26 +846,20 @@ impl<'a> Ctx<'a> {
                 holder.mount_point
             ));
             out.push(
-                self.finding(
-                    Status::Fail,
+                self.fail(
                     "mounted",
                     format!("{path} is mounted but hidden: {cover} was mounted on {} after it", holder.mount_point),
+                    remedy.clone(),
                 )
                 .evidence("hidden", &vis.hidden)
-                .evidence("covered_by", holder)
-                .remedy(remedy.clone()),
+                .evidence("covered_by", holder),
             );
             out.push(
-                self.finding(
-                    Status::Fail,
-                    "mount_covered",
-                    format!("{hd} is mounted at {path}, but {cover} was mounted on {} after it, so {path} is now a directory on {cover}", holder.mount_point),
-                )
-                .evidence("covered_by", holder)
-                .remedy(remedy),
+                self.fail("mount_covered",
+                    format!("{hd} is mounted at {path}, but {cover} was mounted on {} after it, so {path} is now a directory on {cover}", holder.mount_point), remedy)
+                .evidence("covered_by", holder),
             );
         } else {
-            let status = if self.m.required { Status::Fail } else { Status::Warn };
             let mut msg = format!("{path} is not mounted");
             if matches!(device, Device::Missing) {
                 msg.push_str(&format!(" and {} is not present", self.m.shown()));
@@ -904,7 +883,7 @@ impl<'a> Ctx<'a> {
                 steps.push(format!("`systemctl start {unit}`"));
                 Remedy::manual(steps.join(", then "))
             };
-            out.push(self.finding(status, "mounted", msg).evidence("directory_on", holder).remedy(remedy));
+            out.push(self.fail_unless_optional("mounted", msg, remedy).evidence("directory_on", holder));
         }
         out.push(self.shadow_finding(sample, &on));
     }
@@ -913,25 +892,20 @@ impl<'a> Ctx<'a> {
     fn shadow_finding(&self, sample: Result<DirSample, HostError>, on: &str) -> Finding {
         let path = &self.m.path;
         match sample {
-            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => self.finding(
-                Status::Pass,
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotFound) => {
+                self.pass("shadowed_data", format!("{path} does not exist: nothing was written in its place"))
+            }
+            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotADirectory) => self.fail(
                 "shadowed_data",
-                format!("{path} does not exist: nothing was written in its place"),
-            ),
-            Err(e) if e.io_kind() == Some(std::io::ErrorKind::NotADirectory) => self
-                .finding(
-                    Status::Fail,
-                    "shadowed_data",
-                    format!("{path} is a file, not a directory: nothing can be mounted there"),
-                )
-                .remedy(Remedy::manual(format!(
+                format!("{path} is a file, not a directory: nothing can be mounted there"),
+                Remedy::manual(format!(
                     "move the file aside (nothing is deleted): mv -T {q} {q2} && mkdir {q}",
                     q = shell::quote(path),
                     q2 = shell::quote(&format!("{path}.shadowed"))
-                ))),
-            Err(e) => self.finding(Status::Skip, "shadowed_data", format!("cannot list {path}: {e}")),
-            Ok(s) if s.count == 0 => self.finding(
-                Status::Pass,
+                )),
+            ),
+            Err(e) => self.skip("shadowed_data", format!("cannot list {path}: {e}")),
+            Ok(s) if s.count == 0 => self.pass(
                 "shadowed_data",
                 format!("{path} is an empty directory on {on}: nothing was written in its place"),
             ),
@@ -940,18 +914,14 @@ impl<'a> Ctx<'a> {
                 let names: Vec<String> = s.names.iter().map(|n| n.to_string_lossy().into_owned()).collect();
                 let more = if s.count > names.len() { ", ..." } else { "" };
                 let noun = if s.count == 1 && !s.truncated { "entry" } else { "entries" };
-                self.finding(
-                    Status::Fail,
-                    "shadowed_data",
+                self.fail("shadowed_data",
                     format!(
                         "{path} is not mounted, but the bare directory on {on} holds {count} {noun} ({}{more}): whatever wrote there wrote to the wrong disk, and mounting the disk will hide it",
                         names.join(", ")
-                    ),
-                )
+                    ), self.shadow_remedy())
                 .evidence("entries", s.count)
                 .evidence("entries_is_lower_bound", s.truncated)
                 .evidence("names", &names)
-                .remedy(self.shadow_remedy())
             }
         }
     }

@@ -24,9 +24,26 @@ const P: Probe = Probe::RenderNode;
 pub fn check(host: &Host, ids: &IdentityDb, exp: &Expectations) -> Vec<Finding> {
     let nodes = match drm::inventory(host, ids) {
         Ok(n) => n,
-        Err(e) => return vec![Finding::fail(P, "inventory", DRI_DIR, format!("cannot list DRM nodes: {e}"))],
+        Err(e) => {
+            return vec![Finding::fail(
+                P,
+                "inventory",
+                DRI_DIR,
+                format!("cannot list DRM nodes: {e}"),
+                Remedy::manual(format!(
+                    "{DRI_DIR} must be a directory this user can read (udev creates it root:root 0755 when a GPU driver loads): check `ls -ld {DRI_DIR}`, or run the check as root"
+                )),
+            )];
+        }
     };
     decide(host.is_live(), &nodes, ids, exp)
+}
+
+/// A host without render nodes: the GPU's driver and the graphics stack.
+fn graphics_remedy() -> Remedy {
+    Remedy::nixos(
+        "hardware.graphics.enable = true;  # and the GPU's driver: i915/xe and amdgpu load by themselves; NVIDIA needs services.xserver.videoDrivers = [ \"nvidia\" ];",
+    )
 }
 
 /// The decisions over an inventory (separate from gathering, so they can be tested on any
@@ -42,18 +59,31 @@ pub fn decide(live: bool, nodes: &[DrmNode], ids: &IdentityDb, exp: &Expectation
             "/dev/dri has card nodes but no render node (a display-only driver), so there is no render node to check"
         };
         match render {
-            Some(r) if r.required => out.push(
-                Finding::fail(P, "render_present", DRI_DIR, format!("a render node is required, but {why}"))
-                    .remedy(Remedy::nixos("hardware.graphics.enable = true;  # and the GPU's driver: i915/xe and amdgpu load by themselves; NVIDIA needs services.xserver.videoDrivers = [ \"nvidia\" ];")),
-            ),
+            Some(r) if r.required => out.push(Finding::fail(
+                P,
+                "render_present",
+                DRI_DIR,
+                format!("a render node is required, but {why}"),
+                graphics_remedy(),
+            )),
             _ => out.push(Finding::skip(P, "render_present", DRI_DIR, why)),
         }
     }
     if let Some(r) = render {
+        let present: Vec<&str> =
+            nodes.iter().filter(|n| n.kind == DrmNodeKind::Render).map(|n| n.path.as_str()).collect();
         for want in &r.nodes {
             if !nodes.iter().any(|n| &n.path == want) {
+                let fix = if present.is_empty() {
+                    graphics_remedy()
+                } else {
+                    Remedy::manual(format!(
+                        "the GPU's render node has another number here ({}): name the node that exists in [render] nodes and in the containers' devices, or load the driver of the GPU that should be {want}",
+                        present.join(", ")
+                    ))
+                };
                 out.push(
-                    Finding::fail(P, "render_present", want, format!("{want} does not exist"))
+                    Finding::fail(P, "render_present", want, format!("{want} does not exist"), fix)
                         .evidence("present", nodes.iter().map(|n| &n.path).collect::<Vec<_>>()),
                 );
             }
@@ -97,11 +127,17 @@ fn inventory_finding(live: bool, n: &DrmNode) -> Finding {
     }
     let msg = format!("{}, {}", owner_text(n), device.join(", "));
     let f = if live && n.stat.kind != FileKind::Char {
-        Finding::fail(P, "node", &n.path, format!("{msg}: not a character device, so nothing can use it as a GPU")).remedy(Remedy::command(format!(
-            "rm {} && udevadm trigger --action=add /sys/class/drm/{}  # something replaced the device node; udev recreates it",
-            n.path,
-            n.path.rsplit('/').next().unwrap_or_default()
-        )))
+        Finding::fail(
+            P,
+            "node",
+            &n.path,
+            format!("{msg}: not a character device, so nothing can use it as a GPU"),
+            Remedy::command(format!(
+                "rm {} && udevadm trigger --action=add /sys/class/drm/{}  # something replaced the device node; udev recreates it",
+                n.path,
+                n.path.rsplit('/').next().unwrap_or_default()
+            )),
+        )
     } else {
         Finding::pass(P, "node", &n.path, msg)
     };
@@ -122,11 +158,8 @@ fn stale_gid_finding(n: &DrmNode, ids: &IdentityDb, render: Option<&RenderExpect
         "{} has gid {gid}, which no group holds{now}: udevd resolved GROUP=\"{expected_group}\" to a gid when it started and keeps applying the old one (`udevadm control --reload` and `udevadm trigger` do not change that)",
         n.path
     );
-    let f = match n.kind {
-        DrmNodeKind::Render => Finding::fail(P, "stale_gid", &n.path, msg),
-        DrmNodeKind::Card => Finding::warn(P, "stale_gid", &n.path, msg),
-    };
-    f.evidence("gid", gid).remedy(restart_udev())
+    Finding::fail_or_warn(n.kind == DrmNodeKind::Render, P, "stale_gid", &n.path, msg, restart_udev())
+        .evidence("gid", gid)
 }
 
 /// The fix for the stale-gid trap, as seen to work under QEMU with systemd 252.
@@ -153,18 +186,16 @@ fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, out: &mut
     let want = ids.group_by_name(&r.group);
     let node_group = format!("{} ({})", n.group_name.as_deref().unwrap_or("no group"), n.stat.gid);
     match &want {
-        None => out.push(
-            Finding::fail(
-                P,
-                "render_group",
-                &n.path,
-                format!("group {} does not exist, and {} is group {node_group}", r.group, n.path),
-            )
-            .remedy(Remedy::nixos(format!(
+        None => out.push(Finding::fail(
+            P,
+            "render_group",
+            &n.path,
+            format!("group {} does not exist, and {} is group {node_group}", r.group, n.path),
+            Remedy::nixos(format!(
                 "users.groups.{} = {{ }};",
                 crate::nix_expr::attr_name(&r.group).unwrap_or_default()
-            ))),
-        ),
+            )),
+        )),
         Some(g) if g.gid == n.stat.gid => {
             out.push(Finding::pass(P, "render_group", &n.path, format!("{} is group {} ({})", n.path, g.name, g.gid)));
         }
@@ -176,10 +207,10 @@ fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, out: &mut
                 "render_group",
                 &n.path,
                 format!("{} is group {node_group}, expected {} ({})", n.path, g.name, g.gid),
+                udev_rule(&r.group, r.mode),
             )
             .evidence("gid", n.stat.gid)
-            .evidence("expected_gid", g.gid)
-            .remedy(udev_rule(&r.group, r.mode)),
+            .evidence("expected_gid", g.gid),
         ),
     }
     if let Some(m) = r.mode {
@@ -192,8 +223,8 @@ fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, out: &mut
                 "render_mode",
                 &n.path,
                 format!("{} has mode {}, expected {m}: it lacks {:04o}", n.path, n.stat.mode, missing),
+                udev_rule(&r.group, Some(m)),
             )
-            .remedy(udev_rule(&r.group, Some(m)))
         } else if extra != 0 {
             let who = if extra & 0o006 != 0 { " (every user on the host can use the GPU)" } else { "" };
             Finding::warn(
@@ -226,8 +257,8 @@ fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, out: &mut
                 "render_group_access",
                 subject,
                 format!("members of {} ({}) cannot open {} read/write ({})", g.name, g.gid, n.path, owner_text(n)),
+                node_fix(n, r),
             )
-            .remedy(node_fix(n, r))
         });
     }
     for a in &r.access {
@@ -270,7 +301,7 @@ fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, out: &mut
                 } else {
                     Remedy::manual(format!("run the container with PGID={} or group_add: [ \"{}\" ], or change the node's group/mode", n.stat.gid, n.stat.gid))
                 };
-                Finding::fail(P, "render_access", &n.path, format!("{who} cannot open {} read/write ({})", n.path, owner_text(n))).remedy(remedy)
+                Finding::fail(P, "render_access", &n.path, format!("{who} cannot open {} read/write ({})", n.path, owner_text(n)), remedy)
             }
         };
         out.push(f.evidence("credentials", &cred).evidence("via", d.via));

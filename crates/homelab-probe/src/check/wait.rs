@@ -145,8 +145,8 @@ fn wait_finding(o: &WaitOutcome, timeout: Duration) -> Finding {
                 rechecks(o.rechecks),
                 o.failing.join(", ")
             ),
+            Remedy::command(format!("systemctl status {0}; journalctl -b -u {0}", units.join(" "))),
         )
-        .remedy(Remedy::command(format!("systemctl status {0}; journalctl -b -u {0}", units.join(" "))))
     };
     f.evidence("waited_ms", o.waited.as_millis() as u64)
         .evidence("rechecks", o.rechecks)

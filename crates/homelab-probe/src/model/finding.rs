@@ -123,10 +123,12 @@ impl Remedy {
 
 /// One decision a probe made about one subject.
 ///
-/// Built with [`Finding::pass`], [`Finding::fail`], [`Finding::warn`] or [`Finding::skip`] (a
-/// skip always carries its reason as the message), then decorated with
-/// [`Finding::evidence`] and [`Finding::remedy`].
+/// Built only with [`Finding::pass`], [`Finding::warn`], [`Finding::skip`] (which takes its
+/// reason) and [`Finding::fail`] / [`Finding::fail_or_warn`] (which take their remedy), so no
+/// skip lacks a reason and no failure lacks a remedy; then decorated with
+/// [`Finding::evidence`] (and [`Finding::remedy`] for a warning's optional fix).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Finding {
     /// The probe that made the decision.
     pub probe: Probe,
@@ -163,9 +165,29 @@ impl Finding {
         Self::new(probe, check, subject, Status::Pass, message)
     }
 
-    /// A failed check.
-    pub fn fail(probe: Probe, check: &str, subject: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::new(probe, check, subject, Status::Fail, message)
+    /// A failed check, with the concrete way to fix it: a failure without a remedy cannot be
+    /// built (the remedy can be replaced later, never removed).
+    pub fn fail(
+        probe: Probe,
+        check: &str,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+        remedy: Remedy,
+    ) -> Self {
+        Self::new(probe, check, subject, Status::Fail, message).remedy(remedy)
+    }
+
+    /// A failure when `required`, else a warning; either way with `remedy`.
+    pub fn fail_or_warn(
+        required: bool,
+        probe: Probe,
+        check: &str,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+        remedy: Remedy,
+    ) -> Self {
+        let status = if required { Status::Fail } else { Status::Warn };
+        Self::new(probe, check, subject, status, message).remedy(remedy)
     }
 
     /// A warning.
@@ -186,17 +208,9 @@ impl Finding {
         self
     }
 
-    /// Sets the remedy.
+    /// Sets (or replaces) the remedy.
     pub fn remedy(mut self, remedy: Remedy) -> Self {
         self.remedy = Some(remedy);
-        self
-    }
-
-    /// Sets the remedy when there is one.
-    pub fn maybe_remedy(mut self, remedy: Option<Remedy>) -> Self {
-        if remedy.is_some() {
-            self.remedy = remedy;
-        }
         self
     }
 }

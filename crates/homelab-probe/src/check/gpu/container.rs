@@ -184,9 +184,8 @@ pub fn decide(
                     ))
                 };
                 out.push(
-                    Finding::fail(P, "cdi_spec", e.file.display().to_string(), format!("{e}"))
-                        .evidence("error", e)
-                        .remedy(fix),
+                    Finding::fail(P, "cdi_spec", e.file.display().to_string(), format!("{e}"), fix)
+                        .evidence("error", e),
                 );
             }
             Ok(s) => {
@@ -214,13 +213,13 @@ pub fn decide(
                 "docker_daemon",
                 e.file.display().to_string(),
                 format!("{e} (dockerd refuses to start with an invalid configuration)"),
+                if e.file.starts_with("/nix/store") {
+                    Remedy::manual("check virtualisation.docker.daemon.settings, which NixOS writes to this file")
+                } else {
+                    Remedy::manual(format!("fix the JSON in {}", e.file.display()))
+                },
             )
-            .evidence("error", e)
-            .remedy(if e.file.starts_with("/nix/store") {
-                Remedy::manual("check virtualisation.docker.daemon.settings, which NixOS writes to this file")
-            } else {
-                Remedy::manual(format!("fix the JSON in {}", e.file.display()))
-            }),
+            .evidence("error", e),
         ),
         Some(Ok(c)) if c.exists => {
             out.push(Finding::pass(P, "docker_daemon", &c.file, docker_text(c)).evidence("docker", c));
@@ -257,17 +256,13 @@ fn missing_nodes(s: &CdiSpecSummary, exists: &dyn Fn(&str) -> bool, required: bo
         s.file,
         missing.join(", ")
     );
-    let f = if required && s.kind == "nvidia.com/gpu" {
-        Finding::fail(P, "cdi_device_node", &s.file, msg)
-    } else {
-        Finding::warn(P, "cdi_device_node", &s.file, msg)
-    };
     let fix = if s.kind.starts_with("nvidia.com/") {
         remedy::regenerate_cdi()
     } else {
         Remedy::manual(format!("regenerate {} with its vendor's tool", s.file))
     };
-    Some(f.evidence("missing", missing).remedy(fix))
+    let required = required && s.kind == "nvidia.com/gpu";
+    Some(Finding::fail_or_warn(required, P, "cdi_device_node", &s.file, msg, fix).evidence("missing", missing))
 }
 
 fn summary(gpus: &[GpuDevice], facts: &ContainerFacts, required: bool) -> Finding {
@@ -291,8 +286,8 @@ fn summary(gpus: &[GpuDevice], facts: &ContainerFacts, required: bool) -> Findin
                 "nvidia_containers",
                 SUBJECT,
                 format!("a stack reserves an NVIDIA GPU, but this host has {why}"),
+                Remedy::manual("the host needs an NVIDIA GPU for a stack that reserves one"),
             )
-            .remedy(Remedy::manual("the host needs an NVIDIA GPU for a stack that reserves one"))
         } else {
             Finding::skip(P, "nvidia_containers", SUBJECT, format!("{why}: nothing to hand to a container"))
         });
@@ -303,8 +298,13 @@ fn summary(gpus: &[GpuDevice], facts: &ContainerFacts, required: bool) -> Findin
             if devices.is_empty() { "nvidia runtime".to_owned() } else { devices.join(", ") }
         );
         return evidence(if required {
-            Finding::fail(P, "nvidia_containers", SUBJECT, msg)
-                .remedy(Remedy::manual("the host needs an NVIDIA GPU for a stack that reserves one"))
+            Finding::fail(
+                P,
+                "nvidia_containers",
+                SUBJECT,
+                msg,
+                Remedy::manual("the host needs an NVIDIA GPU for a stack that reserves one"),
+            )
         } else {
             Finding::warn(P, "nvidia_containers", SUBJECT, msg)
                 .remedy(Remedy::manual("remove the stale NVIDIA container configuration, or install the GPU"))
@@ -351,8 +351,13 @@ fn summary(gpus: &[GpuDevice], facts: &ContainerFacts, required: bool) -> Findin
         )
     };
     evidence(if required {
-        Finding::fail(P, "nvidia_containers", SUBJECT, format!("a stack reserves an NVIDIA GPU: the host has {why}"))
-            .remedy(remedy::nvidia_container_toolkit())
+        Finding::fail(
+            P,
+            "nvidia_containers",
+            SUBJECT,
+            format!("a stack reserves an NVIDIA GPU: the host has {why}"),
+            remedy::nvidia_container_toolkit(),
+        )
     } else {
         Finding::skip(
             P,

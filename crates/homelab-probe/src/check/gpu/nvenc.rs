@@ -64,8 +64,8 @@ pub fn decide(
                         "NVENC {} encode is required, but NVML could not be asked (see the nvml finding)",
                         c.label()
                     ),
+                    open_remedy(e, &nvidia),
                 )
-                .remedy(open_remedy(e, &nvidia))
             }));
             return out;
         }
@@ -108,8 +108,8 @@ fn sysroot_requirement(codec: VideoCodec, nvidia: &[&GpuDevice]) -> Finding {
             "nvenc_codec",
             subject,
             format!("NVENC {} encode is required, but the host has no NVIDIA GPU", codec.label()),
-        )
-        .remedy(Remedy::manual("NVENC needs an NVIDIA GPU with video encoders (GeForce, RTX/Quadro, T4, L4, L40)"));
+            Remedy::manual("NVENC needs an NVIDIA GPU with video encoders (GeForce, RTX/Quadro, T4, L4, L40)"),
+        );
     }
     if let Some(g) = nvidia.iter().find(|g| g.kernel_driver.as_deref() != Some("nvidia")) {
         return Finding::fail(
@@ -117,8 +117,8 @@ fn sysroot_requirement(codec: VideoCodec, nvidia: &[&GpuDevice]) -> Finding {
             "nvenc_codec",
             subject,
             format!("NVENC {} encode is required, but {} is not driven by NVIDIA's driver", codec.label(), gpu_text(g)),
-        )
-        .remedy(remedy::nvidia_driver());
+            remedy::nvidia_driver(),
+        );
     }
     Finding::skip(
         P,
@@ -193,15 +193,13 @@ fn open_failure(e: &NvmlOpenError, nvidia: &[&GpuDevice], required: bool) -> Fin
         NvmlOpenError::Disabled => (format!("NVML was not asked: {detail}"), false),
     };
     let f = if required {
-        Finding::fail(P, "nvml", "NVML", format!("NVENC is required, but {message}"))
+        Finding::fail(P, "nvml", "NVML", format!("NVENC is required, but {message}"), open_remedy(e, nvidia))
     } else if problem {
-        Finding::warn(P, "nvml", "NVML", message)
+        Finding::warn(P, "nvml", "NVML", message).remedy(open_remedy(e, nvidia))
     } else {
-        return Finding::skip(P, "nvml", "NVML", message)
-            .evidence("error", e)
-            .evidence("tried", NVML_LIBRARY_CANDIDATES);
+        Finding::skip(P, "nvml", "NVML", message)
     };
-    f.evidence("error", e).evidence("tried", NVML_LIBRARY_CANDIDATES).remedy(open_remedy(e, nvidia))
+    f.evidence("error", e).evidence("tried", NVML_LIBRARY_CANDIDATES)
 }
 
 /// The `nvml` finding when NVML answered.
@@ -219,11 +217,13 @@ fn opened(r: &NvmlReport, nvidia: &[&GpuDevice], required: bool) -> Finding {
             format!("{msg}, but the host has {}", nvidia.iter().map(|g| gpu_text(g)).collect::<Vec<_>>().join("; ")),
         )
         .remedy(remedy::nvidia_driver()),
-        (Probed::Value(0), true) if required => {
-            Finding::fail(P, "nvml", "NVML", format!("NVENC is required, but {msg}")).remedy(Remedy::manual(
-                "NVENC needs an NVIDIA GPU with video encoders (GeForce, RTX/Quadro, T4, L4, L40)",
-            ))
-        }
+        (Probed::Value(0), true) if required => Finding::fail(
+            P,
+            "nvml",
+            "NVML",
+            format!("NVENC is required, but {msg}"),
+            Remedy::manual("NVENC needs an NVIDIA GPU with video encoders (GeForce, RTX/Quadro, T4, L4, L40)"),
+        ),
         _ => Finding::pass(P, "nvml", "NVML", msg),
     };
     f.evidence("library", &r.library)
@@ -331,8 +331,13 @@ fn requirement(codec: VideoCodec, r: &NvmlReport) -> Finding {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    Finding::fail(P, "nvenc_codec", subject, format!("NVENC {} encode is required, but no GPU offers it ({seen})", codec.label()))
-        .remedy(Remedy::manual(
+    Finding::fail(
+        P,
+        "nvenc_codec",
+        subject,
+        format!("NVENC {} encode is required, but no GPU offers it ({seen})", codec.label()),
+        Remedy::manual(
             "NVENC needs an NVIDIA GPU with video encoders (GeForce, RTX/Quadro, T4, L4, L40); data-centre parts such as A100/H100 have none",
-        ))
+        ),
+    )
 }

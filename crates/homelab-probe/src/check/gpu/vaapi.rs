@@ -149,15 +149,13 @@ pub fn decide(facts: &VaapiFacts, gpus: &[GpuDevice], exp: &GpuExpectation) -> V
                 remedy::vaapi_driver,
             );
             for &c in &r.encode {
-                out.push(
-                    Finding::fail(
-                        P,
-                        "vaapi_encode",
-                        subject(c, r),
-                        format!("VA-API {} encode is required, but {why}", c.label()),
-                    )
-                    .remedy(fix.clone()),
-                );
+                out.push(Finding::fail(
+                    P,
+                    "vaapi_encode",
+                    subject(c, r),
+                    format!("VA-API {} encode is required, but {why}", c.label()),
+                    fix.clone(),
+                ));
             }
         }
         return out;
@@ -192,7 +190,7 @@ fn libva_finding(e: &VaLoadError, required: bool) -> Finding {
         VaLoadError::Disabled => "libva was not asked: homelab-probe was built without the `vaapi` feature".into(),
     };
     let f = if required {
-        Finding::fail(P, "libva", "libva", format!("VA-API encode is required, but {msg}")).remedy(libva_remedy())
+        Finding::fail(P, "libva", "libva", format!("VA-API encode is required, but {msg}"), libva_remedy())
     } else {
         Finding::skip(P, "libva", "libva", msg)
     };
@@ -212,9 +210,13 @@ fn node_finding(n: &NodeFacts, required: bool) -> Finding {
         VaQuery::Failed(VaQueryError::Open { error }) => {
             let msg = format!("cannot open {} to ask libva: {error}", n.node);
             if required {
-                Finding::fail(P, "vaapi", &n.node, msg).remedy(Remedy::manual(
-                    "run homelab-verify as root, or as a user who can open the render node read/write",
-                ))
+                Finding::fail(
+                    P,
+                    "vaapi",
+                    &n.node,
+                    msg,
+                    Remedy::manual("run homelab-verify as root, or as a user who can open the render node read/write"),
+                )
             } else {
                 Finding::skip(P, "vaapi", &n.node, msg)
             }
@@ -249,8 +251,7 @@ fn node_finding(n: &NodeFacts, required: bool) -> Finding {
                         n.node
                     ))
                 };
-                if required { Finding::fail(P, "vaapi", &n.node, msg) } else { Finding::warn(P, "vaapi", &n.node, msg) }
-                    .remedy(fix)
+                Finding::fail_or_warn(required, P, "vaapi", &n.node, msg, fix)
             };
             f.evidence("error", e)
         }
@@ -270,8 +271,7 @@ fn node_finding(n: &NodeFacts, required: bool) -> Finding {
             ),
             None => {
                 let msg = format!("{why}; no VA-API driver for {}: {}", n.node, search_text(&n.resolution));
-                if required { Finding::fail(P, "vaapi", &n.node, msg) } else { Finding::warn(P, "vaapi", &n.node, msg) }
-                    .remedy(remedy::vaapi_driver(&n.gpu))
+                Finding::fail_or_warn(required, P, "vaapi", &n.node, msg, remedy::vaapi_driver(&n.gpu))
             }
         },
     };
@@ -333,8 +333,8 @@ fn requirement(codec: VideoCodec, r: &VaapiExpectation, facts: &VaapiFacts) -> F
                 codec.label(),
                 r.node.as_deref().unwrap_or("?")
             ),
-        )
-        .remedy(Remedy::manual(format!("name an existing render node in [gpu.vaapi] node (render nodes: {have})")));
+            Remedy::manual(format!("name an existing render node in [gpu.vaapi] node (render nodes: {have})")),
+        );
     }
     let mut reasons = Vec::new();
     for n in &candidates {
@@ -393,6 +393,6 @@ fn requirement(codec: VideoCodec, r: &VaapiExpectation, facts: &VaapiFacts) -> F
         "vaapi_encode",
         subject,
         format!("VA-API {} encode is required, but {}", codec.label(), reasons.join("; ")),
+        fix,
     )
-    .remedy(fix)
 }
