@@ -51,11 +51,8 @@ fn host_of(t: &tempfile::TempDir) -> Host {
 fn capture_old_host() -> Snapshot {
     let t = materialized("oldhost");
     let host = host_of(&t);
-    let opts = CaptureOptions {
-        compose_dirs: vec![],
-        data_roots: vec![PathBuf::from("/mnt/PlexStorage")],
-        scan_limit: Some(CaptureOptions::DEFAULT_SCAN_LIMIT),
-    };
+    let mut opts = CaptureOptions::default();
+    opts.data_roots = vec![PathBuf::from("/mnt/PlexStorage")];
     capture::capture(&host, &opts)
 }
 

@@ -10,9 +10,7 @@ use homelab_probe::model::compose::{
 };
 use homelab_probe::model::inventory::GpuVendor;
 use homelab_probe::model::report::{HostInfo, ToolInfo};
-use homelab_probe::model::snapshot::{
-    CapturedGroup, ComposeCapture, FstabEntry, GroupUse, HumanUser, Identities, SNAPSHOT_SCHEMA_VERSION, Snapshot,
-};
+use homelab_probe::model::snapshot::{CapturedGroup, FstabEntry, GroupUse, HumanUser, Identities, Snapshot};
 use homelab_probe::{Expectations, plan};
 use proptest::prelude::*;
 
@@ -20,32 +18,22 @@ mod common;
 use common::{gpu, nix_parse as parses};
 
 fn snapshot() -> Snapshot {
-    Snapshot {
-        schema_version: SNAPSHOT_SCHEMA_VERSION,
-        tool: ToolInfo { name: "homelab-probe".into(), version: "test".into() },
-        host: HostInfo { hostname: Some("old".into()), root: "/".into(), live: false, kernel: None },
-        captured_at: "2026-01-01T00:00:00Z".into(),
-        identities: Identities {
-            users: vec![HumanUser {
-                name: "alice".into(),
-                uid: 1000,
-                gid: 100,
-                primary_group: Some("users".into()),
-                home: "/home/alice".into(),
-                shell: "/bin/bash".into(),
-                groups: vec!["video".into()],
-            }],
-            groups: vec![],
-        },
-        block_devices: Some(vec![]),
-        fstab: Some(vec![]),
-        mounts: Some(vec![]),
-        drm_nodes: vec![],
-        gpus: vec![],
-        compose: ComposeCapture::default(),
-        data_roots: vec![],
-        gaps: vec![],
-    }
+    let mut s = Snapshot::new(HostInfo { hostname: Some("old".into()), root: "/".into(), live: false, kernel: None });
+    s.tool = ToolInfo { name: "homelab-probe".into(), version: "test".into() };
+    s.captured_at = "2026-01-01T00:00:00Z".into();
+    s.identities = Identities {
+        users: vec![HumanUser {
+            name: "alice".into(),
+            uid: 1000,
+            gid: 100,
+            primary_group: Some("users".into()),
+            home: "/home/alice".into(),
+            shell: "/bin/bash".into(),
+            groups: vec!["video".into()],
+        }],
+        groups: vec![],
+    };
+    s
 }
 
 fn service(name: &str) -> ComposeService {

@@ -64,11 +64,10 @@ pub fn run_capture(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
         refuse_existing(&args.output, args.force)?;
     }
     let host = Host::at(&args.root)?;
-    let opts = CaptureOptions {
-        compose_dirs: args.compose_dirs.clone(),
-        data_roots: args.data_roots.clone(),
-        scan_limit: (args.scan_seconds > 0).then(|| std::time::Duration::from_secs(args.scan_seconds)),
-    };
+    let mut opts = CaptureOptions::default();
+    opts.compose_dirs = args.compose_dirs.clone();
+    opts.data_roots = args.data_roots.clone();
+    opts.scan_limit = (args.scan_seconds > 0).then(|| std::time::Duration::from_secs(args.scan_seconds));
     let snapshot = capture::capture(&host, &opts);
     let json = serde_json::to_string_pretty(&snapshot)? + "\n";
     if to_stdout {

@@ -36,8 +36,10 @@ use crate::sources::compose::{self, ProjectSource};
 use crate::sources::fstab;
 use crate::sources::mountinfo::MountInfo;
 
-/// Where to look, besides the defaults.
+/// Where to look, besides the defaults. `CaptureOptions::default()` looks in the default
+/// places and records no data root.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CaptureOptions {
     /// Directories holding stacks (one level deep). Empty: `~/docker` and `~/Projects` of every
     /// human user.
@@ -46,6 +48,16 @@ pub struct CaptureOptions {
     pub data_roots: Vec<PathBuf>,
     /// Time limit of the ownership walk of each data root (`None`: no limit).
     pub scan_limit: Option<Duration>,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        CaptureOptions {
+            compose_dirs: Vec::new(),
+            data_roots: Vec::new(),
+            scan_limit: Some(CaptureOptions::DEFAULT_SCAN_LIMIT),
+        }
+    }
 }
 
 impl CaptureOptions {

@@ -238,7 +238,7 @@ fn consistency(ids: &IdentityDb, exp: &Expectations, out: &mut Vec<Finding>) {
             |n| exp.groups.get(n) == Some(gid),
             &used,
             nixos::gid_reserved_by,
-            |n, id| nixos::group_gid_line(n, id),
+            nixos::group_gid_line,
         );
         let f = Finding::fail_or_warn(expected, P, "duplicate_gid", format!("gid {gid}"), msg, fix);
         out.push(f.evidence("groups", names));

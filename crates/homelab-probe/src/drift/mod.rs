@@ -23,11 +23,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::scan::escape::escape;
-use crate::scan::{self, Op, Problem, ScanOptions, ScanStats, Visitor};
+use crate::scan::{self, Problem, ScanOptions, Visitor};
 
 // The scanner's types that a drift scan's caller sees (options, progress, the sink's arguments).
 pub use crate::scan::escape::escape_path;
-pub use crate::scan::{DirRef, Entry, Exclude, Offenders, Owner, Progress};
+pub use crate::scan::{DirRef, Entry, Exclude, Offenders, Op, Owner, Progress, ScanStats, StopReason};
 
 /// Top-level directories counted separately at most; the rest are summed under `(other)`.
 pub const MAX_TOP_LEVEL: usize = 10_000;
@@ -75,6 +75,7 @@ impl DriftOptions {
 
 /// Why a drift scan, fix or undo could not run (bad input: the CLI's exit code 2).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DriftError {
     /// No root was given.
     #[error("no root directory given")]
@@ -104,7 +105,7 @@ pub enum DriftError {
 /// inside another root are dropped. With `for_fix`, a root named through a symbolic link or
 /// with `.`/`..` components is refused (the error names the real directory to use instead).
 /// Returns absolute paths without symbolic links.
-pub fn prepare_roots(roots: &[PathBuf], for_fix: bool) -> Result<Vec<PathBuf>, DriftError> {
+pub(crate) fn prepare_roots(roots: &[PathBuf], for_fix: bool) -> Result<Vec<PathBuf>, DriftError> {
     if roots.is_empty() {
         return Err(DriftError::NoRoots);
     }
@@ -188,6 +189,7 @@ pub struct ErrorSample {
 
 /// The result of a drift scan (and of a fix, with [`DriftReport::fix`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct DriftReport {
     /// The roots walked (absolute, symbolic links resolved, escaped).
     pub roots: Vec<String>,

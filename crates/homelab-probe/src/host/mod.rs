@@ -43,6 +43,7 @@ pub struct Host {
 
 /// Why something could not be read from the host.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum HostError {
     /// An I/O error on a path (shown as the real path, including the sysroot prefix).
     #[error("{}: {source}", path.display())]

@@ -62,6 +62,7 @@ pub const EXPECTATIONS_VERSION: u32 = 1;
 /// What the host must satisfy. See the [module documentation](self) for the file format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Expectations {
     /// Format version; must be [`EXPECTATIONS_VERSION`].
     pub version: u32,
@@ -314,6 +315,7 @@ impl AccessExpectation {
 
 /// Why an expectations file could not be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExpectationsError {
     /// The file could not be read.
     #[error("{}: cannot read expectations: {source}", file.display())]

@@ -86,6 +86,7 @@ impl fmt::Display for Probe {
 /// What kind of action a [`Remedy`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum RemedyKind {
     /// A NixOS configuration snippet to add to the host's configuration.
     Nixos,

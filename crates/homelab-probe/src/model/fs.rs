@@ -14,7 +14,7 @@ pub enum FileKind {
     File,
     /// Directory.
     Dir,
-    /// Symbolic link (never followed by [`Host::stat`]).
+    /// Symbolic link (the host layer never follows one when it stats a path).
     Symlink,
     /// Character device (render nodes are these).
     Char,

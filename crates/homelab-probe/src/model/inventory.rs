@@ -122,6 +122,7 @@ impl PciDevice {
 /// Who made a GPU, from its PCI vendor id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum GpuVendor {
     /// `0x8086`.
     Intel,
@@ -216,6 +217,7 @@ impl GpuDevice {
 /// A video codec the GPU probes ask about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum VideoCodec {
     /// H.264 / AVC.
     H264,

@@ -15,6 +15,7 @@ pub const REPORT_SCHEMA_VERSION: u32 = 1;
 
 /// The result of one `check` run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Report {
     /// [`REPORT_SCHEMA_VERSION`] of the writer.
     pub schema_version: u32,

@@ -39,6 +39,7 @@ pub const HUMAN_UID_MAX: u32 = 59999;
 
 /// Everything capture records about one host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// [`SNAPSHOT_SCHEMA_VERSION`] of the writer.
     pub schema_version: u32,
@@ -280,6 +281,7 @@ pub struct Gap {
 
 /// Why a snapshot file could not be used.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SnapshotError {
     /// The file could not be read.
     #[error("{}: cannot read snapshot: {source}", file.display())]
@@ -304,6 +306,26 @@ pub enum SnapshotError {
 }
 
 impl Snapshot {
+    /// A snapshot of `host` taken now by this library, every section captured and empty: the
+    /// start for a snapshot an embedder fills in itself.
+    pub fn new(host: HostInfo) -> Self {
+        Snapshot {
+            schema_version: SNAPSHOT_SCHEMA_VERSION,
+            tool: ToolInfo::this(),
+            host,
+            captured_at: crate::model::report::now_rfc3339(),
+            identities: Identities::default(),
+            block_devices: Some(Vec::new()),
+            fstab: Some(Vec::new()),
+            mounts: Some(Vec::new()),
+            drm_nodes: Vec::new(),
+            gpus: Vec::new(),
+            compose: ComposeCapture::default(),
+            data_roots: Vec::new(),
+            gaps: Vec::new(),
+        }
+    }
+
     /// Parses `text`; `file` names it in errors. A snapshot of another schema version is refused.
     pub fn from_json_str(text: &str, file: &std::path::Path) -> Result<Self, SnapshotError> {
         let invalid = |e: serde_json::Error| SnapshotError::Invalid {

@@ -16,8 +16,9 @@
 //! `virtualisation.docker.{enable, daemon.settings}`, `systemd.services.<n>.{unitConfig,
 //! serviceConfig, script, path, restartIfChanged}`, `warnings`.
 
+#[doc(hidden)]
 pub mod decide;
-pub mod hardware;
+mod hardware;
 mod migration;
 mod module;
 

@@ -13,7 +13,7 @@
 //! - subdirectories are opened with `openat(parent, name, O_DIRECTORY | O_NOFOLLOW)`;
 //! - nothing is allocated per entry: names stay in the read buffer; a path is built only for
 //!   an entry that is reported or an error; one small job is allocated per subdirectory;
-//! - directories are jobs on a work-stealing pool ([`pool`]); a directory with more than
+//! - directories are jobs on a work-stealing pool (`pool.rs`); a directory with more than
 //!   [`SPLIT_AFTER`] entries is split: after that many, its names are copied in chunks of
 //!   [`CHUNK`] into jobs that other workers steal and `statx` (at most two queued per worker:
 //!   beyond that the reader does a chunk itself, so names never pile up in memory);
