@@ -156,11 +156,7 @@ pub fn run(args: &DriftArgs) -> anyhow::Result<ExitCode> {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
         _ => {}
     }
-    let ok = match &report.fix {
-        Some(f) => f.failed == 0 && report.errors == 0 && report.stats.stopped.is_none(),
-        None => report.clean(),
-    };
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn default_journal() -> PathBuf {

@@ -38,7 +38,7 @@ pub fn write(out: &mut impl Write, report: &Report) -> io::Result<()> {
         let s = style(f.status);
         writeln!(out, "  {s}{}{s:#}  {:width$}  {}", f.status.label(), f.subject, f.message)?;
         if let Some(r) = &f.remedy {
-            let kind = format!("{:?}", r.kind).to_lowercase();
+            let kind = r.kind.label();
             let mut lines = r.text.lines();
             if let Some(first) = lines.next() {
                 writeln!(out, "        fix ({kind}): {first}")?;

@@ -35,6 +35,8 @@ struct Cli {
 
 const EXIT_CODES: &str =
     "Exit codes: 0 all checks passed (warnings allowed), 1 a check failed, 2 bad usage or bad input.";
+/// `capture` and `plan` check nothing: they succeed or meet bad input.
+const EXIT_CODES_MIGRATION: &str = "Exit codes: 0 the files were written, 2 bad usage or bad input.";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -44,10 +46,10 @@ enum Command {
     /// Find files whose owner or group is not the expected uid/gid; plan, apply and undo a fix.
     Drift(drift::DriftArgs),
     /// Snapshot the old host before the move: users, groups, GPUs, render nodes, compose stacks.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES_MIGRATION)]
     Capture(migrate::CaptureArgs),
     /// From a snapshot, write hardware-parity.nix, homelab-probe.toml and MIGRATION.md.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = EXIT_CODES_MIGRATION)]
     Plan(migrate::PlanArgs),
 }
 

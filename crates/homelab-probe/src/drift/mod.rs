@@ -228,6 +228,16 @@ impl DriftReport {
     pub fn clean(&self) -> bool {
         self.offending == 0 && self.errors == 0 && self.stats.stopped.is_none()
     }
+
+    /// The run's verdict (`drift`'s exit status 0): without a fix, [`DriftReport::clean`];
+    /// after an applied fix, every planned change was made, every directory could be read and
+    /// the scan was not cut short (what the fix found offending now has the expected owner).
+    pub fn ok(&self) -> bool {
+        match &self.fix {
+            Some(f) => f.failed == 0 && self.errors == 0 && self.stats.stopped.is_none(),
+            None => self.clean(),
+        }
+    }
 }
 
 /// A hook that sees every batch of offending entries with their open directory (the fixer,

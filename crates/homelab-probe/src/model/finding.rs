@@ -96,6 +96,23 @@ pub enum RemedyKind {
     Manual,
 }
 
+impl RemedyKind {
+    /// The name used in JSON and human output: `nixos`, `command`, `manual`.
+    pub fn label(self) -> &'static str {
+        match self {
+            RemedyKind::Nixos => "nixos",
+            RemedyKind::Command => "command",
+            RemedyKind::Manual => "manual",
+        }
+    }
+}
+
+impl fmt::Display for RemedyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
 /// A concrete way to fix a failed finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Remedy {
