@@ -8,14 +8,14 @@ use std::process::{Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use homelab_test_support::oracle::{self, owners};
 use serde_json::Value;
-use treegen::oracle::{self, owners};
 
 const U: u32 = 1000;
 const G: u32 = 110;
 
 fn require_root() {
-    oracle::require_root("these tests chown files and switch users");
+    homelab_test_support::require_root("these tests chown files and switch users");
 }
 
 fn verify() -> Command {
