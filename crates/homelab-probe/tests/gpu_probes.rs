@@ -223,7 +223,7 @@ fn nixos_remedies_parse_as_nix() {
     assert!(remedies.len() >= 7, "{remedies:#?}");
     for r in &remedies {
         let module = format!("{{ config, lib, pkgs, ... }}:\n{{\n{}\n}}\n", r.text);
-        if let Err(e) = common::nix_parse(&module) {
+        if let Err(e) = homelab_test_support::nix::parse(&module) {
             panic!("{}\n{e}", r.text);
         }
     }

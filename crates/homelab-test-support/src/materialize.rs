@@ -151,9 +151,12 @@ fn apply(fixtures: &Path, name: &str, dest: &Path, building: &mut Vec<String>) -
             return Err(err(&file, format!("empty: `{empty}` is also a file of {name}")));
         }
         let target = dest.join(rel);
-        ensure_parent(dest, &target)?;
-        remove_leaf(dest, &target)?;
-        fs::write(&target, "").map_err(io(&target))?;
+        let put = || -> Result<(), Error> {
+            ensure_parent(dest, &target)?;
+            remove_leaf(dest, &target)?;
+            fs::write(&target, "").map_err(io(&target))
+        };
+        put().map_err(|e| err(&file, format!("empty: `{empty}`: {e}")))?;
     }
     Ok(())
 }
@@ -172,22 +175,25 @@ fn copy_tree(src: &Path, rel: &Path, dest: &Path) -> Result<(), Error> {
         }
         let (from, to) = (src.join(&rel), dest.join(&rel));
         if kind.is_dir() {
-            ensure_dir(dest, &to)?;
+            ensure_dir(dest, &to).map_err(|e| err(&from, e))?;
             copy_tree(src, &rel, dest)?;
-        } else if kind.is_symlink() {
-            let target = fs::read_link(&from).map_err(io(&from))?;
-            ensure_parent(dest, &to)?;
-            remove_leaf(dest, &to)?;
-            std::os::unix::fs::symlink(&target, &to).map_err(io(&to))?;
-        } else if kind.is_file() {
-            ensure_parent(dest, &to)?;
-            remove_leaf(dest, &to)?;
-            fs::copy(&from, &to).map_err(io(&from))?;
-            let mode = fs::metadata(&from).map_err(io(&from))?.permissions().mode();
-            fs::set_permissions(&to, fs::Permissions::from_mode(mode & 0o755)).map_err(io(&to))?;
-        } else {
-            return Err(err(&from, "a fixture holds only directories, files and symbolic links"));
+            continue;
         }
+        let put = || -> Result<(), Error> {
+            ensure_parent(dest, &to)?;
+            remove_leaf(dest, &to)?;
+            if kind.is_symlink() {
+                let target = fs::read_link(&from).map_err(io(&from))?;
+                std::os::unix::fs::symlink(&target, &to).map_err(io(&to))
+            } else if kind.is_file() {
+                fs::copy(&from, &to).map_err(io(&from))?;
+                let mode = fs::metadata(&from).map_err(io(&from))?.permissions().mode();
+                fs::set_permissions(&to, fs::Permissions::from_mode(mode & 0o755)).map_err(io(&to))
+            } else {
+                Err(err(&from, "a fixture holds only directories, files and symbolic links"))
+            }
+        };
+        put().map_err(|e| if e.path == from { e } else { err(&from, e) })?;
     }
     Ok(())
 }
@@ -268,4 +274,112 @@ fn digest_dir(root: &Path, rel: &Path, h: &mut DefaultHasher) -> Result<(), Erro
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fixtures directory with the given files (`path`, content) and links (`path`, target).
+    fn tree(files: &[(&str, &str)], links: &[(&str, &str)]) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        for (p, text) in files {
+            let p = t.path().join(p);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, text).unwrap();
+        }
+        for (p, target) in links {
+            let p = t.path().join(p);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, p).unwrap();
+        }
+        t
+    }
+
+    fn built(fixtures: &Path, name: &str) -> Result<(tempfile::TempDir, PathBuf), Error> {
+        let out = tempfile::tempdir().unwrap();
+        let dest = out.path().join("root");
+        build(fixtures, name, &dest).map(|()| (out, dest))
+    }
+
+    #[test]
+    fn later_layers_and_own_files_win_and_empty_files_are_made() {
+        let f = tree(
+            &[
+                ("layers/base/fixture.toml", "empty = [\"dev/dri/renderD128\"]\n"),
+                ("layers/base/etc/group", "render:x:108:\n"),
+                ("layers/base/etc/hostname", "deb12\n"),
+                ("layers/users/fixture.toml", ""),
+                ("layers/users/etc/passwd", "palav:x:1000:1000::/home/palav:/bin/bash\n"),
+                ("host/fixture.toml", "from = [\"layers/base\", \"layers/users\"]\nempty = [\"run/.keep\"]\n"),
+                ("host/etc/group", "render:x:110:\n"),
+                ("other/fixture.toml", "from = [\"host\"]\n"),
+                ("other/etc/hostname", "other\n"),
+            ],
+            &[("layers/base/sys/class/drm/renderD128", "../../devices/x")],
+        );
+        let (_out, root) = built(f.path(), "other").unwrap();
+        let read = |p: &str| fs::read_to_string(root.join(p)).unwrap();
+        assert_eq!(read("etc/group"), "render:x:110:\n");
+        assert_eq!(read("etc/hostname"), "other\n");
+        assert_eq!(read("etc/passwd"), "palav:x:1000:1000::/home/palav:/bin/bash\n");
+        assert_eq!(read("dev/dri/renderD128"), "");
+        assert_eq!(read("run/.keep"), "");
+        assert_eq!(fs::read_link(root.join("sys/class/drm/renderD128")).unwrap(), Path::new("../../devices/x"));
+        assert!(!root.join("fixture.toml").exists());
+        assert_eq!(sysroot_names(f.path()).unwrap(), ["host", "other"]);
+    }
+
+    #[test]
+    fn conflicts_loops_and_bad_descriptions_are_errors_naming_the_file() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("a/fixture.toml", "from = [\"b\"]\n"), ("b/fixture.toml", "from = [\"a\"]\n")], "loops: a -> b -> a"),
+            (&[("a/fixture.toml", "form = []\n")], "unknown field `form`"),
+            (&[("a/fixture.toml", "from = [\"nope\"]\n")], "is `nope` a fixture?"),
+            (&[("a/fixture.toml", "from = [\"../x\"]\n")], "must be a path under the fixtures directory"),
+            (&[("a/fixture.toml", "empty = [\"/etc/x\"]\n")], "must be a relative path inside the sysroot"),
+            (&[("a/fixture.toml", "empty = [\"etc/x\"]\n"), ("a/etc/x", "1")], "is also a file of a"),
+            (
+                &[("b/fixture.toml", ""), ("b/etc", "a file"), ("a/fixture.toml", "from = [\"b\"]\n"), ("a/etc/x", "")],
+                "a lower fixture has a file or link here",
+            ),
+            (
+                &[("b/fixture.toml", ""), ("b/etc/x", ""), ("a/fixture.toml", "from = [\"b\"]\nempty = [\"etc\"]\n")],
+                "a lower fixture has a directory here",
+            ),
+        ];
+        for (files, want) in cases {
+            let f = tree(files, &[]);
+            let e = built(f.path(), "a").unwrap_err().to_string();
+            assert!(e.contains(want), "{e}\n(expected {want:?})");
+            assert!(e.contains(&f.path().display().to_string()), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_lower_link_is_never_followed_by_a_write() {
+        // A layer's link to a directory outside the sysroot, then a file below the same path:
+        // following it would write outside the new directory.
+        let outside = tempfile::tempdir().unwrap();
+        let f = tree(
+            &[("b/fixture.toml", ""), ("a/fixture.toml", "from = [\"b\"]\n"), ("a/var/run/x", "")],
+            &[("b/var/run", outside.path().to_str().unwrap())],
+        );
+        let e = built(f.path(), "a").unwrap_err().to_string();
+        assert!(e.contains("a lower fixture has a file or link here"), "{e}");
+        assert_eq!(fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_digest_follows_contents_names_and_links() {
+        let a = tree(&[("x/fixture.toml", ""), ("x/etc/group", "render:x:110:\n")], &[("x/l", "t")]);
+        let d = digest(a.path()).unwrap();
+        assert_eq!(d, digest(a.path()).unwrap());
+        fs::write(a.path().join("x/etc/group"), "render:x:303:\n").unwrap();
+        let d2 = digest(a.path()).unwrap();
+        assert_ne!(d, d2);
+        fs::remove_file(a.path().join("x/l")).unwrap();
+        std::os::unix::fs::symlink("u", a.path().join("x/l")).unwrap();
+        assert_ne!(d2, digest(a.path()).unwrap());
+    }
 }

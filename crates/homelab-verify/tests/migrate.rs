@@ -1,12 +1,12 @@
 //! `capture` and `plan` from the command line: the files they write, refusing to overwrite,
 //! bad input, and the whole round trip into `check`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use assert_cmd::Command;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../homelab-probe/tests/fixtures/migration").join(name)
+    homelab_test_support::sysroot(&format!("migration/{name}"))
 }
 
 fn verify() -> Command {
