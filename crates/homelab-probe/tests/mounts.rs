@@ -453,13 +453,8 @@ fn wait_without_failures_does_not_pause() {
 
 /// Evaluates NixOS remedy snippets (`attr.path = value;` lines) with the real evaluator.
 fn nix_eval(snippet: &str) -> serde_json::Value {
-    let out = std::process::Command::new("nix-instantiate")
-        .args(["--option", "build-users-group", "", "--eval", "--strict", "--json", "-E"])
-        .arg(format!("{{ {snippet} }}"))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run nix-instantiate ({e}): run scripts/setup-debian --test"));
-    assert!(out.status.success(), "{snippet}\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    homelab_test_support::nix::eval_in(&std::env::temp_dir(), &format!("{{ {snippet} }}"))
+        .unwrap_or_else(|e| panic!("{snippet}\n{e}"))
 }
 
 #[test]

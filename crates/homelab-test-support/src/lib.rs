@@ -69,9 +69,15 @@ pub fn expectations_files() -> Vec<PathBuf> {
 /// removed (`NO_COLOR`, `CLICOLOR`, `CLICOLOR_FORCE`): its output is plain unless a test sets
 /// one. Only the tests of the `homelab-verify` package have the binary built for them.
 pub fn verify() -> assert_cmd::Command {
-    let mut c = assert_cmd::Command::cargo_bin("homelab-verify").unwrap_or_else(|e| panic!("{e}"));
+    let mut c = assert_cmd::Command::new(verify_path());
     c.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE").env_remove("CLICOLOR");
     c
+}
+
+/// The path of the `homelab-verify` binary [`verify`] runs (for a test that spawns it
+/// otherwise, or writes it into a script).
+pub fn verify_path() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("homelab-verify")
 }
 
 /// Fails the test at once unless it runs as root, saying `why` it needs root.

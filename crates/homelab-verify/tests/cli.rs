@@ -2,15 +2,8 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
-use homelab_test_support::{fixture, sysroot};
+use homelab_test_support::{fixture, sysroot, verify};
 use serde_json::Value;
-
-fn verify() -> Command {
-    let mut c = Command::cargo_bin("homelab-verify").unwrap();
-    c.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE").env_remove("CLICOLOR");
-    c
-}
 
 fn json(out: &[u8]) -> Value {
     serde_json::from_slice(out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
@@ -225,7 +218,7 @@ fn wait_rechecks_until_the_deadline_then_fails() {
 fn a_reader_that_stops_early_does_not_change_the_exit_code() {
     use std::io::Read;
     use std::process::{Command as Std, Stdio};
-    let bin = assert_cmd::cargo::cargo_bin("homelab-verify");
+    let bin = homelab_test_support::verify_path();
     let mut child = Std::new(bin)
         .args(["check", "--root"])
         .arg(sysroot("nixos-default"))

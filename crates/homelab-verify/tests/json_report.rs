@@ -3,15 +3,8 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
-use homelab_test_support::{fixture, sysroot};
+use homelab_test_support::{fixture, sysroot, verify};
 use serde_json::Value;
-
-fn verify() -> Command {
-    let mut c = Command::cargo_bin("homelab-verify").unwrap();
-    c.env_remove("CLICOLOR_FORCE").env_remove("CLICOLOR").env("NO_COLOR", "1");
-    c
-}
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

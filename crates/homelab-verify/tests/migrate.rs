@@ -3,16 +3,10 @@
 
 use std::path::PathBuf;
 
-use assert_cmd::Command;
+use homelab_test_support::verify;
 
 fn fixture(name: &str) -> PathBuf {
     homelab_test_support::sysroot(&format!("migration/{name}"))
-}
-
-fn verify() -> Command {
-    let mut c = Command::cargo_bin("homelab-verify").unwrap();
-    c.env("NO_COLOR", "1");
-    c
 }
 
 #[test]

@@ -19,14 +19,8 @@ fn repo() -> PathBuf {
 /// The unit for the given `nix/tests/unit.nix` arguments (name, Nix expression).
 fn unit(args: &[(&str, &str)]) -> Value {
     let call: String = args.iter().map(|(name, expr)| format!("{name} = {expr}; ")).collect();
-    let mut cmd = Command::new("nix-instantiate");
-    cmd.current_dir(repo()).args(["--option", "build-users-group", "", "--eval", "--strict", "--json", "--expr"]);
-    cmd.arg(format!("import ./nix/tests/unit.nix {{ {call}}}"));
-    let out = cmd
-        .output()
-        .expect("nix-instantiate (Debian package nix-bin) must be installed: run scripts/setup-debian --test");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    homelab_test_support::nix::eval_in(&repo(), &format!("import ./nix/tests/unit.nix {{ {call}}}"))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 struct Run {
@@ -45,7 +39,7 @@ fn run_script(json_report: bool, root: &Path, expect: &Path, stale_report: bool)
     if stale_report {
         std::fs::write(&report, "{\"stale\": true}").unwrap();
     }
-    let bin = assert_cmd::cargo::cargo_bin("homelab-verify");
+    let bin = homelab_test_support::verify_path();
     let script = u["script"]
         .as_str()
         .unwrap()

@@ -8,8 +8,7 @@
 //! fails this test, so the committed file cannot rot; to write it again:
 //! `HOMELAB_PROBE_REWRITE_SNAPSHOT=1 cargo test -p homelab-verify --test vm_snapshot`.
 
-use assert_cmd::Command;
-use homelab_test_support::{fixture, sysroot};
+use homelab_test_support::{fixture, sysroot, verify};
 
 /// `host.root` in the committed snapshot: the sysroot, relative to the repository.
 const ROOT: &str = "crates/homelab-probe/tests/fixtures/migration/testvm";
@@ -25,13 +24,7 @@ fn replace_once(text: &str, old: &str, new: &str) -> String {
 /// What `capture` writes for the sysroot now, with the two run-dependent fields fixed.
 fn captured() -> String {
     let sysroot = sysroot("migration/testvm").canonicalize().unwrap();
-    let out = Command::cargo_bin("homelab-verify")
-        .unwrap()
-        .env("NO_COLOR", "1")
-        .args(["capture", "-o", "-", "--root"])
-        .arg(&sysroot)
-        .output()
-        .unwrap();
+    let out = verify().args(["capture", "-o", "-", "--root"]).arg(&sysroot).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
