@@ -317,24 +317,6 @@ fn labels_with_blanks_render_as_working_nixos_devices() {
 }
 
 #[test]
-fn every_fail_has_a_remedy_and_every_skip_a_reason() {
-    for root in [
-        "mounts-ok",
-        "mounts-missing-disk",
-        "mounts-wrong-uuid",
-        "mounts-read-only",
-        "mounts-shadowed",
-        "mounts-stacked",
-        "mounts-parent-covered",
-        "mounts-broken-fstab",
-    ] {
-        for expect in [None, Some("plex-mounts.toml")] {
-            common::assert_remedies_and_reasons(&run(root, expect), 10, &format!("{root} {expect:?}"));
-        }
-    }
-}
-
-#[test]
 fn the_probe_runs_as_part_of_check_run() {
     let host = Host::at(sysroot("mounts-shadowed")).unwrap();
     let f = check::run(&host, &Expectations::builtin());

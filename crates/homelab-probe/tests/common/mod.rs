@@ -7,7 +7,7 @@
 pub use homelab_test_support::{fixture, sysroot};
 
 use homelab_probe::model::inventory::{GpuDevice, GpuVendor, PciDevice};
-use homelab_probe::{Expectations, Finding, Host, Status, check};
+use homelab_probe::{Expectations, Finding, Host, check};
 
 /// `tests/fixtures/expect/<e>`, or the built-in expectations for `None`.
 pub fn expectations(expect: Option<&str>) -> Expectations {
@@ -29,18 +29,6 @@ pub fn find<'a>(findings: &'a [Finding], check: &str, subject: &str) -> &'a Find
         .iter()
         .find(|f| f.check == check && f.subject == subject)
         .unwrap_or_else(|| panic!("no {check} finding for {subject} in {findings:#?}"))
-}
-
-/// The report's promises: every failure carries a remedy, every skip says why (a message of
-/// more than `min_reason` bytes). `context` names the case in the failure message.
-pub fn assert_remedies_and_reasons(findings: &[Finding], min_reason: usize, context: &str) {
-    for f in findings {
-        match f.status {
-            Status::Fail => assert!(f.remedy.is_some(), "{context}: a failure without a remedy: {f:#?}"),
-            Status::Skip => assert!(f.message.len() > min_reason, "{context}: a skip without a reason: {f:#?}"),
-            _ => {}
-        }
-    }
 }
 
 /// A display-class PCI GPU at 0000:01:00.0 with `renderD128`, as the inventory reports one.
