@@ -2,7 +2,8 @@
 # editing docs or Nix files does not rebuild it. The cargo tests run in the build.
 #
 # `passthru.checks` are the flake's cargo checks; each builds exactly what its name says:
-#   clippy   cargo clippy --workspace --all-targets -- --deny warnings
+#   clippy   cargo clippy --workspace --all-targets -- --deny warnings (the lints themselves are
+#            [workspace.lints] in Cargo.toml, as for every other build)
 #   rustfmt  cargo fmt --check (with the repository's rustfmt.toml)
 #   tests    cargo test with the same selection as the package's check phase (nix/sandbox-tests.txt)
 {
