@@ -22,7 +22,8 @@ let
       ../Cargo.toml
       ../Cargo.lock
       ../rustfmt.toml
-      # Sources, and the fixture sysroots the tests read (plain files and symbolic links).
+      # Sources, and the fixtures the tests read (the sysroots' layers and overlays, which
+      # homelab-test-support's build script builds into whole sysroots under OUT_DIR).
       ../crates
       ../benches/treegen
     ];

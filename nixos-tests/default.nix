@@ -4,7 +4,8 @@
 # and gives each test module the argument `homelab`:
 #   homelab.package   the homelab-verify under test
 #   homelab.helpers   Python helpers for test scripts (lib/helpers.py), to prepend
-#   homelab.fixtures  crates/homelab-probe/tests/fixtures (sysroots, expectations)
+#   homelab.fixtures  crates/homelab-probe/tests/fixtures (the sources: snapshots/testvm.json and
+#                     the Plex stack of migration/testvm, which is built from no layers)
 # Adding a test is adding one file here; nix/lib.nix (testNames) picks it up.
 {
   pkgs,

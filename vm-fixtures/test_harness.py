@@ -188,6 +188,15 @@ class Tools(unittest.TestCase):
         self.assertIn("render_node", names)
         self.assertEqual(len(names), len(set(names)))
 
+    def test_the_readme_lists_every_scenario_and_its_breaks(self):
+        readme = (harness.HERE / "README.md").read_text()
+        rows = {l.split("|")[1].strip(): l for l in readme.splitlines() if l.startswith("| `")}
+        for s in harness.load_scenarios():
+            row = rows.get(f"`{s.name}`")
+            self.assertIsNotNone(row, f"vm-fixtures/README.md has no row for the scenario {s.name}")
+            for b in s.breaks:
+                self.assertIn(f"`{b}`", row, f"vm-fixtures/README.md: {s.name}'s row does not name the break {b}")
+
 
 if __name__ == "__main__":
     unittest.main()

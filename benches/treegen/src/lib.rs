@@ -6,8 +6,6 @@
 //! which owner, is a hash of its path below the root and the seed (order-independent, so the
 //! generator can run on several threads). Needs root (it `chown`s and `mknod`s).
 
-pub mod oracle;
-
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::os::unix::ffi::OsStrExt;

@@ -16,10 +16,7 @@ use nix::unistd::{ForkResult, Gid, Uid, fork};
 use proptest::prelude::*;
 
 fn require_root() {
-    assert!(
-        Uid::effective().is_root(),
-        "access_oracle needs root to chown files and switch credentials: run the tests as root (CI does) or with `sudo -E cargo test`"
-    );
+    homelab_test_support::require_root("access_oracle chowns files and switches credentials");
 }
 
 /// Opens `path` read/write in a child with `cred`; true when the kernel allowed it.

@@ -16,7 +16,7 @@ use serde_json::Value;
 const HOME: &str = "/home/palav";
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/compose").join(name)
+    homelab_test_support::fixture(&format!("compose/{name}"))
 }
 
 /// Runs the real Compose in `dir` with a clean environment (so only `.env` counts, as in

@@ -13,15 +13,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use homelab_probe::drift::{self, DriftOptions, fix};
 use homelab_probe::scan::{self, DirRef, Offenders, Owner, ScanOptions};
+use homelab_test_support::oracle::{self, owners};
 use proptest::prelude::*;
-use treegen::oracle::{self, owners};
 
 const U: u32 = 1000;
 const G: u32 = 110;
 const OWNER: Owner = Owner { uid: U, gid: G };
 
 fn require_root() {
-    oracle::require_root("these tests chown files, mount filesystems and switch users");
+    homelab_test_support::require_root("these tests chown files, mount filesystems and switch users");
 }
 
 fn spec(drift_ppm: u32) -> treegen::Spec {

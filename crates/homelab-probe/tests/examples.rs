@@ -1,9 +1,8 @@
 //! The embedding examples in `examples/` compile as part of the tests and run here against
 //! fixture sysroots, so the code an embedder copies is known to work.
 
-use std::path::{Path, PathBuf};
-
 use homelab_probe::{Expectations, Status};
+use homelab_test_support::sysroot;
 
 #[allow(dead_code)] // main: the examples run through run() here
 #[path = "../examples/capture_plan.rs"]
@@ -12,24 +11,20 @@ mod capture_plan;
 #[path = "../examples/check_inline.rs"]
 mod check_inline;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
-
 #[test]
 fn check_inline_finds_render_at_nixos_default_gid() {
-    let report = check_inline::run(&fixture("nixos-default")).unwrap();
+    let report = check_inline::run(&sysroot("nixos-default")).unwrap();
     let f = report.findings.iter().find(|f| f.check == "group_gid").unwrap();
     assert_eq!(f.status, Status::Fail, "{f:?}");
     assert!(f.remedy.as_ref().unwrap().text.contains("users.groups.render.gid = lib.mkForce 110;"), "{f:?}");
-    let ok = check_inline::run(&fixture("nixos-render-110")).unwrap();
+    let ok = check_inline::run(&sysroot("nixos-render-110")).unwrap();
     assert!(ok.findings.iter().any(|f| f.check == "group_gid" && f.status == Status::Pass), "{:#?}", ok.findings);
 }
 
 #[test]
 fn capture_plan_writes_the_three_files() {
     let out_parent = tempfile::tempdir().unwrap();
-    let out = capture_plan::run(&fixture("migration/oldhost"), out_parent.path()).unwrap();
+    let out = capture_plan::run(&sysroot("migration/oldhost"), out_parent.path()).unwrap();
     assert!(out.starts_with(out_parent.path()));
     let module = std::fs::read_to_string(out.join("hardware-parity.nix")).unwrap();
     assert!(module.contains("users.groups.render.gid = lib.mkForce 110;"), "{module}");

@@ -16,7 +16,7 @@ use homelab_probe::{Expectations, Host, Status, check};
 mod common;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/migration").join(name)
+    homelab_test_support::sysroot(&format!("migration/{name}"))
 }
 
 /// A copy of fixture `name` whose media disk holds what the real one does: every entry under
@@ -58,7 +58,7 @@ fn capture_old_host() -> Snapshot {
 
 /// `nix-instantiate --parse` on `text`: the generated module must be valid Nix.
 fn assert_parses(text: &str) {
-    if let Err(e) = common::nix_parse(text) {
+    if let Err(e) = homelab_test_support::nix::parse(text) {
         panic!("{e}\n--- module ---\n{text}");
     }
 }
@@ -236,7 +236,7 @@ fn new_host_with_a_file_of_another_owner_fails_the_drift_check() {
     let own = s.data_roots[0].ownership.as_ref().expect("the media disk was walked");
     assert!(own.complete);
     // As many entries as `find ROOT -xdev` lists.
-    let find = Command::new("find").arg(fixture("oldhost/mnt/PlexStorage")).arg("-xdev").output().unwrap();
+    let find = Command::new("find").arg(fixture("oldhost").join("mnt/PlexStorage")).arg("-xdev").output().unwrap();
     assert_eq!(own.entries, String::from_utf8_lossy(&find.stdout).lines().count() as u64);
     assert_eq!((own.by_owner.len(), own.by_owner[0].uid, own.by_owner[0].gid), (1, 1000, 110));
     // mkfs's root-owned lost+found is left out of the walk, or no ext4 disk would have one owner.

@@ -17,7 +17,7 @@ use homelab_probe::sources::{fstab, mangle};
 use serde_json::Value;
 
 fn table(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tables").join(name)
+    homelab_test_support::fixture(&format!("tables/{name}"))
 }
 
 /// Runs a util-linux tool; returns its JSON (invalid UTF-8 replaced, as our parsers do) and

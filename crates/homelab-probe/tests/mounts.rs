@@ -12,13 +12,13 @@ use homelab_probe::{Expectations, Finding, Host, Probe, RemedyKind, Status};
 use rstest::rstest;
 
 mod common;
-use common::{expectations, find, fixture};
+use common::{expectations, find, sysroot};
 
 const STORAGE: &str = "/mnt/PlexStorage";
 const DRIVE: &str = "/mnt/PlexDrive";
 
 fn run(root: &str, expect: Option<&str>) -> Vec<Finding> {
-    let host = Host::at(fixture(root)).unwrap();
+    let host = Host::at(sysroot(root)).unwrap();
     mounts::check(&host, &expectations(expect))
 }
 
@@ -132,7 +132,7 @@ fn wrong_uuid_at_the_path() {
     );
     assert_eq!(src.remedy.as_ref().unwrap().text, "umount /mnt/PlexStorage && systemctl start mnt-PlexStorage.mount");
     // With an expectations file that names another UUID than fstab, fstab is what is wrong.
-    let host = Host::at(fixture("mounts-wrong-uuid")).unwrap();
+    let host = Host::at(sysroot("mounts-wrong-uuid")).unwrap();
     let exp = Expectations::from_toml_str(
         "version = 1\n[[mounts]]\npath = \"/mnt/PlexStorage\"\nuuid = \"e4d3c2b1-a098-4f76-b543-210fedcba987\"\n",
         Some(Path::new("x.toml")),
@@ -280,7 +280,7 @@ fn a_sysroot_without_a_mount_table_still_checks_devices() {
     let t = tempfile::tempdir().unwrap();
     let r = t.path();
     std::fs::create_dir_all(r.join("etc")).unwrap();
-    std::fs::copy(fixture("mounts-ok/etc/fstab"), r.join("etc/fstab")).unwrap();
+    std::fs::copy(sysroot("mounts-ok").join("etc/fstab"), r.join("etc/fstab")).unwrap();
     let f = mounts::check(&Host::at(r).unwrap(), &Expectations::builtin());
     assert_eq!(find(&f, "mount_table", "/proc/self/mountinfo").status, Skip);
     // No /dev/disk and no udev: existence cannot be told, which is a skip, not a failure.
@@ -300,7 +300,7 @@ fn no_fstab_and_no_expectations_is_one_skip() {
 fn labels_with_blanks_render_as_working_nixos_devices() {
     // NixOS writes `\040` into fstab only for blanks; the udev link name `Plex\x20Drive` passes
     // through, so this device string is one that mounts.
-    let host = Host::at(fixture("mounts-missing-disk")).unwrap();
+    let host = Host::at(sysroot("mounts-missing-disk")).unwrap();
     let exp = Expectations::from_toml_str(
         "version = 1\n[[mounts]]\npath = \"/mnt/Plex Drive\"\nlabel = \"Plex Drive\"\nfstype = \"ext4\"\n",
         Some(Path::new("x.toml")),
@@ -317,26 +317,8 @@ fn labels_with_blanks_render_as_working_nixos_devices() {
 }
 
 #[test]
-fn every_fail_has_a_remedy_and_every_skip_a_reason() {
-    for root in [
-        "mounts-ok",
-        "mounts-missing-disk",
-        "mounts-wrong-uuid",
-        "mounts-read-only",
-        "mounts-shadowed",
-        "mounts-stacked",
-        "mounts-parent-covered",
-        "mounts-broken-fstab",
-    ] {
-        for expect in [None, Some("plex-mounts.toml")] {
-            common::assert_remedies_and_reasons(&run(root, expect), 10, &format!("{root} {expect:?}"));
-        }
-    }
-}
-
-#[test]
 fn the_probe_runs_as_part_of_check_run() {
-    let host = Host::at(fixture("mounts-shadowed")).unwrap();
+    let host = Host::at(sysroot("mounts-shadowed")).unwrap();
     let f = check::run(&host, &Expectations::builtin());
     assert!(f.iter().any(|x| x.probe == Probe::Mounts && x.check == "shadowed_data" && x.status == Fail));
 }
@@ -359,9 +341,13 @@ impl Clock for FakeClock {
         self.now += d;
         self.pauses.push(d);
         if Some(self.pauses.len()) == self.mount_after {
-            std::fs::copy(fixture("mounts-ok/proc/self/mountinfo"), self.root.join("proc/self/mountinfo")).unwrap();
-            std::fs::copy(fixture("mounts-ok/sys/class/block/sdb1/dev"), self.root.join("sys/class/block/sdb1/dev"))
+            std::fs::copy(sysroot("mounts-ok").join("proc/self/mountinfo"), self.root.join("proc/self/mountinfo"))
                 .unwrap();
+            std::fs::copy(
+                sysroot("mounts-ok").join("sys/class/block/sdb1/dev"),
+                self.root.join("sys/class/block/sdb1/dev"),
+            )
+            .unwrap();
             std::os::unix::fs::symlink(
                 "../../sdb1",
                 self.root.join("dev/disk/by-uuid/3b5e8d21-6c0f-4a7e-9d12-8f4a6b2c1e07"),
@@ -376,7 +362,7 @@ fn late_disk_sysroot() -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
     let out = std::process::Command::new("cp")
         .args(["-a", "--"])
-        .arg(fixture("mounts-missing-disk").join("."))
+        .arg(sysroot("mounts-missing-disk").join("."))
         .arg(t.path())
         .output()
         .unwrap();
@@ -438,7 +424,7 @@ fn wait_gives_up_at_the_deadline_with_bounded_polling() {
 
 #[test]
 fn wait_without_failures_does_not_pause() {
-    let host = Host::at(fixture("mounts-ok")).unwrap();
+    let host = Host::at(sysroot("mounts-ok")).unwrap();
     let exp = Expectations::builtin();
     let mut findings = mounts::check(&host, &exp);
     let mut clock = FakeClock { now: Duration::ZERO, pauses: vec![], mount_after: None, root: PathBuf::new() };
@@ -449,18 +435,13 @@ fn wait_without_failures_does_not_pause() {
 
 /// Evaluates NixOS remedy snippets (`attr.path = value;` lines) with the real evaluator.
 fn nix_eval(snippet: &str) -> serde_json::Value {
-    let out = std::process::Command::new("nix-instantiate")
-        .args(["--option", "build-users-group", "", "--eval", "--strict", "--json", "-E"])
-        .arg(format!("{{ {snippet} }}"))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run nix-instantiate ({e}): run scripts/setup-debian --test"));
-    assert!(out.status.success(), "{snippet}\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    homelab_test_support::nix::eval_in(&std::env::temp_dir(), &format!("{{ {snippet} }}"))
+        .unwrap_or_else(|e| panic!("{snippet}\n{e}"))
 }
 
 #[test]
 fn nixos_remedies_evaluate_to_what_was_meant() {
-    let host = Host::at(fixture("mounts-missing-disk")).unwrap();
+    let host = Host::at(sysroot("mounts-missing-disk")).unwrap();
     let exp = Expectations::from_toml_str(
         "version = 1\n[[mounts]]\npath = \"/mnt/Plex Drive\"\nlabel = \"Plex Drive\"\nfstype = \"ext4\"\noptions = [\"rw\", \"noatime\"]\nrequired = false\n\n[[mounts]]\npath = \"/srv/${x}\\\"q\"\nuuid = \"7c1f0b7e-2d4a-4f61-9a53-3c5f2d1e9b10\"\n",
         Some(Path::new("x.toml")),
@@ -570,7 +551,8 @@ fn a_relative_mount_point_is_reported_not_checked() {
 /// mount table.
 fn ok_host_with(fstab_extra: &str, mountinfo_extra: &str) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("cp").arg("-a").arg(fixture("mounts-ok/.")).arg(t.path()).output().unwrap();
+    let out =
+        std::process::Command::new("cp").arg("-a").arg(sysroot("mounts-ok").join(".")).arg(t.path()).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     for (file, extra) in [("etc/fstab", fstab_extra), ("proc/self/mountinfo", mountinfo_extra)] {
         let p = t.path().join(file);
@@ -617,7 +599,8 @@ fn nixos_read_only_store_bind_is_intended() {
 fn read_only_self_bind_on_a_data_disk_warns() {
     // The same stack on a data disk: nothing is hidden, but nothing can write there either.
     let t = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new("cp").arg("-a").arg(fixture("mounts-ok/.")).arg(t.path()).output().unwrap();
+    let out =
+        std::process::Command::new("cp").arg("-a").arg(sysroot("mounts-ok").join(".")).arg(t.path()).output().unwrap();
     assert!(out.status.success());
     let mi = t.path().join("proc/self/mountinfo");
     std::fs::write(
@@ -641,7 +624,7 @@ fn read_only_self_bind_on_a_data_disk_warns() {
 fn a_uuid_that_differs_only_in_letter_case_is_named() {
     // vfat and NTFS UUIDs are upper case (ABCD-1234), ext4's lower case; a hand-written
     // expectation in the other case matches no disk, and the finding says why.
-    let host = Host::at(fixture("mounts-ok")).unwrap();
+    let host = Host::at(sysroot("mounts-ok")).unwrap();
     let exp = Expectations::from_toml_str(
         "version = 1\n[[mounts]]\npath = \"/mnt/PlexStorage\"\nuuid = \"7C1F0B7E-2D4A-4F61-9A53-3C5F2D1E9B10\"\n",
         Some(Path::new("x.toml")),

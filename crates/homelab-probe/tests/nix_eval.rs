@@ -4,9 +4,6 @@
 //! --strict --json` (Debian package nix-bin, installed by `scripts/setup-debian --test`) and
 //! must come back unchanged. Many values go into one evaluator call to keep it fast.
 
-use std::io::Write as _;
-use std::process::Command;
-
 use homelab_probe::nix_expr::{self, Value};
 use proptest::prelude::*;
 use serde_json::Value as Json;
@@ -18,19 +15,8 @@ fn nix_eval(expr: &str) -> Json {
 
 /// Evaluates `expr` from a file in `dir` (relative paths in it are relative to `dir`).
 fn nix_eval_in(expr: &str, dir: &std::path::Path) -> Json {
-    let mut f = tempfile::Builder::new().suffix(".nix").tempfile_in(dir).unwrap();
-    f.write_all(expr.as_bytes()).unwrap();
-    let out = Command::new("nix-instantiate")
-        .args(["--option", "build-users-group", "", "--eval", "--strict", "--json"])
-        .arg(f.path())
-        .output()
-        .expect("nix-instantiate (Debian package nix-bin) must be installed: run scripts/setup-debian --test");
-    assert!(
-        out.status.success(),
-        "nix-instantiate failed: {}\n--- expression ---\n{expr}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    homelab_test_support::nix::eval_file_in(dir, expr)
+        .unwrap_or_else(|e| panic!("nix-instantiate failed: {e}\n--- expression ---\n{expr}"))
 }
 
 /// Text that is hard to escape.

@@ -33,14 +33,8 @@ fn repo() -> PathBuf {
 
 /// `nix-instantiate --eval --strict --json` of `expr`, evaluated in the repository root.
 fn nix_eval(expr: &str) -> Value {
-    let out = Command::new("nix-instantiate")
-        .current_dir(repo())
-        // No nix daemon or build users are needed to evaluate.
-        .args(["--option", "build-users-group", "", "--eval", "--strict", "--json", "--expr", expr])
-        .output()
-        .expect("nix-instantiate (Debian package nix-bin) must be installed: run scripts/setup-debian --test");
-    assert!(out.status.success(), "nix-instantiate failed on {expr}:\n{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    homelab_test_support::nix::eval_in(&repo(), expr)
+        .unwrap_or_else(|e| panic!("nix-instantiate failed on {expr}:\n{e}"))
 }
 
 /// A string as a Nix expression (a JSON string, read back with `builtins.fromJSON`).

@@ -15,7 +15,8 @@ use homelab_probe::{Expectations, plan};
 use proptest::prelude::*;
 
 mod common;
-use common::{gpu, nix_parse as parses};
+use common::gpu;
+use homelab_test_support::nix::parse as parses;
 
 fn snapshot() -> Snapshot {
     let mut s = Snapshot::new(HostInfo { hostname: Some("old".into()), root: "/".into(), live: false, kernel: None });

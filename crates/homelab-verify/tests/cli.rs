@@ -1,19 +1,9 @@
 //! The command line: exit codes, the JSON contract, human output and bad input.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use assert_cmd::Command;
+use homelab_test_support::{fixture, sysroot, verify};
 use serde_json::Value;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../homelab-probe/tests/fixtures")
-}
-
-fn verify() -> Command {
-    let mut c = Command::cargo_bin("homelab-verify").unwrap();
-    c.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE").env_remove("CLICOLOR");
-    c
-}
 
 fn json(out: &[u8]) -> Value {
     serde_json::from_slice(out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
@@ -49,8 +39,7 @@ fn no_arguments_checks_this_machine_with_builtin_defaults() {
 
 #[test]
 fn report_json_shape_is_the_documented_contract() {
-    let out =
-        verify().args(["check", "--format", "json", "--root"]).arg(fixtures().join("debian12-intel")).output().unwrap();
+    let out = verify().args(["check", "--format", "json", "--root"]).arg(sysroot("debian12-intel")).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     let r = json(&out.stdout);
     let mut keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
@@ -73,9 +62,9 @@ fn report_json_shape_is_the_documented_contract() {
 fn render_303_when_110_expected_fails_with_mkforce_remedy() {
     let out = verify()
         .args(["check", "--format", "json", "--root"])
-        .arg(fixtures().join("nixos-default"))
+        .arg(sysroot("nixos-default"))
         .arg("--expect")
-        .arg(fixtures().join("expect/render-110.toml"))
+        .arg(fixture("expect/render-110.toml"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -92,9 +81,9 @@ fn render_303_when_110_expected_fails_with_mkforce_remedy() {
 fn human_output_groups_by_probe_and_has_no_colour_off_a_terminal() {
     let out = verify()
         .args(["check", "--root"])
-        .arg(fixtures().join("udev-stale-gid"))
+        .arg(sysroot("udev-stale-gid"))
         .arg("--expect")
-        .arg(fixtures().join("expect/render-110.toml"))
+        .arg(fixture("expect/render-110.toml"))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -111,7 +100,7 @@ fn human_output_groups_by_probe_and_has_no_colour_off_a_terminal() {
 #[test]
 fn colour_is_forced_by_clicolor_force_but_never_with_no_color() {
     let args = ["check", "--root"];
-    let root = fixtures().join("debian12-intel");
+    let root = sysroot("debian12-intel");
     let forced = verify().args(args).arg(&root).env("CLICOLOR_FORCE", "1").output().unwrap();
     assert!(String::from_utf8_lossy(&forced.stdout).contains("\x1b["), "CLICOLOR_FORCE=1 colours");
     let no = verify().args(args).arg(&root).env("CLICOLOR_FORCE", "1").env("NO_COLOR", "1").output().unwrap();
@@ -122,13 +111,7 @@ fn bad_expectations(text: &str) -> (i32, String) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("homelab-probe.toml");
     std::fs::write(&file, text).unwrap();
-    let out = verify()
-        .args(["check", "--root"])
-        .arg(fixtures().join("headless"))
-        .arg("--expect")
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = verify().args(["check", "--root"]).arg(sysroot("headless")).arg("--expect").arg(&file).output().unwrap();
     assert!(out.stdout.is_empty(), "no report on bad input");
     (
         out.status.code().unwrap(),
@@ -153,11 +136,7 @@ fn unknown_key_exits_2_naming_file_and_line() {
 
 #[test]
 fn truncated_group_file_is_a_finding_naming_file_and_line() {
-    let out = verify()
-        .args(["check", "--format", "json", "--root"])
-        .arg(fixtures().join("truncated-group"))
-        .output()
-        .unwrap();
+    let out = verify().args(["check", "--format", "json", "--root"]).arg(sysroot("truncated-group")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let r = json(&out.stdout);
     let f = r["findings"].as_array().unwrap().iter().find(|f| f["check"] == "identity_source").unwrap();
@@ -195,11 +174,7 @@ fn broken_sysroot_manifest_exits_2_naming_file_and_line() {
 
 #[test]
 fn shadowed_mount_point_fails_with_a_safe_remedy() {
-    let out = verify()
-        .args(["check", "--format", "json", "--root"])
-        .arg(fixtures().join("mounts-shadowed"))
-        .output()
-        .unwrap();
+    let out = verify().args(["check", "--format", "json", "--root"]).arg(sysroot("mounts-shadowed")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let r = json(&out.stdout);
     let f = r["findings"]
@@ -219,7 +194,7 @@ fn wait_rechecks_until_the_deadline_then_fails() {
     let start = std::time::Instant::now();
     let out = verify()
         .args(["check", "--format", "json", "--wait", "1500ms", "--root"])
-        .arg(fixtures().join("mounts-missing-disk"))
+        .arg(sysroot("mounts-missing-disk"))
         .output()
         .unwrap();
     assert!(start.elapsed() >= std::time::Duration::from_millis(1500), "it waited");
@@ -234,7 +209,7 @@ fn wait_rechecks_until_the_deadline_then_fails() {
 
     let out = verify().args(["check", "--wait", "90"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "a duration needs a unit");
-    let out = verify().args(["check", "--wait", "2m", "--root"]).arg(fixtures().join("mounts-ok")).output().unwrap();
+    let out = verify().args(["check", "--wait", "2m", "--root"]).arg(sysroot("mounts-ok")).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "nothing to wait for: no pause");
     assert!(String::from_utf8_lossy(&out.stdout).contains("every mount check passed at the first try"));
 }
@@ -243,12 +218,12 @@ fn wait_rechecks_until_the_deadline_then_fails() {
 fn a_reader_that_stops_early_does_not_change_the_exit_code() {
     use std::io::Read;
     use std::process::{Command as Std, Stdio};
-    let bin = assert_cmd::cargo::cargo_bin("homelab-verify");
+    let bin = homelab_test_support::verify_path();
     let mut child = Std::new(bin)
         .args(["check", "--root"])
-        .arg(fixtures().join("nixos-default"))
+        .arg(sysroot("nixos-default"))
         .arg("--expect")
-        .arg(fixtures().join("expect/render-110.toml"))
+        .arg(fixture("expect/render-110.toml"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -7,21 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::Command;
+use homelab_test_support::oracle::{self, owners};
+use homelab_test_support::verify;
 use serde_json::Value;
-use treegen::oracle::{self, owners};
 
 const U: u32 = 1000;
 const G: u32 = 110;
 
 fn require_root() {
-    oracle::require_root("these tests chown files and switch users");
-}
-
-fn verify() -> Command {
-    let mut c = Command::cargo_bin("homelab-verify").unwrap();
-    c.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE").env_remove("CLICOLOR");
-    c
+    homelab_test_support::require_root("these tests chown files and switch users");
 }
 
 fn tempdir() -> tempfile::TempDir {

@@ -1,20 +1,10 @@
 //! `--json-report FILE`: the human report on stdout (the journal, in the NixOS unit) and the
 //! JSON report in a file, from one run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use assert_cmd::Command;
+use homelab_test_support::{fixture, sysroot, verify};
 use serde_json::Value;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../homelab-probe/tests/fixtures")
-}
-
-fn verify() -> Command {
-    let mut c = Command::cargo_bin("homelab-verify").unwrap();
-    c.env_remove("CLICOLOR_FORCE").env_remove("CLICOLOR").env("NO_COLOR", "1");
-    c
-}
 
 fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -26,9 +16,9 @@ fn failing_check_prints_human_and_writes_the_same_report_as_json() {
     let file = dir.path().join("report.json");
     let out = verify()
         .args(["check", "--root"])
-        .arg(fixtures().join("nixos-default"))
+        .arg(sysroot("nixos-default"))
         .arg("--expect")
-        .arg(fixtures().join("expect/render-110.toml"))
+        .arg(fixture("expect/render-110.toml"))
         .arg("--json-report")
         .arg(&file)
         .output()
@@ -63,7 +53,7 @@ fn an_existing_report_is_replaced() {
     std::fs::write(&file, "stale").unwrap();
     let out = verify()
         .args(["check", "--format", "json", "--root"])
-        .arg(fixtures().join("debian12-intel"))
+        .arg(sysroot("debian12-intel"))
         .arg("--json-report")
         .arg(&file)
         .output()
@@ -82,7 +72,7 @@ fn an_unwritable_report_path_is_bad_input_naming_the_path() {
     let file = dir.path().join("missing-dir/report.json");
     let out = verify()
         .args(["check", "--root"])
-        .arg(fixtures().join("debian12-intel"))
+        .arg(sysroot("debian12-intel"))
         .arg("--json-report")
         .arg(&file)
         .output()
@@ -101,7 +91,7 @@ fn bad_expectations_leave_no_report() {
     let file = dir.path().join("report.json");
     let out = verify()
         .args(["check", "--root"])
-        .arg(fixtures().join("headless"))
+        .arg(sysroot("headless"))
         .arg("--expect")
         .arg(&expect)
         .arg("--json-report")

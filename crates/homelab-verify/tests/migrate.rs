@@ -1,18 +1,12 @@
 //! `capture` and `plan` from the command line: the files they write, refusing to overwrite,
 //! bad input, and the whole round trip into `check`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use assert_cmd::Command;
+use homelab_test_support::verify;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../homelab-probe/tests/fixtures/migration").join(name)
-}
-
-fn verify() -> Command {
-    let mut c = Command::cargo_bin("homelab-verify").unwrap();
-    c.env("NO_COLOR", "1");
-    c
+    homelab_test_support::sysroot(&format!("migration/{name}"))
 }
 
 #[test]

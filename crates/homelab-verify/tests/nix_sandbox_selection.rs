@@ -19,21 +19,7 @@ fn run(cmd: &mut Command) -> Output {
 
 /// `nix-instantiate --eval --strict --json` of `expr` in `dir`.
 fn nix_eval(dir: &Path, expr: &str) -> Result<serde_json::Value, String> {
-    let out = run(Command::new("nix-instantiate").current_dir(dir).args([
-        "--option",
-        "build-users-group",
-        "",
-        "--eval",
-        "--strict",
-        "--json",
-        "--expr",
-        expr,
-    ]));
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    homelab_test_support::nix::eval_in(dir, expr)
 }
 
 /// What nix/package.nix gives crane, called as flake.nix calls it, with recorders for crane

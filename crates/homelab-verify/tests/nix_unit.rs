@@ -9,27 +9,18 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use homelab_test_support::{fixture, sysroot};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
-fn fixtures() -> PathBuf {
-    repo().join("crates/homelab-probe/tests/fixtures")
-}
-
 /// The unit for the given `nix/tests/unit.nix` arguments (name, Nix expression).
 fn unit(args: &[(&str, &str)]) -> Value {
     let call: String = args.iter().map(|(name, expr)| format!("{name} = {expr}; ")).collect();
-    let mut cmd = Command::new("nix-instantiate");
-    cmd.current_dir(repo()).args(["--option", "build-users-group", "", "--eval", "--strict", "--json", "--expr"]);
-    cmd.arg(format!("import ./nix/tests/unit.nix {{ {call}}}"));
-    let out = cmd
-        .output()
-        .expect("nix-instantiate (Debian package nix-bin) must be installed: run scripts/setup-debian --test");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    homelab_test_support::nix::eval_in(&repo(), &format!("import ./nix/tests/unit.nix {{ {call}}}"))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 struct Run {
@@ -48,7 +39,7 @@ fn run_script(json_report: bool, root: &Path, expect: &Path, stale_report: bool)
     if stale_report {
         std::fs::write(&report, "{\"stale\": true}").unwrap();
     }
-    let bin = assert_cmd::cargo::cargo_bin("homelab-verify");
+    let bin = homelab_test_support::verify_path();
     let script = u["script"]
         .as_str()
         .unwrap()
@@ -206,7 +197,7 @@ fn nix_module_assertions_and_warnings_cover_the_new_sections() {
 
 #[test]
 fn nix_module_unit_script_fails_with_the_report_and_ends_with_the_fixes() {
-    let r = run_script(true, &fixtures().join("nixos-default"), &fixtures().join("expect/render-110.toml"), true);
+    let r = run_script(true, &sysroot("nixos-default"), &fixture("expect/render-110.toml"), true);
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stdout.contains("  FAIL  group render "), "{}", r.stdout);
     assert!(!r.stdout.contains('\x1b'), "NO_COLOR: {}", r.stdout);
@@ -220,7 +211,7 @@ fn nix_module_unit_script_fails_with_the_report_and_ends_with_the_fixes() {
 
 #[test]
 fn nix_module_unit_script_passes_quietly() {
-    let r = run_script(true, &fixtures().join("nixos-default"), &fixtures().join("expect/nixos-default.toml"), true);
+    let r = run_script(true, &sysroot("nixos-default"), &fixture("expect/nixos-default.toml"), true);
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.trim_end().ends_with("fail: OK"), "{}", r.stdout);
     assert!(!r.stdout.contains("failed checks"), "{}", r.stdout);
@@ -232,14 +223,14 @@ fn nix_module_unit_script_on_bad_expectations_exits_2_and_leaves_no_stale_report
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("homelab-probe.toml");
     std::fs::write(&bad, "version = 1\n[grops]\n").unwrap();
-    let r = run_script(true, &fixtures().join("headless"), &bad, true);
+    let r = run_script(true, &sysroot("headless"), &bad, true);
     assert_eq!(r.code, 2);
     assert!(r.report.is_none(), "the stale report is removed when a run starts");
 }
 
 #[test]
 fn nix_module_unit_script_without_json_report_keeps_the_exit_code() {
-    let r = run_script(false, &fixtures().join("nixos-default"), &fixtures().join("expect/render-110.toml"), false);
+    let r = run_script(false, &sysroot("nixos-default"), &fixture("expect/render-110.toml"), false);
     assert_eq!(r.code, 1);
     assert!(r.stdout.trim_end().ends_with("fail: FAILED"), "{}", r.stdout);
     assert!(r.report.is_none());

@@ -8,18 +8,12 @@
 //! fails this test, so the committed file cannot rot; to write it again:
 //! `HOMELAB_PROBE_REWRITE_SNAPSHOT=1 cargo test -p homelab-verify --test vm_snapshot`.
 
-use std::path::{Path, PathBuf};
-
-use assert_cmd::Command;
+use homelab_test_support::{fixture, sysroot, verify};
 
 /// `host.root` in the committed snapshot: the sysroot, relative to the repository.
 const ROOT: &str = "crates/homelab-probe/tests/fixtures/migration/testvm";
 /// `captured_at` in the committed snapshot.
 const CAPTURED_AT: &str = "2026-01-01T00:00:00Z";
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../homelab-probe/tests/fixtures")
-}
 
 /// `old` replaced by `new` in `text`, where `old` must occur exactly once.
 fn replace_once(text: &str, old: &str, new: &str) -> String {
@@ -29,14 +23,8 @@ fn replace_once(text: &str, old: &str, new: &str) -> String {
 
 /// What `capture` writes for the sysroot now, with the two run-dependent fields fixed.
 fn captured() -> String {
-    let sysroot = fixtures().join("migration/testvm").canonicalize().unwrap();
-    let out = Command::cargo_bin("homelab-verify")
-        .unwrap()
-        .env("NO_COLOR", "1")
-        .args(["capture", "-o", "-", "--root"])
-        .arg(&sysroot)
-        .output()
-        .unwrap();
+    let sysroot = sysroot("migration/testvm").canonicalize().unwrap();
+    let out = verify().args(["capture", "-o", "-", "--root"]).arg(&sysroot).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -55,7 +43,7 @@ fn captured() -> String {
 
 #[test]
 fn committed_vm_test_snapshot_is_what_capture_writes() {
-    let file = fixtures().join("snapshots/testvm.json");
+    let file = fixture("snapshots/testvm.json");
     let now = captured();
     if std::env::var_os("HOMELAB_PROBE_REWRITE_SNAPSHOT").is_some() {
         std::fs::write(&file, &now).unwrap();
@@ -72,7 +60,7 @@ fn committed_vm_test_snapshot_is_what_capture_writes() {
 #[test]
 fn vm_test_snapshot_is_the_vm_shaped_host() {
     // What nixos-tests/generated.nix relies on, asked of the committed file itself.
-    let text = std::fs::read_to_string(fixtures().join("snapshots/testvm.json")).unwrap();
+    let text = std::fs::read_to_string(fixture("snapshots/testvm.json")).unwrap();
     let s: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(s["gpus"].as_array().unwrap().len(), 1);
     let gpu = &s["gpus"][0];
@@ -94,4 +82,23 @@ fn vm_test_snapshot_is_the_vm_shaped_host() {
         (Some("1000"), Some("110"))
     );
     assert_eq!(plex["devices"][0]["source"], "/dev/dri");
+}
+
+#[test]
+fn the_stack_directory_the_vm_test_restores_is_whole_in_the_checkout() {
+    // nixos-tests/generated.nix restores migration/testvm's Plex stack from the fixture sources,
+    // not from a built sysroot: no layer may hold part of it.
+    let rel = "home/palav/docker/plex";
+    let files = |dir: std::path::PathBuf| {
+        let mut v: Vec<(std::ffi::OsString, Vec<u8>)> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|e| e.unwrap())
+            .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    let built = files(sysroot("migration/testvm").join(rel));
+    assert!(built.len() >= 2, "{built:?}");
+    assert_eq!(files(fixture("migration/testvm").join(rel)), built);
 }

@@ -1,19 +1,13 @@
-//! What the fixture-sysroot tests share: finding fixtures, running probes over them, finding a
-//! finding, the invariants every finding keeps, and the real Nix parser as an oracle. Each test
-//! target uses a part of it.
+//! What the fixture-sysroot tests of this crate share: running probes over a fixture sysroot,
+//! finding a finding, the invariants every finding keeps, a GPU as the inventory reports one.
+//! Each test target uses a part of it; what both crates' tests share is in
+//! `homelab-test-support`.
 #![allow(dead_code)]
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+pub use homelab_test_support::{fixture, sysroot};
 
 use homelab_probe::model::inventory::{GpuDevice, GpuVendor, PciDevice};
-use homelab_probe::{Expectations, Finding, Host, Status, check};
-
-/// `tests/fixtures/<name>` (a sysroot, or `expect/<file>.toml`).
-pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
-}
+use homelab_probe::{Expectations, Finding, Host, check};
 
 /// `tests/fixtures/expect/<e>`, or the built-in expectations for `None`.
 pub fn expectations(expect: Option<&str>) -> Expectations {
@@ -25,7 +19,7 @@ pub fn expectations(expect: Option<&str>) -> Expectations {
 
 /// Every probe's findings on the fixture sysroot `root`.
 pub fn run(root: &str, expect: Option<&str>) -> Vec<Finding> {
-    let host = Host::at(fixture(root)).unwrap();
+    let host = Host::at(sysroot(root)).unwrap();
     check::run(&host, &expectations(expect))
 }
 
@@ -35,31 +29,6 @@ pub fn find<'a>(findings: &'a [Finding], check: &str, subject: &str) -> &'a Find
         .iter()
         .find(|f| f.check == check && f.subject == subject)
         .unwrap_or_else(|| panic!("no {check} finding for {subject} in {findings:#?}"))
-}
-
-/// The report's promises: every failure carries a remedy, every skip says why (a message of
-/// more than `min_reason` bytes). `context` names the case in the failure message.
-pub fn assert_remedies_and_reasons(findings: &[Finding], min_reason: usize, context: &str) {
-    for f in findings {
-        match f.status {
-            Status::Fail => assert!(f.remedy.is_some(), "{context}: a failure without a remedy: {f:#?}"),
-            Status::Skip => assert!(f.message.len() > min_reason, "{context}: a skip without a reason: {f:#?}"),
-            _ => {}
-        }
-    }
-}
-
-/// `nix-instantiate --parse` on `text` (written to a temporary `.nix` file): Err with the
-/// parser's message when it is not valid Nix.
-pub fn nix_parse(text: &str) -> Result<(), String> {
-    let mut f = tempfile::Builder::new().suffix(".nix").tempfile().unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    let out = Command::new("nix-instantiate")
-        .args(["--option", "build-users-group", "", "--parse"])
-        .arg(f.path())
-        .output()
-        .expect("nix-instantiate (Debian package nix-bin) must be installed: run scripts/setup-debian --test");
-    if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
 }
 
 /// A display-class PCI GPU at 0000:01:00.0 with `renderD128`, as the inventory reports one.
