@@ -100,6 +100,16 @@ fn render_303_where_110_is_expected_remedy_is_mkforce() {
 }
 
 #[test]
+fn the_nixos_reservation_is_remarked_on_nixos_hosts_only() {
+    // debian12-intel is nixos-default's machine before the move: same gid question, no NixOS.
+    let findings = run("debian12-intel", Some("render-110.toml"));
+    let f = find(&findings, "group_gid", "group render");
+    assert_eq!(f.message, "group render has gid 108, expected 110");
+    // The remedy is still the NixOS line: that is where the host is going.
+    assert_eq!(f.remedy.as_ref().unwrap().text, "users.groups.render.gid = lib.mkForce 110;");
+}
+
+#[test]
 fn stale_gid_names_the_udev_trap() {
     let findings = run("udev-stale-gid", Some("render-110.toml"));
     let f = find(&findings, "stale_gid", "/dev/dri/renderD128");

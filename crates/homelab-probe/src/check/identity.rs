@@ -14,12 +14,13 @@ use crate::nixos;
 
 const P: Probe = Probe::Identity;
 
-/// Runs the identity probe.
-pub fn check(ids: &IdentityDb, exp: &Expectations) -> Vec<Finding> {
+/// Runs the identity probe. `nixos`: the host is NixOS, so a wanted gid that NixOS reserves
+/// for another group is worth a remark.
+pub fn check(ids: &IdentityDb, exp: &Expectations, nixos: bool) -> Vec<Finding> {
     let mut out = Vec::new();
     source_problems(ids, &mut out);
     for (name, &gid) in &exp.groups {
-        expected_group(ids, name, gid, &mut out);
+        expected_group(ids, name, gid, nixos, &mut out);
     }
     for (name, u) in &exp.users {
         expected_user(ids, exp, name, u.uid, &u.groups, &mut out);
@@ -60,12 +61,13 @@ fn nixos_reservation_note(name: &str, gid: u32) -> Option<String> {
     })
 }
 
-fn expected_group(ids: &IdentityDb, name: &str, gid: u32, out: &mut Vec<Finding>) {
+fn expected_group(ids: &IdentityDb, name: &str, gid: u32, nixos: bool, out: &mut Vec<Finding>) {
     let subject = format!("group {name}");
     let by_name = ids.group_by_name(name);
     let holder = ids.group_by_gid(gid).filter(|h| h.name != name);
     let remedy = Remedy::nixos(nixos::group_gid_line(name, gid));
-    let note = nixos_reservation_note(name, gid).map(|n| format!(" ({n})")).unwrap_or_default();
+    let note =
+        nixos.then(|| nixos_reservation_note(name, gid)).flatten().map(|n| format!(" ({n})")).unwrap_or_default();
     let f = match &by_name {
         Some(g) if g.gid == gid => Finding::pass(P, "group_gid", &subject, format!("group {name} has gid {gid}")),
         Some(g) => Finding::fail(

@@ -30,7 +30,7 @@ pub fn run_probes(host: &Host, expectations: &Expectations, probes: &[Probe]) ->
     let mut findings = Vec::new();
     for probe in probes {
         findings.extend(match probe {
-            Probe::Identity => identity::check(ids(), expectations),
+            Probe::Identity => identity::check(ids(), expectations, host.is_nixos()),
             Probe::RenderNode => render_node::check(host, ids(), expectations),
             Probe::Gpu => gpu::check(host, ids(), expectations),
             Probe::Mounts => mounts::check(host, expectations),

@@ -178,6 +178,17 @@ impl Host {
         HostInfo { hostname, root: self.root.clone(), live: self.live, kernel }
     }
 
+    /// Whether the host is NixOS: its os-release(5) says `ID=nixos`, or it has the `/etc/NIXOS`
+    /// marker NixOS's activation writes. Remarks about NixOS's own choices (the gids it pins)
+    /// are for these hosts only.
+    pub fn is_nixos(&self) -> bool {
+        let id = crate::sources::os_release::OS_RELEASE_FILES
+            .iter()
+            .find_map(|f| self.read_to_string(f).ok())
+            .and_then(|text| crate::sources::os_release::parse(&text).remove("ID"));
+        id.as_deref() == Some("nixos") || self.exists("/etc/NIXOS")
+    }
+
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root

@@ -11,6 +11,7 @@ pub mod fstab;
 pub mod group;
 pub mod mangle;
 pub mod mountinfo;
+pub mod os_release;
 pub mod passwd;
 
 use std::path::Path;
