@@ -84,59 +84,11 @@ pub fn run_capture(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn summarize(out: &mut impl std::io::Write, s: &Snapshot) -> std::io::Result<()> {
-    let users: Vec<String> = s.identities.users.iter().map(|u| format!("{} ({})", u.name, u.uid)).collect();
-    let groups: Vec<String> = s.identities.groups.iter().map(|g| format!("{} ({})", g.name, g.gid)).collect();
-    writeln!(
-        out,
-        "captured {}: users {}; groups {}",
-        s.host.hostname.as_deref().unwrap_or("host"),
-        join(&users),
-        join(&groups)
-    )?;
-    let gpus: Vec<String> = s
-        .gpus
-        .iter()
-        .map(|g| format!("{} {} ({})", g.describe(), g.subject(), g.kernel_driver.as_deref().unwrap_or("no driver")))
-        .collect();
-    writeln!(out, "  DRM nodes {}, GPUs {}", s.drm_nodes.len(), join(&gpus))?;
-    for d in &s.compose.search_dirs {
-        writeln!(out, "  compose dir {}{}", d.path, if d.exists { "" } else { " (absent)" })?;
-    }
-    for st in &s.compose.stacks {
-        let svcs: Vec<&str> = st.services.iter().map(|x| x.name.as_str()).collect();
-        writeln!(out, "  stack {} ({}): {}", st.name, st.dir, svcs.join(", "))?;
-        for p in &st.problems {
-            writeln!(out, "    problem: {p}")?;
-        }
-    }
-    for r in &s.data_roots {
-        let owner = match r.stat {
-            Some(st) => format!("{}:{} {}", st.uid, st.gid, st.mode),
-            None => "missing".into(),
-        };
-        let walk = match &r.ownership {
-            Some(o) => {
-                let owners: Vec<String> =
-                    o.by_owner.iter().map(|c| format!("{}:{} x{}", c.uid, c.gid, c.entries)).collect();
-                format!(
-                    ", {} entries{}: {}",
-                    o.entries,
-                    if o.complete { "" } else { " (cut short)" },
-                    owners.join(", ")
-                )
-            }
-            None => String::new(),
-        };
-        writeln!(out, "  data root {} {owner}{walk}", r.path)?;
-    }
-    for g in &s.gaps {
-        writeln!(out, "  not captured: {}: {}", g.section, g.reason)?;
+    writeln!(out, "captured {}:", s.host.hostname.as_deref().unwrap_or("host"))?;
+    for line in s.summary() {
+        writeln!(out, "  {line}")?;
     }
     Ok(())
-}
-
-fn join(items: &[String]) -> String {
-    if items.is_empty() { "none".into() } else { items.join(", ") }
 }
 
 pub fn run_plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {

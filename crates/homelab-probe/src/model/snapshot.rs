@@ -358,6 +358,76 @@ impl Snapshot {
         serde_json::from_str(text).map_err(invalid)
     }
 
+    /// What was captured, one plain-text line per item (users, groups that matter, fstab,
+    /// block devices, GPUs, DRM nodes, compose directories and stacks with their problems,
+    /// data roots, gaps): what `capture` prints and `MIGRATION.md` lists.
+    pub fn summary(&self) -> Vec<String> {
+        fn or_none(items: Vec<String>) -> String {
+            if items.is_empty() { "none".to_owned() } else { items.join(", ") }
+        }
+        let mut out = Vec::new();
+        let users = self.identities.users.iter().map(|u| format!("{} ({})", u.name, u.uid)).collect();
+        out.push(format!("users: {}", or_none(users)));
+        let groups = self.identities.groups.iter().map(|g| format!("{} ({})", g.name, g.gid)).collect();
+        out.push(format!("groups that matter: {}", or_none(groups)));
+        out.push(match &self.fstab {
+            Some(f) => format!("fstab: {} entries", f.len()),
+            None => "fstab: not captured".to_owned(),
+        });
+        out.push(match &self.block_devices {
+            Some(b) => format!("block devices: {}", b.len()),
+            None => "block devices: not captured".to_owned(),
+        });
+        let gpus = self
+            .gpus
+            .iter()
+            .map(|g| {
+                format!("{} {} ({})", g.describe(), g.subject(), g.kernel_driver.as_deref().unwrap_or("no driver"))
+            })
+            .collect();
+        out.push(format!("GPUs: {}", or_none(gpus)));
+        let nodes = self
+            .drm_nodes
+            .iter()
+            .map(|n| {
+                let owner = n.owner_name.clone().unwrap_or_else(|| n.stat.uid.to_string());
+                let group = n.group_name.clone().unwrap_or_else(|| n.stat.gid.to_string());
+                format!("{} {owner}:{group} {}", n.path, n.stat.mode)
+            })
+            .collect();
+        out.push(format!("DRM nodes: {}", or_none(nodes)));
+        for d in &self.compose.search_dirs {
+            out.push(format!("compose dir {}{}", d.path, if d.exists { "" } else { " (absent)" }));
+        }
+        for st in &self.compose.stacks {
+            let services: Vec<&str> = st.services.iter().map(|x| x.name.as_str()).collect();
+            out.push(format!("stack {} in {}: {}", st.name, st.dir, services.join(", ")));
+            for p in &st.problems {
+                out.push(format!("stack {}: problem: {p}", st.name));
+            }
+        }
+        for r in &self.data_roots {
+            let owner = match r.stat {
+                Some(st) => format!("{}:{} {}", st.uid, st.gid, st.mode),
+                None => "missing".to_owned(),
+            };
+            let walk = match &r.ownership {
+                Some(o) => {
+                    let owners: Vec<String> =
+                        o.by_owner.iter().map(|c| format!("{}:{} ({})", c.uid, c.gid, c.entries)).collect();
+                    let cut = if o.complete { "" } else { " (walk cut short)" };
+                    format!("{} entries{cut}: {}", o.entries, owners.join(", "))
+                }
+                None => "not walked".to_owned(),
+            };
+            out.push(format!("data root {}: owner {owner}, {walk}", r.path));
+        }
+        for g in &self.gaps {
+            out.push(format!("not captured: {}: {}", g.section, g.reason));
+        }
+        out
+    }
+
     /// The human user called `name`.
     pub fn user(&self, name: &str) -> Option<&HumanUser> {
         self.identities.users.iter().find(|u| u.name == name)

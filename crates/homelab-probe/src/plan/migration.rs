@@ -37,68 +37,8 @@ fn write_checklist(o: &mut String, snapshot: &Snapshot, d: &Decisions) -> std::f
     )?;
 
     writeln!(o, "## What was captured\n")?;
-    let users: Vec<String> = snapshot.identities.users.iter().map(|u| format!("{} ({})", u.name, u.uid)).collect();
-    let groups: Vec<String> = snapshot.identities.groups.iter().map(|g| format!("{} ({})", g.name, g.gid)).collect();
-    writeln!(o, "- users: {}", text(&or_none(&users)))?;
-    writeln!(o, "- groups that matter: {}", text(&or_none(&groups)))?;
-    match &snapshot.fstab {
-        Some(f) => {
-            writeln!(o, "- fstab: {} entries", f.len())?;
-        }
-        None => {
-            writeln!(o, "- fstab: not captured")?;
-        }
-    }
-    match &snapshot.block_devices {
-        Some(b) => {
-            writeln!(o, "- block devices: {}", b.len())?;
-        }
-        None => {
-            writeln!(o, "- block devices: not captured")?;
-        }
-    }
-    let gpus: Vec<String> = snapshot
-        .gpus
-        .iter()
-        .map(|g| format!("{} {} ({})", g.describe(), g.subject(), g.kernel_driver.as_deref().unwrap_or("no driver")))
-        .collect();
-    writeln!(o, "- GPUs: {}", text(&or_none(&gpus)))?;
-    let nodes: Vec<String> = snapshot
-        .drm_nodes
-        .iter()
-        .map(|n| {
-            format!(
-                "{} {}:{} {}",
-                n.path,
-                n.owner_name.clone().unwrap_or_else(|| n.stat.uid.to_string()),
-                n.group_name.clone().unwrap_or_else(|| n.stat.gid.to_string()),
-                n.stat.mode
-            )
-        })
-        .collect();
-    writeln!(o, "- DRM nodes: {}", text(&or_none(&nodes)))?;
-    for s in &snapshot.compose.stacks {
-        let svcs: Vec<&str> = s.services.iter().map(|x| x.name.as_str()).collect();
-        writeln!(o, "- stack {} in {}: {}", code(&s.name), code(&s.dir), text(&svcs.join(", ")))?;
-    }
-    for r in &snapshot.data_roots {
-        let own = match &r.ownership {
-            Some(o) => {
-                let owners: Vec<String> =
-                    o.by_owner.iter().map(|c| format!("{}:{} ({})", c.uid, c.gid, c.entries)).collect();
-                format!(
-                    "{} entries{}: {}",
-                    o.entries,
-                    if o.complete { "" } else { " (walk cut short)" },
-                    owners.join(", ")
-                )
-            }
-            None => "not walked".into(),
-        };
-        writeln!(o, "- data root {}: {}", code(&r.path), text(&own))?;
-    }
-    for g in &snapshot.gaps {
-        writeln!(o, "- **not captured**: {}: {}", text(&g.section), text(&g.reason))?;
+    for line in snapshot.summary() {
+        writeln!(o, "- {}", text(&line))?;
     }
 
     writeln!(o, "\n## What `hardware-parity.nix` pins\n")?;
