@@ -45,15 +45,16 @@ fn main() {
     println!("cargo:rustc-env=HOMELAB_VERIFY_FEATURES={}", features.join(" "));
 }
 
-/// (full commit hash, commit date YYYY-MM-DD) of HEAD, and tells cargo to run this again when
+/// (full commit hash, commit date YYYY-MM-DD in UTC) of HEAD, and tells cargo to run this again when
 /// HEAD moves (a new commit, another branch checked out).
 fn from_git(dir: &Path) -> Option<(String, String)> {
     let git = |args: &[&str]| -> Option<String> {
-        let out = Command::new("git").current_dir(dir).args(args).output().ok()?;
+        // The date in UTC, as the flake's lastModifiedDate is: the same commit, the same date.
+        let out = Command::new("git").current_dir(dir).env("TZ", "UTC").args(args).output().ok()?;
         let s = String::from_utf8(out.stdout).ok()?.trim().to_owned();
         (out.status.success() && !s.is_empty()).then_some(s)
     };
-    let line = git(&["log", "-1", "--date=short", "--format=%H %cd"])?;
+    let line = git(&["log", "-1", "--date=format-local:%Y-%m-%d", "--format=%H %cd"])?;
     let (hash, date) = line.split_once(' ')?;
     // HEAD itself, the branch it points to (a new commit changes only that) and packed-refs
     // (where the branch is when it is not a file of its own).

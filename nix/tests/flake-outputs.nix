@@ -18,6 +18,8 @@ let
     importTOML = p: builtins.fromTOML (builtins.readFile p);
     licenses.mit = "mit";
     platforms.linux = [ "linux" ];
+    # The real one is "${lib.getBin p}/bin/${p.meta.mainProgram}": recorded, not built.
+    getExe = p: { exeOf = p; };
   };
 
   craneFor = pkgs: {
@@ -44,7 +46,10 @@ let
   };
   crane.mkLib = craneFor;
 
-  out = flake.outputs { self = out; inherit nixpkgs crane; };
+  # A flake built from a clean git checkout has its revision and its last commit's date.
+  rev = "20bfb7599a45d2f0945ecc001a3dcfa9dd53c7b0";
+  self = out // { inherit rev; lastModifiedDate = "20261125093015"; };
+  out = flake.outputs { inherit self nixpkgs crane; };
 
   case = name: got: want: if got == want then [ ] else [ "${name}: got ${builtins.toJSON got}, want ${builtins.toJSON want}" ];
   names = builtins.attrNames;
@@ -80,6 +85,14 @@ case "flake inputs" (names flake.inputs) [ "crane" "nixpkgs" ]
 ++ case "VM test files" (map (n: builtins.baseNameOf x86.${n}.file) [ "nixos-generated" "nixos-mounts" "nixos-post-switch" "nixos-render-node" ]) [ "generated.nix" "mounts.nix" "post-switch.nix" "render-node.nix" ]
 ++ case "VM tests import the module" (map builtins.baseNameOf x86.nixos-render-node.defaultsImports) [ "module.nix" ]
 ++ case "VM tests test this package" (x86.nixos-render-node.package == pkg) true
+++ case "apps systems" (names out.apps) [ "aarch64-linux" "x86_64-linux" ]
+++ case "apps" (names out.apps.x86_64-linux) [ "default" ]
+++ case "nix run runs homelab-verify" (out.apps.x86_64-linux.default == { type = "app"; program = { exeOf = pkg; }; }) true
+++ case "nix run on aarch64 runs the aarch64 package" out.apps.aarch64-linux.default.program.exeOf.system "aarch64-linux"
+++ case "getExe finds the binary by meta.mainProgram" pkg.args.meta.mainProgram "homelab-verify"
+++ case "--version names the flake's commit" pkg.args.HOMELAB_VERIFY_GIT_COMMIT rev
+++ case "--version names the commit's date" pkg.args.HOMELAB_VERIFY_GIT_DATE "2026-11-25"
+++ case "the commit is not in the arguments of the dependencies and checks (a commit rebuilds the binary only)" (map (c: c.args ? HOMELAB_VERIFY_GIT_COMMIT) [ pkg.args.cargoArtifacts x86.clippy x86.tests ]) [ false false false ]
 ++ case "overlay" ((out.overlays.default (pkgsFor "x86_64-linux") { }).homelab-verify.kind) "package"
 ++ case "nixosModules" (names out.nixosModules) [ "default" "homelab-probe" ]
 ++ case "default module is homelab-probe (functions compare by what they return)" (

@@ -34,7 +34,7 @@ fn repo() -> PathBuf {
 
 fn git(args: &[&str]) -> String {
     let mut c = tool("git");
-    c.current_dir(repo()).args(args);
+    c.current_dir(repo()).env("TZ", "UTC").args(args);
     let out = output(c);
     assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
     text(&out.stdout).trim().to_owned()
@@ -43,7 +43,7 @@ fn git(args: &[&str]) -> String {
 #[test]
 fn version_names_the_commit_it_was_built_from() {
     let hash = git(&["rev-parse", "HEAD"]);
-    let date = git(&["log", "-1", "--date=short", "--format=%cd"]);
+    let date = git(&["log", "-1", "--date=format-local:%Y-%m-%d", "--format=%cd"]);
     let first = format!("homelab-verify {} ({} {date})", env!("CARGO_PKG_VERSION"), &hash[..12]);
 
     let short = text(&verify().arg("-V").output().unwrap().stdout);
