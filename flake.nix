@@ -20,8 +20,25 @@
       ];
       forAllSystems = f: lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
 
+      # The commit for `homelab-verify --version`: the flake's revision (dirty when built from a
+      # working tree with changes), the date of its last commit in UTC.
+      gitRev = self.rev or self.dirtyRev or null;
+      gitDate =
+        let
+          d = self.lastModifiedDate or null;
+        in
+        if d == null then
+          null
+        else
+          "${builtins.substring 0 4 d}-${builtins.substring 4 2 d}-${builtins.substring 6 2 d}";
+
       # homelab-verify built with (and for) the given package set.
-      homelabVerifyFor = pkgs: pkgs.callPackage ./nix/package.nix { craneLib = crane.mkLib pkgs; };
+      homelabVerifyFor =
+        pkgs:
+        pkgs.callPackage ./nix/package.nix {
+          craneLib = crane.mkLib pkgs;
+          inherit gitRev gitDate;
+        };
     in
     {
       packages = forAllSystems (
@@ -34,6 +51,14 @@
           default = homelab-verify;
         }
       );
+
+      # `nix run github:homelab-probe/homelab-probe -- capture -o snapshot.json`
+      apps = forAllSystems (pkgs: {
+        default = {
+          type = "app";
+          program = lib.getExe self.packages.${pkgs.stdenv.hostPlatform.system}.homelab-verify;
+        };
+      });
 
       overlays.default = final: prev: { homelab-verify = homelabVerifyFor final; };
 

@@ -14,6 +14,10 @@
   util-linux,
   libva,
   udev,
+  # The commit and its date (YYYY-MM-DD) for `homelab-verify --version`: the build has no .git
+  # (crates/homelab-verify/build.rs reads these instead). The flake passes its own revision.
+  gitRev ? null,
+  gitDate ? null,
 }:
 let
   src = lib.fileset.toSource {
@@ -68,6 +72,11 @@ craneLib.buildPackage (
     inherit cargoArtifacts;
     doCheck = true;
     cargoTestExtraArgs = testArgs;
+
+    # Only the package gets them (not commonArgs): a new commit rebuilds the binary, not the
+    # dependencies or the checks.
+    HOMELAB_VERIFY_GIT_COMMIT = gitRev;
+    HOMELAB_VERIFY_GIT_DATE = gitDate;
 
     # Put libva on the binary's RUNPATH after fixup has shrunk it (the GPU probe dlopens it).
     postFixup = ''

@@ -315,6 +315,16 @@ class Results:
         except json.JSONDecodeError as e:
             raise ScenarioFailure(f"record {record!r}: stdout is not JSON ({e}):\n{text[:2000]}")
 
+    def verifier_reads_udev(self, record: str = "hv_version") -> bool:
+        """Whether the homelab-verify under test reads the udev database: its `--version`
+        (recorded by the guest as `oracle hv_version "$HV" --version`) lists the cargo feature
+        `udev`. The portable release build has no libudev: block devices then have no filesystem
+        type (identity comes from /dev/disk/by-* and sysfs; docs/release.md)."""
+        for line in self.out(record).splitlines():
+            if line.startswith("features:"):
+                return "udev" in line.split()[1:]
+        raise ScenarioFailure(f"`homelab-verify --version` lists no features:\n{self.out(record)}")
+
     def report(self, record: str) -> "ReportView":
         text = self._read(record, ".json")
         stderr = self._path(record, ".stderr")

@@ -97,6 +97,15 @@ class Reports(unittest.TestCase):
             self.r.report("fixed")
         self.assertEqual(self.r.substituted({"before": "other"}).report("before").rc, 0)
 
+    def test_whether_the_verifier_reads_udev_comes_from_its_version(self):
+        head = "homelab-verify 0.1.0 (20bfb7599a45 2026-11-25)\ntarget: x86_64-unknown-linux-gnu\n"
+        for record, features, udev in (("native", "drm nvml udev vaapi", True), ("portable", "drm nvml vaapi", False)):
+            (self.dir / f"{record}.out").write_text(f"{head}features: {features}\n")
+            self.assertEqual(self.r.verifier_reads_udev(record), udev)
+        (self.dir / "old.out").write_text("homelab-verify 0.1.0\n")
+        with self.assertRaisesRegex(ScenarioFailure, "lists no features"):
+            self.r.verifier_reads_udev("old")
+
 
 class Disks(unittest.TestCase):
     def test_uuid_label_and_owners(self):

@@ -4,7 +4,7 @@
 # denied, ...), from the package's own arguments. Evaluates to the list of failures (empty when
 # all pass).
 let
-  inherit (import ./flake-recorded.nix) flake lib pkgsFor out;
+  inherit (import ./flake-recorded.nix) flake lib pkgsFor out rev;
 
   case = name: got: want: if got == want then [ ] else [ "${name}: got ${builtins.toJSON got}, want ${builtins.toJSON want}" ];
   names = builtins.attrNames;
@@ -40,6 +40,14 @@ case "flake inputs" (names flake.inputs) [ "crane" "nixpkgs" ]
 ++ case "VM test files" (map (n: builtins.baseNameOf x86.${n}.file) [ "nixos-generated" "nixos-mounts" "nixos-post-switch" "nixos-render-node" ]) [ "generated.nix" "mounts.nix" "post-switch.nix" "render-node.nix" ]
 ++ case "VM tests import the module" (map builtins.baseNameOf x86.nixos-render-node.defaultsImports) [ "module.nix" ]
 ++ case "VM tests test this package" (x86.nixos-render-node.package == pkg) true
+++ case "apps systems" (names out.apps) [ "aarch64-linux" "x86_64-linux" ]
+++ case "apps" (names out.apps.x86_64-linux) [ "default" ]
+++ case "nix run runs homelab-verify" (out.apps.x86_64-linux.default == { type = "app"; program = { exeOf = pkg; }; }) true
+++ case "nix run on aarch64 runs the aarch64 package" out.apps.aarch64-linux.default.program.exeOf.system "aarch64-linux"
+++ case "getExe finds the binary by meta.mainProgram" pkg.args.meta.mainProgram "homelab-verify"
+++ case "--version names the flake's commit" pkg.args.HOMELAB_VERIFY_GIT_COMMIT rev
+++ case "--version names the commit's date" pkg.args.HOMELAB_VERIFY_GIT_DATE "2026-11-25"
+++ case "the commit is not in the arguments of the dependencies and checks (a commit rebuilds the binary only)" (map (c: c.args ? HOMELAB_VERIFY_GIT_COMMIT) [ pkg.args.cargoArtifacts x86.clippy x86.tests ]) [ false false false ]
 ++ case "overlay" ((out.overlays.default (pkgsFor "x86_64-linux") { }).homelab-verify.kind) "package"
 ++ case "nixosModules" (names out.nixosModules) [ "default" "homelab-probe" ]
 ++ case "default module is homelab-probe (functions compare by what they return)" (

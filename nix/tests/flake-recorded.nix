@@ -2,7 +2,7 @@
 # here): each builder returns what it was given (`kind` says which builder), each package is its
 # attribute name. Used by flake-outputs.nix (the shape of the outputs) and by
 # crates/homelab-verify/tests/ci_workflows.rs (the check names the CI workflow builds).
-# Evaluates to { flake, lib, pkgsFor, out } (out: the outputs).
+# Evaluates to { flake, lib, pkgsFor, out, rev } (out: the outputs; rev: the recorded flake revision).
 let
   flake = import ../../flake.nix;
 
@@ -19,6 +19,8 @@ let
     importTOML = p: builtins.fromTOML (builtins.readFile p);
     licenses.mit = "mit";
     platforms.linux = [ "linux" ];
+    # The real one is "${lib.getBin p}/bin/${p.meta.mainProgram}": recorded, not built.
+    getExe = p: { exeOf = p; };
   };
 
   craneFor = pkgs: {
@@ -45,8 +47,11 @@ let
   };
   crane.mkLib = craneFor;
 
-  out = flake.outputs { self = out; inherit nixpkgs crane; };
+  # A flake built from a clean git checkout has its revision and its last commit's date.
+  rev = "20bfb7599a45d2f0945ecc001a3dcfa9dd53c7b0";
+  self = out // { inherit rev; lastModifiedDate = "20261125093015"; };
+  out = flake.outputs { inherit self nixpkgs crane; };
 in
 {
-  inherit flake lib pkgsFor out;
+  inherit flake lib pkgsFor out rev;
 }

@@ -11,13 +11,14 @@
 mod drift;
 mod human;
 mod migrate;
+mod packaging;
 mod report_file;
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
 use homelab_probe::{Expectations, Host, Report, check};
 
 /// Verify a homelab host after a move to NixOS: user and group ids, render nodes and who can
@@ -25,7 +26,8 @@ use homelab_probe::{Expectations, Host, Report, check};
 ///
 /// With no command, runs `check` on this machine with built-in defaults.
 #[derive(Debug, Parser)]
-#[command(name = "homelab-verify", version, args_conflicts_with_subcommands = true, after_help = EXIT_CODES)]
+#[command(name = "homelab-verify", version = packaging::VERSION, long_version = packaging::LONG_VERSION)]
+#[command(args_conflicts_with_subcommands = true, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -51,6 +53,11 @@ enum Command {
     /// From a snapshot, write hardware-parity.nix, homelab-probe.toml and MIGRATION.md.
     #[command(after_help = EXIT_CODES_MIGRATION)]
     Plan(migrate::PlanArgs),
+    /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions(packaging::CompletionsArgs),
+    /// Write the man pages, one per command, into a directory (for packagers).
+    #[command(hide = true)]
+    Man(packaging::ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +101,8 @@ fn main() -> ExitCode {
         Some(Command::Drift(a)) => drift::run(&a),
         Some(Command::Capture(a)) => migrate::run_capture(&a),
         Some(Command::Plan(a)) => migrate::run_plan(&a),
+        Some(Command::Completions(a)) => packaging::completions(&a, Cli::command()),
+        Some(Command::Man(a)) => packaging::man(&a, Cli::command()),
         None => run_check(&cli.check),
     };
     match result {

@@ -22,7 +22,7 @@ fn capture_plan_check_round_trip() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("stack plex (/home/palav/docker/plex): plex"), "{err}");
+    assert!(err.contains("stack plex in /home/palav/docker/plex: plex"), "{err}");
     assert!(err.contains(&format!("wrote {}", snap.display())), "{err}");
 
     // A second capture does not replace the first without --force.
