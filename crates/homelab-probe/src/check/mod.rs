@@ -9,7 +9,7 @@ mod identity;
 #[doc(hidden)]
 pub mod mounts;
 mod render_node;
-pub mod wait;
+pub use mounts::wait;
 
 use crate::host::Host;
 use crate::host::identity::IdentityDb;

@@ -2,7 +2,9 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::service::parse_device;
 use super::*;
+use crate::model::compose::ComposeStack;
 
 /// An in-memory file system for the loader.
 fn fs(files: &[(&str, &str)]) -> BTreeMap<PathBuf, String> {
