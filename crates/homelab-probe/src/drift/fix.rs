@@ -3,7 +3,7 @@
 //! The safety model (docs/drift.md says it for users):
 //! - a plan ([`crate::drift::scan`]) changes nothing; [`apply`] is the only writer;
 //! - roots are refused when they are `/`, given through a symbolic link or with `..`
-//!   ([`crate::drift::prepare_roots`]); the walk itself opens every directory relative to its
+//!   (`prepare_roots`); the walk itself opens every directory relative to its
 //!   parent with `O_NOFOLLOW`, so no change can land outside the roots;
 //! - every change is journaled ([`crate::drift::journal`]) and synced *before* it is made;
 //! - each change is `fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW)` relative to the
@@ -84,7 +84,7 @@ fn same_file(stx: &rustix::fs::Statx, id: FileId, btime: &Option<String>) -> boo
 
 /// Scans `opts.roots` and changes the owner of every offending entry to `opts.expected`,
 /// journaling each change in `journal_path` (created; must not exist) before making it.
-/// Roots are checked with `for_fix` (see [`prepare_roots`]).
+/// Roots are checked with `for_fix` (see the drift module: `prepare_roots`).
 pub fn apply(opts: &DriftOptions, journal_path: &Path) -> Result<DriftReport, DriftError> {
     let roots = prepare_roots(&opts.roots, true)?;
     let mut root_devs = Vec::with_capacity(roots.len());

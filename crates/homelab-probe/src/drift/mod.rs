@@ -5,7 +5,7 @@
 //! The walk itself is [`crate::scan`]; this module decides what a report holds and how roots
 //! are validated. The probe that turns a report into findings is `check`'s drift probe.
 //!
-//! Roots are validated before anything is read ([`prepare_roots`]): they must exist and be
+//! Roots are validated before anything is read (`prepare_roots`): they must exist and be
 //! directories, `/` is refused (system files belong to root: a drift check of `/` against one
 //! owner means a typo), nested roots are walked once. For a fix, a root named through a
 //! symbolic link or with a `..` component is refused too: the fix must change only what the
@@ -244,7 +244,7 @@ impl DriftReport {
 /// or a printer of every path).
 pub type Sink<'a> = &'a (dyn Fn(usize, &DirRef<'_>, &Offenders<'_>) + Sync);
 
-/// Scans `opts.roots` (already [`prepare_roots`]-ed or not: they are prepared here for a scan)
+/// Scans `opts.roots` (already prepared or not: they are prepared here for a scan)
 /// and returns the report. `sink` sees every offending entry too.
 pub fn scan(opts: &DriftOptions, sink: Option<Sink<'_>>) -> Result<DriftReport, DriftError> {
     let roots = prepare_roots(&opts.roots, false)?;
