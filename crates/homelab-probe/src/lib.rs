@@ -57,13 +57,14 @@ pub mod host;
 #[doc(hidden)]
 pub mod nix_expr;
 #[doc(hidden)]
+pub mod nixos;
+#[doc(hidden)]
 pub mod scan;
 #[doc(hidden)]
 pub mod sources;
 #[doc(hidden)]
 pub mod systemd;
 
-mod nixos;
 mod shell;
 
 pub use capture::{CaptureOptions, capture};

@@ -11,7 +11,7 @@ use crate::nix_expr;
 mod groups;
 mod ids_table;
 
-pub use groups::always_present_group;
+pub use groups::{ALWAYS_PRESENT_GROUPS, always_present_group};
 pub use ids_table::{STATIC_GIDS, STATIC_UIDS};
 
 /// The gid NixOS reserves for group `name`, if any.
@@ -33,6 +33,10 @@ pub fn gid_reserved_by(gid: u32) -> Option<&'static str> {
 pub fn uid_reserved_by(uid: u32) -> Option<&'static str> {
     STATIC_UIDS.iter().find(|&&(_, u)| u == uid).map(|&(n, _)| n)
 }
+
+/// The users every NixOS system has, with their static uids (users-groups.nix declares `root`
+/// and `nobody` unconditionally).
+pub const ALWAYS_PRESENT_USERS: &[&str] = &["root", "nobody"];
 
 /// `users.groups.<name>.gid = <gid>;`, with `lib.mkForce` when NixOS pins that group's gid.
 pub fn group_gid_line(name: &str, gid: u32) -> String {

@@ -1,5 +1,6 @@
-//! homelab-probe-check.service as nix/module.nix defines it (read with the real Nix evaluator
-//! through nix/tests/unit.nix), and its script run with bash -e, as systemd runs a NixOS
+//! homelab-probe-check.service as nix/module.nix defines it (evaluated with the real NixOS module
+//! system through nix/tests/unit.nix: the pinned nixpkgs lib and the stand-in of
+//! nix/tests/nixos), and its script run with bash -e, as systemd runs a NixOS
 //! `script`, against fixture hosts with the real homelab-verify and jq: the journal gets the
 //! human report and ends with the failed checks' fixes; the exit code is the check's.
 //!
@@ -19,17 +20,20 @@ fn fixtures() -> PathBuf {
     repo().join("crates/homelab-probe/tests/fixtures")
 }
 
-/// The unit for the given `nix/tests/unit.nix` arguments (name, Nix expression).
-fn unit(args: &[(&str, &str)]) -> Value {
+#[path = "../../homelab-probe/tests/nixos_eval/mod.rs"]
+mod nixos_eval;
+
+/// The unit for the given `nix/tests/unit.nix` arguments (name, Nix expression); `None` when
+/// the nixpkgs lib is missing outside CI.
+fn unit(args: &[(&str, &str)]) -> Option<Value> {
+    let lib = nixos_eval::nixpkgs_lib()?;
     let call: String = args.iter().map(|(name, expr)| format!("{name} = {expr}; ")).collect();
-    let mut cmd = Command::new("nix-instantiate");
-    cmd.current_dir(repo()).args(["--option", "build-users-group", "", "--eval", "--strict", "--json", "--expr"]);
-    cmd.arg(format!("import ./nix/tests/unit.nix {{ {call}}}"));
-    let out = cmd
-        .output()
-        .expect("nix-instantiate (Debian package nix-bin) must be installed: run scripts/setup-debian --test");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+    let u = nixos_eval::eval(&format!(
+        "import ./nix/tests/unit.nix {{ nixpkgsLib = {}; {call}}}",
+        nixos_eval::nix_path(&lib)
+    ));
+    assert_eq!(u["typeError"], false, "the module system refused {args:?}");
+    Some(u)
 }
 
 struct Run {
@@ -40,9 +44,9 @@ struct Run {
 
 /// Runs the unit's script against the sysroot `root` with the expectations `expect`, with the
 /// store paths and the state directory replaced by the real binary, jq and a temporary dir.
-fn run_script(json_report: bool, root: &Path, expect: &Path, stale_report: bool) -> Run {
+fn run_script(json_report: bool, root: &Path, expect: &Path, stale_report: bool) -> Option<Run> {
     let extra = format!("[ \"--root\" \"{}\" ]", root.display());
-    let u = unit(&[("jsonReport", if json_report { "true" } else { "false" }), ("extraArgs", &extra)]);
+    let u = unit(&[("jsonReport", if json_report { "true" } else { "false" }), ("extraArgs", &extra)])?;
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     if stale_report {
@@ -52,46 +56,50 @@ fn run_script(json_report: bool, root: &Path, expect: &Path, stale_report: bool)
     let script = u["script"]
         .as_str()
         .unwrap()
-        .replace("/PKG/bin/homelab-verify", bin.to_str().unwrap())
-        .replace("/JQ/bin/jq", "jq")
+        .replace(&format!("{}/bin/homelab-verify", u["paths"]["package"].as_str().unwrap()), bin.to_str().unwrap())
+        .replace(&format!("{}/bin/jq", u["paths"]["jq"].as_str().unwrap()), "jq")
         .replace("/var/lib/homelab-probe/report.json", report.to_str().unwrap())
         .replace("/etc/homelab-probe.toml", expect.to_str().unwrap());
-    assert!(!script.contains("/PKG") && !script.contains("/var/lib"), "{script}");
+    assert!(!script.contains("/nix/store") && !script.contains("/var/lib"), "{script}");
     let mut cmd = Command::new("bash");
     cmd.args(["-e", "-c", &script]).env_clear().env("PATH", std::env::var("PATH").unwrap());
     for (k, v) in u["environment"].as_object().unwrap() {
         cmd.env(k, v.as_str().unwrap());
     }
     let out = cmd.output().expect("bash");
-    Run {
+    Some(Run {
         code: out.status.code().unwrap(),
         stdout: String::from_utf8(out.stdout).unwrap(),
         report: report.exists().then(|| serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap()),
-    }
+    })
 }
 
 #[test]
 fn nix_module_unit_is_a_oneshot_without_remain_after_exit_wanted_by_multi_user() {
-    let u = unit(&[]);
+    let Some(u) = unit(&[]) else { return };
     let sc = &u["serviceConfig"];
     assert_eq!(sc["Type"], "oneshot");
     assert_eq!(sc.get("RemainAfterExit"), None, "without it the unit runs again on every switch");
     assert_eq!(sc["StateDirectory"], "homelab-probe");
-    assert_eq!(sc["ExecStartPre"], "-/SYSTEMD/bin/udevadm settle --timeout=60");
+    assert_eq!(
+        sc["ExecStartPre"],
+        format!("-{}/bin/udevadm settle --timeout=60", u["paths"]["systemd"].as_str().unwrap())
+    );
     assert_eq!(u["wantedBy"], serde_json::json!(["multi-user.target"]));
     let after: Vec<&str> = u["after"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(after.contains(&"systemd-udev-settle.service") && after.contains(&"systemd-udev-trigger.service"));
     assert_eq!(u["environment"]["NO_COLOR"], "1");
     assert_eq!(u["unitConfig"], serde_json::json!({}), "no mount dependencies without mounts");
-    assert!(u["etc"]["homelab-probe.toml"]["source"].is_string());
+    assert!(u["etcSource"].as_str().unwrap().ends_with("-homelab-probe.toml"), "{u}");
+    assert!(u["unitText"].as_str().unwrap().contains("\nType=oneshot\n"), "{u}");
 }
 
 #[test]
 fn nix_module_unit_orders_after_mounts_without_requiring_them_on_systemd_256() {
     let mounts = "[ \"/mnt/PlexStorage\" \"/srv\" ]";
-    let u = unit(&[("afterMounts", mounts)]);
+    let Some(u) = unit(&[("afterMounts", mounts)]) else { return };
     assert_eq!(u["unitConfig"], serde_json::json!({ "WantsMountsFor": ["/mnt/PlexStorage", "/srv"] }));
-    let old = unit(&[("afterMounts", mounts), ("systemdVersion", "\"255.9\"")]);
+    let Some(old) = unit(&[("afterMounts", mounts), ("systemdVersion", "\"255.9\"")]) else { return };
     assert_eq!(old["unitConfig"], serde_json::json!({ "RequiresMountsFor": ["/mnt/PlexStorage", "/srv"] }));
 }
 
@@ -101,7 +109,7 @@ fn nix_module_after_mounts_defaults_to_mount_paths_and_drift_roots() {
       mounts = [ { path = "/mnt/PlexStorage"; } { path = "/mnt/Plex Drive"; } ];
       drift = [ { root = "/mnt/PlexStorage/media"; uid = 1000; gid = 110; } { root = "/mnt/PlexStorage"; uid = 1000; gid = 110; } { root = "/srv/photos"; uid = 1000; gid = 100; } ];
     }"#;
-    let u = unit(&[("settings", settings)]);
+    let Some(u) = unit(&[("settings", settings)]) else { return };
     assert_eq!(
         u["afterMountsDefault"],
         serde_json::json!(["/mnt/PlexStorage", "/mnt/Plex Drive", "/mnt/PlexStorage/media", "/srv/photos"]),
@@ -109,10 +117,14 @@ fn nix_module_after_mounts_defaults_to_mount_paths_and_drift_roots() {
     );
     // An expectations file in the configuration (what `plan` wrote) is read for its paths.
     let plan = "./crates/homelab-probe/tests/fixtures/expect/plex-mounts.toml";
-    let u = unit(&[("expectationsFile", plan)]);
+    let Some(u) = unit(&[("expectationsFile", plan)]) else { return };
     assert_eq!(u["afterMountsDefault"], serde_json::json!(["/mnt/PlexStorage", "/mnt/PlexDrive", "/mnt/backup"]));
     // A store path a derivation wrote is not read at evaluation (import-from-derivation).
-    let u = unit(&[("expectationsFile", "\"/nix/store/00000000000000000000000000000000-plan/homelab-probe.toml\"")]);
+    let Some(u) =
+        unit(&[("expectationsFile", "\"/nix/store/00000000000000000000000000000000-plan/homelab-probe.toml\"")])
+    else {
+        return;
+    };
     assert_eq!(u["afterMountsDefault"], serde_json::json!([]));
 }
 
@@ -150,7 +162,9 @@ fn nix_module_unit_mount_paths_reach_systemd_as_written() {
     let paths =
         ["/mnt/Plex Drive", "/srv/50%near", "/srv/it's", "/srv/q\"uote", "/srv/back\\slash", "/mnt/PlexStorage"];
     let list: Vec<String> = paths.iter().map(|p| serde_json::to_string(p).unwrap().replace('$', "\\$")).collect();
-    let u = unit(&[("afterMounts", &format!("[ {} ]", list.join(" "))), ("systemdVersion", "\"252\"")]);
+    let Some(u) = unit(&[("afterMounts", &format!("[ {} ]", list.join(" "))), ("systemdVersion", "\"252\"")]) else {
+        return;
+    };
     let words: Vec<String> = u["unitConfig"]["RequiresMountsFor"]
         .as_array()
         .unwrap()
@@ -182,7 +196,7 @@ fn nix_module_assertions_and_warnings_cover_the_new_sections() {
     }"#;
     let fs =
         r#"{ "/mnt/b" = { mountPoint = "/mnt/b"; device = "/dev/disk/by-uuid/u2"; fsType = "xfs"; label = null; }; }"#;
-    let u = unit(&[("settings", settings), ("fileSystems", fs)]);
+    let Some(u) = unit(&[("settings", settings), ("fileSystems", fs)]) else { return };
     let failed: Vec<&str> = u["failedAssertions"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
     assert_eq!(
         failed,
@@ -206,7 +220,10 @@ fn nix_module_assertions_and_warnings_cover_the_new_sections() {
 
 #[test]
 fn nix_module_unit_script_fails_with_the_report_and_ends_with_the_fixes() {
-    let r = run_script(true, &fixtures().join("nixos-default"), &fixtures().join("expect/render-110.toml"), true);
+    let Some(r) = run_script(true, &fixtures().join("nixos-default"), &fixtures().join("expect/render-110.toml"), true)
+    else {
+        return;
+    };
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stdout.contains("  FAIL  group render "), "{}", r.stdout);
     assert!(!r.stdout.contains('\x1b'), "NO_COLOR: {}", r.stdout);
@@ -220,7 +237,11 @@ fn nix_module_unit_script_fails_with_the_report_and_ends_with_the_fixes() {
 
 #[test]
 fn nix_module_unit_script_passes_quietly() {
-    let r = run_script(true, &fixtures().join("nixos-default"), &fixtures().join("expect/nixos-default.toml"), true);
+    let Some(r) =
+        run_script(true, &fixtures().join("nixos-default"), &fixtures().join("expect/nixos-default.toml"), true)
+    else {
+        return;
+    };
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.trim_end().ends_with("fail: OK"), "{}", r.stdout);
     assert!(!r.stdout.contains("failed checks"), "{}", r.stdout);
@@ -232,14 +253,18 @@ fn nix_module_unit_script_on_bad_expectations_exits_2_and_leaves_no_stale_report
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("homelab-probe.toml");
     std::fs::write(&bad, "version = 1\n[grops]\n").unwrap();
-    let r = run_script(true, &fixtures().join("headless"), &bad, true);
+    let Some(r) = run_script(true, &fixtures().join("headless"), &bad, true) else { return };
     assert_eq!(r.code, 2);
     assert!(r.report.is_none(), "the stale report is removed when a run starts");
 }
 
 #[test]
 fn nix_module_unit_script_without_json_report_keeps_the_exit_code() {
-    let r = run_script(false, &fixtures().join("nixos-default"), &fixtures().join("expect/render-110.toml"), false);
+    let Some(r) =
+        run_script(false, &fixtures().join("nixos-default"), &fixtures().join("expect/render-110.toml"), false)
+    else {
+        return;
+    };
     assert_eq!(r.code, 1);
     assert!(r.stdout.trim_end().ends_with("fail: FAILED"), "{}", r.stdout);
     assert!(r.report.is_none());

@@ -1,0 +1,78 @@
+//! Evaluation with the real NixOS module system: nixpkgs' `lib` at the pinned commit
+//! (nix/tests/nixpkgs-lib.rev) and the stand-in of nix/tests/nixos, through `nix-instantiate`
+//! (Debian's nix-bin). The lib is found through `HOMELAB_NIXPKGS_LIB`, else
+//! `../shared/vendor/nixpkgs-lib` beside the repository (docs/testing.md). Without it a test
+//! fails under `CI` and says it skipped elsewhere. Shared by the test binaries that evaluate
+//! modules (crates/homelab-verify's through `#[path]`).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// The environment variable naming the directory that holds nixpkgs' `lib/`.
+pub const LIB_VAR: &str = "HOMELAB_NIXPKGS_LIB";
+
+/// The directory holding nixpkgs' `lib/`, or `None` (after saying so on stderr) when it is
+/// missing outside CI. Under `CI` a missing lib fails the test.
+pub fn nixpkgs_lib() -> Option<PathBuf> {
+    let dir = match std::env::var_os(LIB_VAR) {
+        Some(d) => PathBuf::from(d),
+        None => repo().join("../shared/vendor/nixpkgs-lib"),
+    };
+    if dir.join("lib/default.nix").is_file() {
+        return Some(dir.canonicalize().unwrap());
+    }
+    let why = format!(
+        "{} has no lib/default.nix: set {LIB_VAR} to a nixpkgs lib checkout, or run scripts/fetch-nixpkgs-lib \
+         (scripts/setup-debian --test does)",
+        dir.display()
+    );
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    eprintln!("SKIPPED (not under CI): {why}");
+    None
+}
+
+/// A string as a Nix expression: a JSON string read back with `builtins.fromJSON` (`$` escaped,
+/// so no `${` starts an interpolation).
+pub fn nix_string(s: &str) -> String {
+    let json = serde_json::to_string(&serde_json::to_string(s).unwrap()).unwrap().replace('$', "\\$");
+    format!("(builtins.fromJSON {json})")
+}
+
+/// A path as a Nix path expression.
+pub fn nix_path(p: &Path) -> String {
+    format!("(/. + {})", nix_string(p.to_str().unwrap()))
+}
+
+/// `import ./nix/tests/nixos { ... }` for `lib`, as a Nix expression (evaluated in the repo).
+pub fn stand_in(lib: &Path) -> String {
+    format!("(import ./nix/tests/nixos {{ nixpkgsLib = {}; }})", nix_path(lib))
+}
+
+/// `nix-instantiate --eval --strict --json --expr expr` in the repository root (`./` in `expr`
+/// is the repository), or the evaluator's message.
+pub fn try_eval(expr: &str) -> Result<Value, String> {
+    let out = Command::new("nix-instantiate")
+        .current_dir(repo())
+        // No daemon or build users are needed to evaluate.
+        .args(["--option", "build-users-group", "", "--eval", "--strict", "--json", "--expr", expr])
+        .output()
+        .expect("nix-instantiate (Debian package nix-bin) must be installed: run scripts/setup-debian --test");
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// [`try_eval`], failing the test with the evaluator's message.
+pub fn eval(expr: &str) -> Value {
+    try_eval(expr).unwrap_or_else(|e| panic!("nix-instantiate failed:\n{e}\n--- expression ---\n{expr}"))
+}
