@@ -153,7 +153,15 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         writeln!(err, "wrote {}", path.display())?;
     }
     for w in &plan.warnings {
-        writeln!(err, "warning: {}: {}", w.subject, w.message)?;
+        writeln!(err, "warning: {}: {}", printable(&w.subject), printable(&w.message))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `s` with control characters (line breaks, escape sequences, carriage returns from the old
+/// host's files) written as escapes, so that every message is one line and ends with its own
+/// newline: a raw ESC would start a terminal sequence that swallows what follows, the newline
+/// included.
+fn printable(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
