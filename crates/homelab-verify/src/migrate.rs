@@ -141,7 +141,19 @@ fn join(items: &[String]) -> String {
 
 pub fn run_plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let snapshot = Snapshot::load(&args.snapshot)?;
-    let plan = plan::plan(&snapshot).with_context(|| format!("{}: cannot plan", args.snapshot.display()))?;
+    let plan = match plan::plan(&snapshot) {
+        Ok(p) => p,
+        Err(e @ plan::PlanError::Refused { .. }) => {
+            // The refusal is the answer, not a failure of the tool: its lines, each ended.
+            let mut err = anstream::stderr();
+            writeln!(err, "homelab-verify: plan refused for {}", args.snapshot.display())?;
+            for line in e.to_string().lines() {
+                writeln!(err, "{}", printable(line))?;
+            }
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot plan", args.snapshot.display())),
+    };
     for (name, _) in plan.files() {
         refuse_existing(&args.out.join(name), args.force)?;
     }

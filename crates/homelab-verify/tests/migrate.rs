@@ -102,6 +102,31 @@ fn edited_snapshot(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> Pat
 }
 
 #[test]
+fn plan_refuses_a_snapshot_no_module_keeps_with_exit_2_and_writes_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    // The media group at gid 1, with palav in it: on NixOS gid 1 is wheel.
+    let snap = edited_snapshot(t.path(), |v| {
+        let groups = v["identities"]["groups"].as_array_mut().unwrap();
+        groups.push(serde_json::json!({
+            "name": "media", "gid": 1, "members": ["palav"],
+            "uses": [{ "kind": "data_root_owner", "path": "/mnt/PlexStorage" }]
+        }));
+        v["identities"]["users"][0]["groups"].as_array_mut().unwrap().push("media".into());
+    });
+    let out = verify().arg("plan").arg(&snap).arg("--out").arg(t.path().join("plan")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("plan refused for"), "{err}");
+    assert!(
+        err.contains("group media: media keeps gid 1 (owns /mnt/PlexStorage), but on NixOS gid 1 is wheel"),
+        "{err}"
+    );
+    assert!(err.contains("groupmod -g <free gid> media"), "{err}");
+    assert!(err.ends_with('\n'), "{err:?}");
+    assert!(!t.path().join("plan").exists(), "a refusal writes nothing");
+}
+
+#[test]
 fn plan_warnings_end_their_lines_whatever_the_snapshot_holds() {
     let t = tempfile::tempdir().unwrap();
     // A kernel-name fstab spec and mount point with escape sequences and a carriage return, as
