@@ -13,6 +13,7 @@ mod formats;
 mod human;
 mod migrate;
 mod report_file;
+mod serve;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -53,6 +54,9 @@ enum Command {
     /// From a snapshot, write hardware-parity.nix, homelab-probe.toml and MIGRATION.md.
     #[command(after_help = EXIT_CODES_MIGRATION)]
     Plan(migrate::PlanArgs),
+    /// Keep checking: answer /healthz, /readyz?probe=P, /metrics and /report.json over HTTP.
+    #[command(after_help = serve::EXIT_CODES)]
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Some(Command::Drift(a)) => drift::run(&a),
         Some(Command::Capture(a)) => migrate::run_capture(&a),
         Some(Command::Plan(a)) => migrate::run_plan(&a),
+        Some(Command::Serve(a)) => serve::run(&a),
         None => run_check(&cli.check),
     };
     match result {

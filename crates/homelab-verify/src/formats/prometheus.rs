@@ -13,6 +13,9 @@ use serde_json::Value;
 
 use super::{Run, unix_seconds};
 
+/// The Content-Type of what [`render`] writes.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// Owners of offending entries exported per drift root (the most frequent ones); the rest are
 /// summed under `owner="other"`.
 pub const DRIFT_OWNERS: usize = 10;
