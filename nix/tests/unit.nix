@@ -6,6 +6,11 @@
 #                                 declared defaults); afterMountsDefault is what `afterMounts`
 #                                 defaults to for them;
 #   fileSystems                   as `config.fileSystems` (for the warnings).
+#   interval, serve, textfile     as the options `interval`, `serve.*` and
+#                                 `prometheus.textfile.*` (unset ones at their defaults); the
+#                                 result then also has `serve` (homelab-probe-serve.service), the
+#                                 timer, the serve user and group, the firewall ports, the
+#                                 tmpfiles rules and the node exporter's extra flags.
 {
   jsonReport ? true,
   afterMounts ? [ ],
@@ -14,6 +19,9 @@
   settings ? { },
   expectationsFile ? null,
   fileSystems ? { },
+  interval ? null,
+  serve ? { },
+  textfile ? { },
 }:
 let
   stub = import ./stub-lib.nix;
@@ -24,6 +32,9 @@ let
       jq = {
         outPath = "/JQ";
         meta.mainProgram = "jq";
+      };
+      coreutils = {
+        outPath = "/COREUTILS";
       };
     };
     config = {
@@ -38,6 +49,20 @@ let
           extraArgs
           ;
         timeout = "5min";
+        inherit interval;
+        serve = {
+          enable = false;
+          listenAddress = "127.0.0.1";
+          port = 9723;
+          openFirewall = false;
+          extraArgs = [ ];
+        }
+        // serve;
+        prometheus.textfile = {
+          enable = false;
+          directory = "/var/lib/prometheus-node-exporter-text-files";
+        }
+        // textfile;
       };
       inherit fileSystems;
       systemd.mounts = [ ];
@@ -53,7 +78,11 @@ let
     };
     options.services.homelab-probe.settings.highestPrio = 1500;
   };
-  unit = module.config.content.systemd.services.homelab-probe-check;
+  content = module.config.content;
+  unit = content.systemd.services.homelab-probe-check;
+  # The value of a `lib.mkIf` (the recorder keeps condition and content): null when false.
+  ifTrue = v: if v.condition then v.content else null;
+  serveUnit = ifTrue content.systemd.services.homelab-probe-serve;
 in
 {
   inherit (unit)
@@ -69,4 +98,24 @@ in
   # The messages of the assertions that fail, and the warnings.
   failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) module.config.content.assertions);
   inherit (module.config.content) warnings;
+  serve =
+    if serveUnit == null then
+      null
+    else
+      {
+        inherit (serveUnit)
+          wantedBy
+          after
+          environment
+          serviceConfig
+          reloadTriggers
+          ;
+        unitConfig = ifTrue serveUnit.unitConfig;
+      };
+  timer = ifTrue content.systemd.timers.homelab-probe-check;
+  serveUser = ifTrue content.users.users.homelab-probe;
+  serveGroup = ifTrue content.users.groups.homelab-probe;
+  firewallPorts = ifTrue content.networking.firewall.allowedTCPPorts;
+  tmpfiles = content.systemd.tmpfiles.rules;
+  nodeExporterFlags = ifTrue content.services.prometheus.exporters.node.extraFlags;
 }
