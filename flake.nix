@@ -73,6 +73,10 @@
         };
       nixosModules.default = self.nixosModules.homelab-probe;
 
+      # Alert rules for the Prometheus that scrapes the hosts (docs/monitoring.md):
+      # services.prometheus.ruleFiles = [ homelab-probe.lib.prometheusRules ];
+      lib.prometheusRules = ./nix/prometheus-rules.yml;
+
       devShells = forAllSystems (pkgs: {
         default = (crane.mkLib pkgs).devShell {
           # The build inputs of the cargo checks (not of the VM tests).

@@ -434,6 +434,17 @@ rec {
         ) (attrNames users);
     };
 
+  # Whether `address` (an IP address, as `serve --listen` takes it) is a loopback address:
+  # 127.0.0.0/8 or ::1. `serve` refuses any other without --allow-remote.
+  isLoopback = address: match "127[.][0-9]+[.][0-9]+[.][0-9]+" address != null || elem address [ "::1" "[::1]" ];
+
+  # `serve --listen` for an address and a port: an IPv6 address in brackets, as Rust's
+  # SocketAddr (and every URL) writes it.
+  listenArg =
+    address: port:
+    (if match ".*:.*" address != null && match "\\[.*]" address == null then "[${address}]" else address)
+    + ":${toString port}";
+
   # The VM tests under nixos-tests/: every `*.nix` file directly in the directory except
   # `default.nix` is one test, named after the file. `entries` is `builtins.readDir dir`.
   # Adding a test is adding one file.

@@ -450,8 +450,33 @@ let
       "--json-report"
       reportPath
     ]
+    ++ lib.optionals cfg.prometheus.textfile.enable [
+      "--report"
+      "prometheus:${textfilePath}"
+    ]
     ++ cfg.extraArgs
   );
+
+  # The metrics file node_exporter's textfile collector reads (docs/monitoring.md).
+  textfilePath = "${cfg.prometheus.textfile.directory}/homelab_probe.prom";
+
+  serveCommand = lib.escapeShellArgs (
+    [
+      "${cfg.package}/bin/homelab-verify"
+      "serve"
+      "--expect"
+      "/etc/homelab-probe.toml"
+      "--listen"
+      (hpLib.listenArg cfg.serve.listenAddress cfg.serve.port)
+    ]
+    ++ lib.optional (!hpLib.isLoopback cfg.serve.listenAddress) "--allow-remote"
+    ++ cfg.serve.extraArgs
+  );
+
+  # After the mounts the checks read, as homelab-probe-check.service is.
+  mountsUnitConfig = lib.mkIf (cfg.afterMounts != [ ]) {
+    ${mountsDirective} = map hpLib.unitPathWord cfg.afterMounts;
+  };
 
   # switch-to-configuration prints `systemctl status` of a failed unit, which shows the last
   # lines of its journal: end the journal with the failed checks and their fixes, so they
@@ -547,6 +572,81 @@ in
         be held up by it.
       '';
     };
+
+    interval = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "15min";
+      description = ''
+        Also run homelab-probe-check.service this long after boot and after each of its runs
+        (the timer homelab-probe-check.timer, `OnBootSec=` and `OnUnitActiveSec=`; a systemd
+        time span, systemd.time(7)). `null`: only at boot and after every switch.
+      '';
+    };
+
+    serve = {
+      enable = lib.mkEnableOption (
+        "homelab-probe-serve.service, which runs `homelab-verify serve`: /healthz, "
+        + "/readyz?probe=P, /metrics (Prometheus) and /report.json over HTTP, against "
+        + "/etc/homelab-probe.toml (reloaded when a switch changes it). Needs `enable`"
+      );
+
+      listenAddress = mkOption {
+        type = types.str;
+        default = "127.0.0.1";
+        example = "0.0.0.0";
+        description = ''
+          The IP address `serve` listens on. Any other than a loopback address (127.0.0.0/8, ::1)
+          makes the endpoints reachable from the network, without authentication: the module
+          then passes `--allow-remote`; open the port with `openFirewall` or your own rules.
+        '';
+      };
+
+      port = mkOption {
+        type = types.port;
+        default = 9723;
+        description = "The TCP port `serve` listens on (9723: docs/serve.md says why).";
+      };
+
+      openFirewall = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Whether to open `port` in the firewall (networking.firewall.allowedTCPPorts), for a
+          Prometheus on another host. Only useful with a `listenAddress` other than loopback.
+        '';
+      };
+
+      extraArgs = mkOption {
+        type = types.listOf types.str;
+        default = [ ];
+        example = [
+          "--cache"
+          "1m"
+          "--drift-interval"
+          "1h"
+        ];
+        description = "Extra arguments for `homelab-verify serve`.";
+      };
+    };
+
+    prometheus.textfile = {
+      enable = lib.mkEnableOption (
+        "writing the metrics of every run of homelab-probe-check.service to "
+        + "`directory`/homelab_probe.prom (replaced atomically) for node_exporter's textfile "
+        + "collector; with services.prometheus.exporters.node enabled, its "
+        + "`--collector.textfile.directory` is set to `directory`"
+      );
+
+      directory = mkOption {
+        type = types.path;
+        default = "/var/lib/prometheus-node-exporter-text-files";
+        description = ''
+          The textfile collector's directory: created 0755 root:root (the check runs as root
+          and writes the file 0644; node_exporter only reads it).
+        '';
+      };
+    };
   };
 
   config = lib.mkIf cfg.enable {
@@ -594,9 +694,7 @@ in
         "nss-user-lookup.target"
       ];
       # One word per path, quoted for systemd where needed (`/mnt/Plex Drive`; nix/lib.nix).
-      unitConfig = lib.mkIf (cfg.afterMounts != [ ]) {
-        ${mountsDirective} = map hpLib.unitPathWord cfg.afterMounts;
-      };
+      unitConfig = mountsUnitConfig;
 
       environment.NO_COLOR = "1";
 
@@ -633,5 +731,92 @@ in
         # /etc and the data roots as the host has them.
       };
     };
+
+    systemd.timers.homelab-probe-check = lib.mkIf (cfg.interval != null) {
+      description = "homelab-probe: check this host every ${cfg.interval}";
+      wantedBy = [ "timers.target" ];
+      timerConfig = {
+        OnBootSec = cfg.interval;
+        OnUnitActiveSec = cfg.interval;
+      };
+    };
+
+    systemd.tmpfiles.rules = lib.optionals cfg.prometheus.textfile.enable [
+      "d ${cfg.prometheus.textfile.directory} 0755 root root - -"
+    ];
+    services.prometheus.exporters.node.extraFlags = lib.mkIf cfg.prometheus.textfile.enable [
+      "--collector.textfile.directory=${cfg.prometheus.textfile.directory}"
+    ];
+
+    # A long-running unit with its own system user. Not DynamicUser=: it implies
+    # ProtectSystem=strict, a read-only remount of / in the unit's mount namespace, and the
+    # mounts probe would then see every mount `ro` (the same reason the oneshot has no
+    # mount-namespace sandboxing). What the probes need instead, named:
+    systemd.services.homelab-probe-serve = lib.mkIf cfg.serve.enable {
+      description = "homelab-probe: answer /healthz, /readyz, /metrics and /report.json";
+      documentation = [ "https://github.com/homelab-probe/homelab-probe/blob/main/docs/serve.md" ];
+      wantedBy = [ "multi-user.target" ];
+      after = [
+        "network.target"
+        "systemd-udev-trigger.service"
+        "systemd-udev-settle.service"
+        "nss-user-lookup.target"
+      ];
+      unitConfig = mountsUnitConfig;
+      # A switch that changes the expectations reloads (SIGHUP: the new file, or the last good
+      # one and the error on /healthz) instead of restarting.
+      reloadTriggers = [ expectationsSource ];
+      environment.NO_COLOR = "1";
+      serviceConfig = {
+        ExecStart = serveCommand;
+        ExecReload = "${pkgs.coreutils}/bin/kill -HUP $MAINPID";
+        Restart = "on-failure";
+        User = "homelab-probe";
+        Group = "homelab-probe";
+        # render: open render nodes for the DRM driver name (DRM_IOCTL_VERSION) and VA-API;
+        # video: the card nodes.
+        SupplementaryGroups = [
+          "render"
+          "video"
+        ];
+        # CAP_DAC_READ_SEARCH: list and stat every directory below the drift roots and read the
+        # bare directory of an unmounted disk (shadowed data), whoever owns them. Read only; the
+        # only capability the unit has.
+        AmbientCapabilities = [ "CAP_DAC_READ_SEARCH" ];
+        CapabilityBoundingSet = [ "CAP_DAC_READ_SEARCH" ];
+        NoNewPrivileges = true;
+        # AF_UNIX: NSS (nscd, systemd-userdbd); AF_INET/AF_INET6: the listener.
+        RestrictAddressFamilies = [
+          "AF_UNIX"
+          "AF_INET"
+          "AF_INET6"
+        ];
+        RestrictNamespaces = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        LockPersonality = true;
+        SystemCallArchitectures = "native";
+        SystemCallFilter = [
+          "@system-service"
+          "~@privileged"
+        ];
+        UMask = "0077";
+        # Nothing that makes a mount namespace (ProtectSystem=, ProtectHome=, PrivateTmp=,
+        # PrivateDevices=, ProtectKernelTunables=, ProtectHostname=, ...): see above. No
+        # MemoryDenyWriteExecute=: the GPU probe loads NVIDIA's and the VA-API drivers' libraries,
+        # whose needs this project does not control.
+      };
+    };
+
+    users.users.homelab-probe = lib.mkIf cfg.serve.enable {
+      isSystemUser = true;
+      group = "homelab-probe";
+      description = "homelab-probe serve";
+    };
+    users.groups.homelab-probe = lib.mkIf cfg.serve.enable { };
+
+    networking.firewall.allowedTCPPorts = lib.mkIf (cfg.serve.enable && cfg.serve.openFirewall) [
+      cfg.serve.port
+    ];
   };
 }

@@ -64,5 +64,6 @@ case "flake inputs" (names flake.inputs) [ "crane" "nixpkgs" ]
 ) true
 ++ case "module imports nix/module.nix" (map builtins.baseNameOf (out.nixosModules.homelab-probe { inherit lib; pkgs = pkgsFor "x86_64-linux"; }).imports) [ "module.nix" ]
 ++ case "module defaults the package to one built from the host's pkgs" ((out.nixosModules.homelab-probe { inherit lib; pkgs = pkgsFor "aarch64-linux"; }).services.homelab-probe.package.value.system) "aarch64-linux"
+++ case "lib.prometheusRules is the shipped rules file" (builtins.baseNameOf out.lib.prometheusRules) "prometheus-rules.yml"
 ++ case "formatter" out.formatter.x86_64-linux.kind "nixfmt"
 ++ case "devShell" out.devShells.x86_64-linux.default.kind "devShell"

@@ -278,3 +278,5 @@ case "dropNulls removes nulls at every depth" (l.dropNulls {
   "README.md" = "regular";
   "notes.nix.orig" = "regular";
 }) [ "mounts" "render-node" ]
+++ case "loopback addresses" (map l.isLoopback [ "127.0.0.1" "127.1.2.3" "::1" "[::1]" "0.0.0.0" "192.168.1.2" "::" "localhost" "1127.0.0.1" ]) [ true true true true false false false false false ]
+++ case "serve --listen puts IPv6 addresses in brackets" (map (a: l.listenArg a 9723) [ "127.0.0.1" "::1" "[::1]" "0.0.0.0" "::" ]) [ "127.0.0.1:9723" "[::1]:9723" "[::1]:9723" "0.0.0.0:9723" "[::]:9723" ]

@@ -51,6 +51,8 @@ let
     prefix: opts:
     builtins.concatMap (
       name:
+      # A group of options (`serve.*`) is an attribute set of options, not an option.
+      if !isOption opts.${name} then rows "${prefix}.${name}" opts.${name} else
       let
         o = opts.${name};
         path = "${prefix}.${name}";

@@ -33,6 +33,7 @@ rec {
     inherit condition content;
   };
   optionals = cond: list: if cond then list else [ ];
+  optional = cond: x: if cond then [ x ] else [ ];
   inherit (builtins)
     attrNames
     attrValues
@@ -66,6 +67,7 @@ rec {
     bool = mkType "bool" "boolean" { };
     path = mkType "path" "path" { };
     package = mkType "package" "package" { };
+    port = mkType "port" "16 bit unsigned integer; between 0 and 65535 (both inclusive)" { };
     ints = {
       u32 = mkType "u32" "32 bit unsigned integer" { };
       positive = mkType "positive" "positive integer" { };

@@ -9,17 +9,20 @@
 #![allow(rustdoc::invalid_html_tags)]
 
 mod drift;
+mod formats;
 mod human;
 mod migrate;
 mod packaging;
 mod report_file;
+mod serve;
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory as _, Parser, Subcommand, ValueEnum};
-use homelab_probe::{Expectations, Host, Report, check};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
+use formats::{Format, ReportTarget};
+use homelab_probe::{Expectations, Host, Probe, Report, check};
 
 /// Verify a homelab host after a move to NixOS: user and group ids, render nodes and who can
 /// open them, mounts, GPU encoders (NVENC, VA-API) and whether containers can get the GPU.
@@ -61,6 +64,9 @@ enum Command {
     /// Write the man pages, one per command, into a directory (for packagers).
     #[command(hide = true)]
     Man(packaging::ManArgs),
+    /// Keep checking: answer /healthz, /readyz?probe=P, /metrics and /report.json over HTTP.
+    #[command(after_help = serve::EXIT_CODES)]
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -77,24 +83,20 @@ struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
-    /// Also write the JSON report to FILE, whatever `--format` prints (replaced atomically;
-    /// written when checks fail too, not on bad input). The NixOS module uses it for
-    /// /var/lib/homelab-probe/report.json.
+    /// Also write the report in FORMAT to FILE, whatever `--format` prints (repeatable;
+    /// replaced atomically; written when checks fail too, not on bad input), e.g.
+    /// `prometheus:/var/lib/prometheus-node-exporter/homelab_probe.prom` for node_exporter's
+    /// textfile collector or `junit:report.xml` for CI.
+    #[arg(long, value_name = "FORMAT:FILE", value_parser = formats::parse_report_target)]
+    report: Vec<ReportTarget>,
+    /// Also write the JSON report to FILE: the same as `--report json:FILE`. The NixOS module
+    /// uses it for /var/lib/homelab-probe/report.json.
     #[arg(long, value_name = "FILE")]
     json_report: Option<PathBuf>,
     /// Boot-time readiness: re-run the failing mount checks until they pass or DURATION
     /// (`90s`, `2m`, `1m30s`) is up, pausing 250 ms at first and at most 4 s between tries.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     wait: Option<std::time::Duration>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
-    /// One line per finding, grouped by probe, with a summary (colours only on a terminal and
-    /// never with NO_COLOR).
-    Human,
-    /// The Report as JSON (schema in docs/report.md).
-    Json,
 }
 
 fn main() -> ExitCode {
@@ -106,6 +108,7 @@ fn main() -> ExitCode {
         Some(Command::Plan(a)) => migrate::run_plan(&a),
         Some(Command::Completions(a)) => packaging::completions(&a, Cli::command()),
         Some(Command::Man(a)) => packaging::man(&a, Cli::command()),
+        Some(Command::Serve(a)) => serve::run(&a),
         None => run_check(&cli.check),
     };
     match result {
@@ -123,7 +126,8 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         Some(file) => (Expectations::load(file)?, file.display().to_string()),
         None => (Expectations::builtin(), "built-in defaults".to_owned()),
     };
-    let mut findings = check::run(&host, &expectations);
+    let started = std::time::Instant::now();
+    let (mut findings, probes) = formats::run_probes_timed(&host, &expectations, &Probe::ALL);
     if let Some(timeout) = args.wait {
         let mut last = std::collections::BTreeSet::new();
         let mut clock = check::wait::SystemClock::start();
@@ -135,26 +139,45 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    let report = Report::new(host.info(), source, findings);
-    let printed = (|| -> std::io::Result<()> {
-        let mut out = anstream::stdout();
-        match args.format {
-            Format::Json => {
-                serde_json::to_writer_pretty(&mut out, &report)?;
-                writeln!(out)?;
-            }
-            Format::Human => human::write(&mut out, &report)?,
+    let run = formats::Run {
+        report: Report::new(host.info(), source, findings),
+        probes,
+        pending: vec![],
+        duration: started.elapsed(),
+        expectations_valid: None,
+    };
+    let printed = (|| -> anyhow::Result<()> {
+        let bytes = formats::render(args.format, &run, true)?;
+        // Only the human format goes through anstream, which strips its colours off a
+        // terminal; it would strip control characters out of the other formats' data too.
+        if args.format == Format::Human {
+            let mut out = anstream::stdout();
+            out.write_all(&bytes)?;
+            out.flush()?;
+        } else {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)?;
+            out.flush()?;
         }
-        out.flush()
+        Ok(())
     })();
     // A reader that stopped early (`homelab-verify | head`) does not change what the check
-    // found: the exit code and the JSON report file still tell it.
-    match printed {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
-        _ => {}
+    // found: the exit code and the report files still tell it.
+    if let Err(e) = printed {
+        match e.downcast_ref::<std::io::Error>() {
+            Some(io) if io.kind() == std::io::ErrorKind::BrokenPipe => {}
+            _ => return Err(e),
+        }
     }
-    if let Some(file) = &args.json_report {
-        report_file::write(file, &report)?;
+    let json = args.json_report.iter().map(|path| ReportTarget { format: Format::Json, path: path.clone() });
+    for target in args.report.iter().cloned().chain(json) {
+        let what = match target.format {
+            Format::Human => "human",
+            Format::Json => "JSON",
+            Format::Prometheus => "Prometheus",
+            Format::Junit => "JUnit",
+        };
+        report_file::write(&target.path, &formats::render(target.format, &run, false)?, what)?;
     }
-    Ok(if report.summary.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if run.report.summary.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
