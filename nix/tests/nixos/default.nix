@@ -35,6 +35,8 @@ let
     ./systemd.nix
     ./hardware.nix
     ./docker.nix
+    ./firewall.nix
+    ./prometheus.nix
     { _module.args.pkgs = pkgs; }
   ];
 

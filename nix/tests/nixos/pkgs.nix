@@ -1,7 +1,9 @@
 # The `pkgs` of the stand-in: the packages and builders that its modules and this project's
 # modules name, without nixpkgs. A package is a fake derivation (a name, a store path of the
 # right shape, `meta.mainProgram`): enough for the module system's `package` type, which only
-# checks `isDerivation`. Nothing is built; evaluation never reads these paths.
+# checks `isDerivation`. Nothing is built; evaluation never reads these paths. A file a builder
+# writes (`writeText`, `formats.*.generate`) gets a path that depends on its content, as a real
+# store path does: switch-to-configuration tells a changed file by its changed path.
 #   systemdVersion   the version `systemd.package` reports (nix/module.nix picks
 #                    WantsMountsFor= from 256 on)
 { lib, systemdVersion ? "257.6" }:
@@ -15,6 +17,14 @@ let
       meta.mainProgram = name;
     }
     // extra;
+  # A file with `content` (any Nix value; printed, not copied to the store). The hash is hex
+  # with `e` swapped for `x`: Nix's base-32 alphabet has no e, o, t or u.
+  file =
+    name: content: extra:
+    let
+      hash = builtins.hashString "sha256" (lib.generators.toPretty { } content);
+    in
+    drv name ({ outPath = "/nix/store/${builtins.replaceStrings [ "e" ] [ "x" ] (builtins.substring 0 32 hash)}-${name}"; } // extra);
 
   # pkgs/pkgs-lib/formats.nix (NixOS/nixpkgs): the value types of `formats.json` and
   # `formats.toml`, as declared there. `generate` returns a fake derivation that keeps the
@@ -57,17 +67,19 @@ let
     valueType;
   format = type: {
     inherit type;
-    generate = name: value: drv name { inherit value; };
+    generate = name: value: file name value { inherit value; };
   };
 in
 {
   formats.json = _: format jsonValue;
   formats.toml = _: format tomlValue;
-  writeText = name: text: drv name { inherit text; };
+  writeText = name: text: file name text { inherit text; };
 
   docker = drv "docker" { version = "28.3.3"; };
   systemd = drv "systemd" { version = systemdVersion; };
   jq = drv "jq" { };
+  coreutils = drv "coreutils" { };
+  prometheus-node-exporter = drv "prometheus-node-exporter" { meta.mainProgram = "node_exporter"; };
   homelab-verify = drv "homelab-verify" { };
   mesa = drv "mesa" { };
   intel-media-driver = drv "intel-media-driver" { };

@@ -2,12 +2,20 @@
 # (NixOS/nixpkgs @ 01f31c2ee7d045a337dff0f858c0ed61dd0f4ddb) and nixos/lib/systemd-lib.nix
 # (@ 013635633ffe11f70df1d639f563f21c42c1f778): the unit options this project's modules set,
 # with the real types (unit names matching systemd-lib's `unitNameType`, a `singleLineStr`
-# description, `unitConfig`/`serviceConfig` as `attrsOf unitOption` with unitOption's real
-# merge, serviceConfig's `Type` and `Restart` checks, `script` as `lines`, `path` as a list of
-# packages or strings), systemd.units (the unit text: a name and the `[Unit]`/`[Service]`
-# sections, rendered like systemd-lib's attrsToSection), systemd.timers, systemd.mounts and
-# systemd.package. Left out: sockets, paths, slices, user units, initrd units, the unit files'
-# derivations.
+# description, `unitConfig`/`serviceConfig`/`timerConfig` as `attrsOf unitOption` with
+# unitOption's real merge, serviceConfig's `Type` and `Restart` checks, `script` as `lines`,
+# `path` as a list of packages or strings, stage2CommonUnitOptions' `restartTriggers` (`listOf
+# unspecified`) and `reloadTriggers` (`listOf unitOption`) on services and timers),
+# systemd.units (the unit text of every service and timer: systemd-lib's `unitConfig` (the
+# ordering options as one space-separated directive each, X-Restart-Triggers and
+# X-Reload-Triggers as a file of the triggers; nixpkgs merges these into the `unitConfig`
+# option itself, here they only go into the text, so `unitConfig` holds what modules define),
+# the `[Service]` or `[Timer]` section rendered like its attrsToSection), systemd.timers, systemd.mounts, systemd.package, and
+# systemd.tmpfiles.rules (nixos/modules/system/boot/systemd/tmpfiles.nix
+# @ 9ab61b2537be813fd4e097ce04c8b098c5a4bcbf: `listOf str`, default [ ]; the rules NixOS itself
+# adds there, /run/lock and the like, are left out, so the list holds what the configuration's
+# modules add). Left out: sockets, paths, slices, user units, initrd units, the [Install]
+# section, the unit files' derivations.
 { config, lib, pkgs, ... }:
 let
   inherit (lib) mkOption types;
@@ -108,7 +116,7 @@ let
   };
 
   serviceOptions = {
-    options = commonUnitOptions // {
+    options = stage2UnitOptions // {
       environment = mkOption {
         default = { };
         type =
@@ -154,8 +162,21 @@ let
     };
   };
 
+  # stage2CommonUnitOptions: what services and timers of the running system have besides the
+  # common options.
+  stage2UnitOptions = commonUnitOptions // {
+    restartTriggers = mkOption {
+      default = [ ];
+      type = types.listOf types.unspecified;
+    };
+    reloadTriggers = mkOption {
+      default = [ ];
+      type = types.listOf unitOption;
+    };
+  };
+
   timerOptions = {
-    options = commonUnitOptions // {
+    options = stage2UnitOptions // {
       timerConfig = mkOption {
         default = { };
         type = types.attrsOf unitOption;
@@ -195,19 +216,30 @@ let
       )
     );
 
-  # The [Unit] section of a unit: the ordering and dependency options become their directives.
+  # systemd-lib's unitConfig: the [Unit] section of a unit, the ordering and dependency options
+  # as one directive each (space-separated), the triggers as a file of them (a changed file is
+  # what switch-to-configuration restarts or reloads the unit for).
+  triggersFile =
+    kind: name: triggers:
+    "${pkgs.writeText "X-${kind}-Triggers-${name}" (
+      toString (map (x: if lib.isPath x then "${x}" else x) (lib.flatten triggers))
+    )}";
   unitSection =
-    u:
-    lib.filterAttrs (_: v: v != [ ] && v != "") {
-      Description = u.description;
-      Documentation = u.documentation;
-      Requires = u.requires;
-      Wants = u.wants;
-      After = u.after;
-      Before = u.before;
-      BindsTo = u.bindsTo;
-      PartOf = u.partOf;
+    name: u:
+    lib.optionalAttrs (u.requires != [ ]) { Requires = toString u.requires; }
+    // lib.optionalAttrs (u.wants != [ ]) { Wants = toString u.wants; }
+    // lib.optionalAttrs (u.after != [ ]) { After = toString u.after; }
+    // lib.optionalAttrs (u.before != [ ]) { Before = toString u.before; }
+    // lib.optionalAttrs (u.bindsTo != [ ]) { BindsTo = toString u.bindsTo; }
+    // lib.optionalAttrs (u.partOf != [ ]) { PartOf = toString u.partOf; }
+    // lib.optionalAttrs (u.restartTriggers != [ ]) {
+      X-Restart-Triggers = triggersFile "Restart" name u.restartTriggers;
     }
+    // lib.optionalAttrs (u.reloadTriggers != [ ]) {
+      X-Reload-Triggers = triggersFile "Reload" name u.reloadTriggers;
+    }
+    // lib.optionalAttrs (u.description != "") { Description = u.description; }
+    // lib.optionalAttrs (u.documentation != [ ]) { Documentation = toString u.documentation; }
     // u.unitConfig;
 
   serviceText =
@@ -224,10 +256,13 @@ let
         };
     in
     "[Unit]\n"
-    + attrsToSection (unitSection s)
+    + attrsToSection (unitSection name s)
     + "\n[Service]\n"
     + lib.concatStrings (lib.mapAttrsToList (n: v: "Environment=\"${n}=${toString v}\"\n") (lib.filterAttrs (_: v: v != null) environment))
     + attrsToSection service;
+
+  # systemd-lib's timerToUnit.
+  timerText = name: t: "[Unit]\n" + attrsToSection (unitSection name t) + "\n[Timer]\n" + attrsToSection t.timerConfig;
 in
 {
   options.systemd = {
@@ -246,6 +281,11 @@ in
     mounts = mkOption {
       default = [ ];
       type = types.listOf (types.submodule mountOptions);
+    };
+    tmpfiles.rules = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "d /tmp 1777 root root 10d" ];
     };
     units = mkOption {
       default = { };
@@ -267,13 +307,21 @@ in
   };
 
   config.systemd = {
-    units = lib.mapAttrs' (
-      n: s:
-      lib.nameValuePair "${n}.service" {
-        text = serviceText n s;
-        inherit (s) wantedBy;
-      }
-    ) (lib.filterAttrs (_: s: s.enable) cfg.services);
+    units =
+      lib.mapAttrs' (
+        n: s:
+        lib.nameValuePair "${n}.service" {
+          text = serviceText n s;
+          inherit (s) wantedBy;
+        }
+      ) (lib.filterAttrs (_: s: s.enable) cfg.services)
+      // lib.mapAttrs' (
+        n: t:
+        lib.nameValuePair "${n}.timer" {
+          text = timerText n t;
+          inherit (t) wantedBy;
+        }
+      ) (lib.filterAttrs (_: t: t.enable) cfg.timers);
     # systemd.nix: a timer for every service with a `startAt`.
     timers = lib.mapAttrs (name: service: {
       wantedBy = [ "timers.target" ];
