@@ -716,55 +716,83 @@ fn nix_module_vm_test_nodes_evaluate_with_the_module_system() {
 #[test]
 fn nix_module_evaluates_with_each_typed_section() {
     let lib = nixos_eval::nixpkgs_lib();
-    // (section, its definition, the rest of a configuration that agrees with it, a line the
-    // unit must have)
-    let cases: &[(&str, &str, &str, &str)] = &[
-        ("defaults", "{ }", "{ }", "ExecStartPre=-"),
+    const CHECK: &str = "homelab-probe-check.service";
+    // (section, its `settings` definition, the rest of a configuration that agrees with it (the
+    // continuous-verification options are set there), a unit and a line it must have)
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        ("defaults", "{ }", "{ }", CHECK, "ExecStartPre=-"),
         (
             "groups",
             "{ groups = { render = 110; video = 44; }; }",
             "{ lib, ... }: { users.groups.render.gid = lib.mkForce 110; users.groups.video.gid = lib.mkForce 44; }",
+            CHECK,
             "Type=oneshot",
         ),
         (
             "users",
             r#"{ users.palav = { uid = 1000; groups = [ "render" "video" ]; }; }"#,
             r#"{ users.users.palav = { isNormalUser = true; uid = 1000; extraGroups = [ "render" "video" ]; }; }"#,
+            CHECK,
             "Type=oneshot",
         ),
         (
             "render",
             r#"{ render = { mode = "0666"; required = true; access = [ { uid = 1000; gid = 110; } ]; }; }"#,
             "{ }",
+            CHECK,
             "Type=oneshot",
         ),
         (
             "mounts",
             r#"{ mounts = [ { path = "/mnt/PlexStorage"; uuid = "7c1f"; fstype = "ext4"; } ]; }"#,
             r#"{ fileSystems."/mnt/PlexStorage" = { device = "/dev/disk/by-uuid/7c1f"; fsType = "ext4"; }; }"#,
+            CHECK,
             "WantsMountsFor=/mnt/PlexStorage",
         ),
         (
             "gpu",
             r#"{ gpu = { nvenc = [ "h264" ]; vaapi.encode = [ "h264" ]; nvidia_containers = true; }; }"#,
             "{ }",
+            CHECK,
             "Type=oneshot",
         ),
         (
             "drift",
             r#"{ drift = [ { root = "/mnt/PlexStorage/media"; uid = 1000; gid = 110; } ]; }"#,
             "{ }",
+            CHECK,
             "WantsMountsFor=/mnt/PlexStorage/media",
+        ),
+        (
+            "serve",
+            r#"{ drift = [ { root = "/mnt/PlexStorage/media"; uid = 1000; gid = 110; } ]; }"#,
+            r#"{ services.homelab-probe.serve = { enable = true; listenAddress = "0.0.0.0"; openFirewall = true; extraArgs = [ "--cache" "1m" ]; }; }"#,
+            "homelab-probe-serve.service",
+            "WantsMountsFor=/mnt/PlexStorage/media",
+        ),
+        (
+            "interval",
+            "{ }",
+            r#"{ services.homelab-probe.interval = "1h"; }"#,
+            "homelab-probe-check.timer",
+            "OnUnitActiveSec=1h",
+        ),
+        (
+            "textfile",
+            "{ }",
+            "{ services.homelab-probe.prometheus.textfile.enable = true; services.prometheus.exporters.node.enable = true; }",
+            "prometheus-node-exporter.service",
+            "  --web.listen-address 0.0.0.0:9100 --collector.textfile.directory=/var/lib/prometheus-node-exporter-text-files",
         ),
     ];
     let list: Vec<String> =
-        cases.iter().map(|(_, def, rest, _)| format!("{{ settings = {def}; modules = [ ({rest}) ]; }}")).collect();
+        cases.iter().map(|(_, def, rest, _, _)| format!("{{ settings = {def}; modules = [ ({rest}) ]; }}")).collect();
     let got = nix_eval(&format!(
         "map (c: import ./nix/tests/unit.nix {{ nixpkgsLib = {}; inherit (c) settings modules; }}) [ {} ]",
         nixos_eval::nix_path(&lib),
         list.join(" ")
     ));
-    for ((section, def, _, line), v) in cases.iter().zip(got.as_array().unwrap()) {
+    for ((section, def, _, unit, line), v) in cases.iter().zip(got.as_array().unwrap()) {
         assert_eq!(v["typeError"], false, "{section}: {def}");
         assert_eq!(
             (&v["failedAssertions"], &v["warnings"]),
@@ -776,15 +804,28 @@ fn nix_module_evaluates_with_each_typed_section() {
         let rendered = Expectations::from_toml_str(&toml::to_string(&toml_value).unwrap(), Some(Path::new("x.toml")));
         assert!(rendered.is_ok(), "{section}: {rendered:?}");
         assert!(v["etcSource"].as_str().unwrap().ends_with("-homelab-probe.toml"), "{v}");
-        let text = v["unitText"].as_str().unwrap();
-        assert!(text.lines().any(|l| l.starts_with(line)), "{section}: no {line} in\n{text}");
-        assert!(text.contains(&format!("ExecStart={}", "/nix/store/")), "{text}");
+        let check = v["unitText"].as_str().unwrap();
+        assert_eq!(v["unitTexts"][CHECK], check);
+        assert!(check.contains(&format!("ExecStart={}", "/nix/store/")), "{check}");
         assert!(v["script"].as_str().unwrap().contains("/bin/homelab-verify check --expect /etc/homelab-probe.toml"));
+        let text = v["unitTexts"][unit].as_str().unwrap_or_else(|| panic!("{section}: no {unit} in {v}"));
+        assert!(text.lines().any(|l| l.starts_with(line)), "{section}: no {line} in {unit}:\n{text}");
     }
     let defaults = &got[0];
     let toml_value: toml::Value = serde_json::from_value(defaults["expectations"].clone()).unwrap();
     let e = Expectations::from_toml_str(&toml::to_string(&toml_value).unwrap(), Some(Path::new("x.toml"))).unwrap();
     assert_eq!(e, Expectations::builtin(), "the defaults are the built-in expectations");
+    // Only the sections that add units add them.
+    let units = |v: &Value| v["unitTexts"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(units(defaults), [CHECK]);
+    let serve = &got[7];
+    assert_eq!(serve["firewallPorts"], serde_json::json!([9723]));
+    assert!(serve["serve"]["serviceConfig"]["ExecStart"].as_str().unwrap().ends_with(" --allow-remote --cache 1m"));
+    assert_eq!(units(&got[8]), [CHECK, "homelab-probe-check.timer"]);
+    assert_eq!(
+        got[9]["tmpfiles"],
+        serde_json::json!(["d /var/lib/prometheus-node-exporter-text-files 0755 root root - -"])
+    );
 }
 
 #[test]
