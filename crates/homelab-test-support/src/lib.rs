@@ -15,6 +15,10 @@ pub mod materialize;
 pub mod nix;
 pub mod oracle;
 
+/// The command [`verify`] returns, for a test that passes one around: the tests depend on this
+/// crate, not on `assert_cmd` itself.
+pub use assert_cmd::Command;
+
 use std::path::{Path, PathBuf};
 
 /// The repository's root directory.

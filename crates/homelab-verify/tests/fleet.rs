@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use homelab_test_support::{fixture, sysroot};
 use serde_json::Value;
-use support::{Server, fixture};
+use support::Server;
 
 /// A child process killed by its pid when dropped.
 struct Killed(Child);
@@ -40,7 +41,7 @@ fn free_port() -> u16 {
 }
 
 fn serve(root: &str, expect: &str) -> Server {
-    Server::start(&["--root", fixture(root).to_str().unwrap(), "--expect", fixture(expect).to_str().unwrap()])
+    Server::start(&["--root", sysroot(root).to_str().unwrap(), "--expect", fixture(expect).to_str().unwrap()])
 }
 
 /// `query` through Prometheus' HTTP API: instance -> (labels, value) of each result.

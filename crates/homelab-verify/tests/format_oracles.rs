@@ -8,13 +8,11 @@
 //! Fixtures: every sysroot with its expectations, and a hostile one whose subjects hold `"`,
 //! `\`, a line feed, `<&>` and a control character.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use homelab_test_support::{fixture, sysroot, verify};
 use serde_json::Value;
-use support::fixture;
 
 /// (sysroot, expectations) pairs covering pass, warn, skip and fail in every probe.
 const CASES: &[(&str, &str)] = &[
@@ -36,13 +34,8 @@ const HOSTILE: &str = "version = 1\n\
 /// Runs `check` with `--format FORMAT` and `--format json` on one case: (format output, JSON).
 fn outputs(root: &Path, expect: &Path, format: &str) -> (String, Value) {
     let run = |f: &str| {
-        let out = Command::new(assert_cmd::cargo::cargo_bin("homelab-verify"))
-            .args(["check", "--format", f, "--root"])
-            .arg(root)
-            .arg("--expect")
-            .arg(expect)
-            .output()
-            .unwrap();
+        let out =
+            verify().args(["check", "--format", f, "--root"]).arg(root).arg("--expect").arg(expect).output().unwrap();
         assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8(out.stdout).unwrap()
     };
@@ -52,8 +45,8 @@ fn outputs(root: &Path, expect: &Path, format: &str) -> (String, Value) {
 fn cases(hostile_dir: &Path) -> Vec<(PathBuf, PathBuf)> {
     let hostile = hostile_dir.join("hostile.toml");
     std::fs::write(&hostile, HOSTILE).unwrap();
-    let mut all: Vec<(PathBuf, PathBuf)> = CASES.iter().map(|(r, e)| (fixture(r), fixture(e))).collect();
-    all.push((fixture("nixos-default"), hostile));
+    let mut all: Vec<(PathBuf, PathBuf)> = CASES.iter().map(|(r, e)| (sysroot(r), fixture(e))).collect();
+    all.push((sysroot("nixos-default"), hostile));
     all
 }
 
@@ -132,7 +125,7 @@ fn prometheus_labels_read_back_exactly_as_the_findings_say() {
         assert_eq!(parsed, want, "{}", root.display());
     }
     // The hostile subjects made it through.
-    let (metrics, _) = outputs(&fixture("nixos-default"), &dir.path().join("hostile.toml"), "prometheus");
+    let (metrics, _) = outputs(&sysroot("nixos-default"), &dir.path().join("hostile.toml"), "prometheus");
     assert!(metrics.contains(r#"subject="/srv/a\nb""#), "{metrics}");
     assert!(metrics.contains("subject=\"/mnt/Plex \\\"Drive\\\" \\\\ <&> \u{1}\""), "{metrics}");
 }

@@ -6,19 +6,13 @@ mod support;
 
 use std::path::Path;
 
-use assert_cmd::Command;
+use homelab_test_support::{Command, fixture, sysroot, verify};
 use serde_json::Value;
-use support::{fixture, sample};
-
-fn verify() -> Command {
-    let mut c = Command::cargo_bin("homelab-verify").unwrap();
-    c.env_remove("CLICOLOR").env_remove("NO_COLOR");
-    c
-}
+use support::sample;
 
 fn check(root: &str, expect: &str) -> Command {
     let mut c = verify();
-    c.arg("check").arg("--root").arg(fixture(root)).arg("--expect").arg(fixture(expect));
+    c.arg("check").arg("--root").arg(sysroot(root)).arg("--expect").arg(fixture(expect));
     c
 }
 

@@ -10,21 +10,22 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use homelab_test_support::{fixture, sysroot, verify};
 use rustix::process::Signal;
 use serde_json::Value;
-use support::{Server, fixture, request, sample};
+use support::{Server, request, sample};
 
 fn healthy() -> Server {
     Server::start(&[
         "--root",
-        fixture("mounts-ok").to_str().unwrap(),
+        sysroot("mounts-ok").to_str().unwrap(),
         "--expect",
         fixture("expect/plex-mounts.toml").to_str().unwrap(),
     ])
 }
 
 fn missing_disk(extra: &[&str]) -> Server {
-    let root = fixture("mounts-missing-disk");
+    let root = sysroot("mounts-missing-disk");
     let expect = fixture("expect/plex-mounts.toml");
     let mut args = vec!["--root", root.to_str().unwrap(), "--expect", expect.to_str().unwrap()];
     args.extend(extra);
@@ -114,10 +115,9 @@ fn metrics_and_report_json_say_what_check_says() {
     let (status, body) = broken.get("/report.json");
     assert_eq!(status, 200);
     let served: Value = serde_json::from_str(&body).unwrap();
-    let out = assert_cmd::Command::cargo_bin("homelab-verify")
-        .unwrap()
+    let out = verify()
         .args(["check", "--format", "json", "--root"])
-        .arg(fixture("mounts-missing-disk"))
+        .arg(sysroot("mounts-missing-disk"))
         .arg("--expect")
         .arg(fixture("expect/plex-mounts.toml"))
         .output()
@@ -252,12 +252,7 @@ fn checks_run_once_per_cache_interval_whatever_the_requests() {
 
 #[test]
 fn listening_beyond_loopback_needs_allow_remote() {
-    let out = assert_cmd::Command::cargo_bin("homelab-verify")
-        .unwrap()
-        .args(["serve", "--listen", "0.0.0.0:0"])
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
+    let out = verify().args(["serve", "--listen", "0.0.0.0:0"]).timeout(Duration::from_secs(30)).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("--listen 0.0.0.0:0: not a loopback address; add --allow-remote"), "{err}");
@@ -268,8 +263,7 @@ fn bad_expectations_at_start_exit_2_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("homelab-probe.toml");
     std::fs::write(&file, "version = 1\n[groups]\nrender = \"x\"\n").unwrap();
-    let out = assert_cmd::Command::cargo_bin("homelab-verify")
-        .unwrap()
+    let out = verify()
         .args(["serve", "--listen", "127.0.0.1:0", "--expect"])
         .arg(&file)
         .timeout(Duration::from_secs(30))
@@ -287,7 +281,7 @@ fn sighup_reloads_and_an_invalid_file_keeps_the_last_good_one() {
     std::fs::write(&file, "version = 1\n[groups]\nrender = 303\n").unwrap();
     let s = Server::start(&[
         "--root",
-        fixture("nixos-default").to_str().unwrap(),
+        sysroot("nixos-default").to_str().unwrap(),
         "--expect",
         file.to_str().unwrap(),
         "--cache",

@@ -1,21 +1,14 @@
-//! Shared by the tests of the output formats and of `serve`: where the fixtures are, reading a
-//! sample out of Prometheus text, and running `homelab-verify serve` on 127.0.0.1 with a port
-//! the kernel picks (read back from its first line on stderr), killed by its pid when the test
-//! ends, also on a panic.
+//! Shared by the tests of the output formats and of `serve` (their fixtures are
+//! homelab_test_support's `sysroot` and `fixture`): reading a sample out of Prometheus text, and
+//! running `homelab-verify serve` on 127.0.0.1 with a port the kernel picks (read back from its
+//! first line on stderr), killed by its pid when the test ends, also on a panic.
 
 #![allow(dead_code)] // each test binary uses its own part of this
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A fixture sysroot or expectations file (`expect/NAME.toml`) by name: the one place that
-/// knows where the fixtures are.
-pub fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../homelab-probe/tests/fixtures").join(name)
-}
 
 /// A running `serve`; killed on drop.
 pub struct Server {
@@ -28,7 +21,7 @@ pub struct Server {
 impl Server {
     /// Starts `homelab-verify serve --listen 127.0.0.1:0 ARGS` and waits until it listens.
     pub fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("homelab-verify"))
+        let mut child = Command::new(homelab_test_support::verify_path())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(args)
             .env("NO_COLOR", "1")
