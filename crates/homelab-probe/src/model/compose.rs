@@ -18,7 +18,9 @@ use crate::model::text::ParseError;
 pub const CAPTURED_ENV: &[&str] =
     &["PUID", "PGID", "UMASK", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES", "LIBVA_DRIVER_NAME"];
 
-/// One Compose project (a directory with a compose file).
+/// One Compose project (a directory with a compose file), or the quadlet `.container` units of
+/// one directory ([`StackKind::Quadlet`]): the same shape, so everything that reads stacks reads
+/// both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComposeStack {
     /// Project name: the top-level `name:`, `COMPOSE_PROJECT_NAME` from `.env`, or the directory
@@ -44,10 +46,116 @@ pub struct ComposeStack {
     /// What could not be read or understood, each with file and line; the rest is captured.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<ParseError>,
+    /// A Compose project or quadlet units (absent: a Compose project).
+    #[serde(default, skip_serializing_if = "StackKind::is_compose")]
+    pub kind: StackKind,
+    /// The engine that runs it, when capture knows: a daemon listed the project, or the units
+    /// are quadlet's (Podman).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
+    /// Whether it runs rootless: in a user namespace of [`ComposeStack::owner`] (rootless Podman
+    /// or Docker), where a container's uid and gid map through `/etc/subuid` and `/etc/subgid`
+    /// and are not host ids.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rootless: bool,
+    /// How capture found it (absent: in a searched directory).
+    #[serde(default, skip_serializing_if = "FoundBy::is_search_dir")]
+    pub found_by: FoundBy,
 }
 
-/// One service of a stack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How a stack's containers are defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StackKind {
+    /// A Compose project (`docker compose`, `podman-compose`).
+    #[default]
+    Compose,
+    /// Podman quadlet `.container` units (podman-systemd.unit(5)), one directory's worth.
+    Quadlet,
+}
+
+impl StackKind {
+    /// Whether it is [`StackKind::Compose`].
+    pub fn is_compose(&self) -> bool {
+        *self == StackKind::Compose
+    }
+}
+
+/// A container engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// Docker.
+    Docker,
+    /// Podman.
+    Podman,
+}
+
+impl Engine {
+    /// `docker`, `podman`.
+    pub fn command(self) -> &'static str {
+        match self {
+            Engine::Docker => "docker",
+            Engine::Podman => "podman",
+        }
+    }
+}
+
+/// How capture found a stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FoundBy {
+    /// A compose file by one of Compose's own names (or `COMPOSE_FILE` in `.env`) in a searched
+    /// directory.
+    #[default]
+    SearchDir,
+    /// Named with `capture --compose-file`.
+    ComposeFileOption,
+    /// The engine's containers name it (`com.docker.compose.project.config_files`).
+    EngineLabels,
+    /// A quadlet unit directory.
+    QuadletDir,
+}
+
+impl FoundBy {
+    /// Whether it is [`FoundBy::SearchDir`].
+    pub fn is_search_dir(&self) -> bool {
+        *self == FoundBy::SearchDir
+    }
+}
+
+impl ComposeStack {
+    /// An empty Compose stack called `name` in `dir`.
+    pub fn new(name: impl Into<String>, dir: impl Into<String>) -> Self {
+        ComposeStack {
+            name: name.into(),
+            dir: dir.into(),
+            owner: None,
+            files: Vec::new(),
+            env_file: None,
+            active_profiles: Vec::new(),
+            services: Vec::new(),
+            unset_variables: Vec::new(),
+            problems: Vec::new(),
+            kind: StackKind::Compose,
+            engine: None,
+            rootless: false,
+            found_by: FoundBy::SearchDir,
+        }
+    }
+}
+
+/// `group_add` value (Podman's `--group-add keep-groups`, quadlet's `GroupAdd=keep-groups`) that
+/// keeps the supplementary groups of the user who runs a rootless container, instead of
+/// naming a group.
+pub const KEEP_GROUPS: &str = "keep-groups";
+
+/// The OCI annotation that makes crun and runc keep the caller's supplementary groups, the
+/// runtime's side of [`KEEP_GROUPS`].
+pub const KEEP_ORIGINAL_GROUPS_ANNOTATION: &str = "run.oci.keep_original_groups";
+
+/// One service of a stack (a quadlet `.container` unit is one service).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ComposeService {
     /// Service name.
     pub name: String,
@@ -83,6 +191,15 @@ pub struct ComposeService {
     /// `volumes:` in long form.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeMount>,
+    /// `userns_mode:` (Compose) or `UserNS=` (quadlet): `keep-id`, `auto`, `host`...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<String>,
+    /// Whether the runtime keeps the supplementary groups of the user who starts the container
+    /// (`group_add: [keep-groups]`, `GroupAdd=keep-groups`, or the annotation
+    /// `run.oci.keep_original_groups=1`): what lets a rootless container use the host's
+    /// `render` membership.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_groups: bool,
 }
 
 /// A host device given to a container.
@@ -183,6 +300,9 @@ pub struct Credentials {
     pub source: CredentialSource,
     /// `group_add` names: they resolve inside the container image, not on the host.
     pub named_groups: Vec<String>,
+    /// The runtime keeps the supplementary groups of whoever starts the container
+    /// ([`ComposeService::keep_groups`]).
+    pub keep_groups: bool,
 }
 
 /// Where a service's uid and gid come from.
@@ -211,11 +331,12 @@ impl ComposeService {
     /// known from the compose file (a user name, or nothing set: the image decides).
     pub fn credentials(&self, primary_gid_of: &dyn Fn(u32) -> Option<u32>) -> Result<Credentials, String> {
         let num = |s: Option<&str>| s.and_then(|v| v.trim().parse::<u32>().ok());
+        let keep_groups = self.keep_groups || self.group_add.iter().any(|g| g == KEEP_GROUPS);
         let (numeric, named_groups): (Vec<String>, Vec<String>) =
-            self.group_add.iter().cloned().partition(|g| g.parse::<u32>().is_ok());
+            self.group_add.iter().filter(|g| *g != KEEP_GROUPS).cloned().partition(|g| g.parse::<u32>().is_ok());
         let groups: Vec<u32> = numeric.iter().filter_map(|g| g.parse().ok()).collect();
         if let (Some(uid), Some(gid)) = (num(self.env("PUID")), num(self.env("PGID"))) {
-            return Ok(Credentials { uid, gid, groups, source: CredentialSource::PuidPgid, named_groups });
+            return Ok(Credentials { uid, gid, groups, source: CredentialSource::PuidPgid, named_groups, keep_groups });
         }
         let Some(user) = self.user.as_deref() else {
             return Err("neither PUID/PGID nor user: is set: it runs as the image's user".into());
@@ -231,7 +352,7 @@ impl ComposeService {
             Some(g) => num(Some(g)).ok_or_else(|| format!("user: {user:?}: the group is a name of the image"))?,
             None => primary_gid_of(uid).unwrap_or(0),
         };
-        Ok(Credentials { uid, gid, groups, source: CredentialSource::User, named_groups })
+        Ok(Credentials { uid, gid, groups, source: CredentialSource::User, named_groups, keep_groups })
     }
 
     /// Whether the service starts on a plain `docker compose up` given the enabled profiles.

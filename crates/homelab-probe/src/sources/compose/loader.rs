@@ -16,17 +16,7 @@ use crate::model::text::ParseError;
 /// Loads a project: `.env`, the compose files and their includes.
 pub fn load_project(src: &ProjectSource) -> ComposeStack {
     let dir_name = src.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut stack = ComposeStack {
-        name: normalize_project_name(&dir_name),
-        dir: src.dir.display().to_string(),
-        owner: None,
-        files: Vec::new(),
-        env_file: None,
-        active_profiles: Vec::new(),
-        services: Vec::new(),
-        unset_variables: Vec::new(),
-        problems: Vec::new(),
-    };
+    let mut stack = ComposeStack::new(normalize_project_name(&dir_name), src.dir.display().to_string());
     let env = load_dotenv(&src.dir, src.outer_env, src.read, &mut stack);
     let lookup = |n: &str| (src.outer_env)(n).or_else(|| env.get(n).cloned());
     let mut files = src.files.clone();
@@ -349,6 +339,11 @@ fn merge_into(old: &mut ComposeService, svc: ComposeService) {
     if svc.runtime.is_some() {
         old.runtime = svc.runtime;
     }
+    if svc.userns.is_some() {
+        old.userns = svc.userns;
+    }
+    // group_add appends and annotations merge by key: what kept the groups still does.
+    old.keep_groups |= svc.keep_groups;
     old.environment.extend(svc.environment);
     for g in svc.group_add {
         if !old.group_add.contains(&g) {
