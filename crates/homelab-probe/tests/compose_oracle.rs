@@ -50,6 +50,7 @@ fn ours(dir: &Path) -> ComposeStack {
     compose::load_project(&ProjectSource {
         dir: dir.to_path_buf(),
         files,
+        env_files: None,
         home: Some(PathBuf::from(HOME)),
         outer_env: &compose::no_env,
         read: &read,

@@ -13,6 +13,7 @@
 pub mod acl;
 pub mod blockdev;
 pub mod drm;
+pub mod engine;
 pub mod identity;
 mod load;
 pub mod mounts;

@@ -32,6 +32,12 @@ pub struct ComposeStack {
     pub owner: Option<String>,
     /// Every compose file read: the main file(s) first, then included ones.
     pub files: Vec<String>,
+    /// The files `docker compose --file` must be given to start it, when a plain `docker
+    /// compose` in [`ComposeStack::dir`] would not find them: it was started with `-f` (the
+    /// engine's labels say so) or named with `capture --compose-file`. Empty: the directory's
+    /// own compose file (or `COMPOSE_FILE` in its `.env`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command_files: Vec<String>,
     /// The `.env` file used for interpolation, when there is one.
     pub env_file: Option<String>,
     /// Profiles enabled by `COMPOSE_PROFILES` in `.env` (a plain `docker compose up` starts the
@@ -92,6 +98,14 @@ pub enum Engine {
 }
 
 impl Engine {
+    /// `Docker`, `Podman`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Docker => "Docker",
+            Engine::Podman => "Podman",
+        }
+    }
+
     /// `docker`, `podman`.
     pub fn command(self) -> &'static str {
         match self {
@@ -125,6 +139,26 @@ impl FoundBy {
 }
 
 impl ComposeStack {
+    /// How capture found it, for a summary line: empty for a stack found in a searched
+    /// directory by its own name, else ` (FILES, how)`, e.g. ` (plex.yml, from Docker's labels)`.
+    pub fn how_found(&self) -> String {
+        let mut parts: Vec<String> =
+            self.command_files.iter().map(|f| f.rsplit('/').next().unwrap_or(f).to_owned()).collect();
+        match (self.found_by, self.engine) {
+            (FoundBy::EngineLabels, Some(e)) => parts.push(format!("from {}'s labels", e.name())),
+            (FoundBy::ComposeFileOption, _) => parts.push("--compose-file".into()),
+            (FoundBy::QuadletDir, _) => parts.push("quadlet".into()),
+            (FoundBy::SearchDir, Some(Engine::Podman)) if self.kind == StackKind::Compose => {
+                parts.push("podman-compose".into())
+            }
+            _ => {}
+        }
+        if self.rootless {
+            parts.push(format!("rootless, {}", self.owner.as_deref().unwrap_or("?")));
+        }
+        if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(", ")) }
+    }
+
     /// An empty Compose stack called `name` in `dir`.
     pub fn new(name: impl Into<String>, dir: impl Into<String>) -> Self {
         ComposeStack {
@@ -132,6 +166,7 @@ impl ComposeStack {
             dir: dir.into(),
             owner: None,
             files: Vec::new(),
+            command_files: Vec::new(),
             env_file: None,
             active_profiles: Vec::new(),
             services: Vec::new(),
@@ -414,4 +449,35 @@ impl ComposeService {
         }
         why
     }
+}
+
+/// A Compose project a container engine knows, from the labels Compose (and podman-compose) put
+/// on every container it creates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineProject {
+    /// `com.docker.compose.project`.
+    pub name: String,
+    /// `com.docker.compose.project.working_dir`: the project directory.
+    pub working_dir: Option<String>,
+    /// `com.docker.compose.project.config_files`: the files it was started from, absolute (files
+    /// podman-compose names relative to the working directory are joined to it), in the order
+    /// Compose read them.
+    pub config_files: Vec<String>,
+    /// How many containers carry the project's labels.
+    pub containers: usize,
+}
+
+/// What one container engine said about its Compose projects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineReport {
+    /// Docker or Podman.
+    pub engine: Engine,
+    /// Where the answer came from: a command (`docker inspect`, `podman ps -a --format json`) or
+    /// the engine's state on disk (`/var/lib/docker/containers`).
+    pub source: String,
+    /// The user whose rootless engine it is (`None`: the system's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless_user: Option<String>,
+    /// The projects, by name.
+    pub projects: Vec<EngineProject>,
 }

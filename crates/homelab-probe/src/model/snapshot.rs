@@ -23,7 +23,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::compose::ComposeStack;
+use crate::model::compose::{ComposeStack, EngineReport};
 use crate::model::fs::FileStat;
 use crate::model::inventory::{DrmNode, GpuDevice};
 use crate::model::report::{HostInfo, ToolInfo};
@@ -213,6 +213,10 @@ pub struct ComposeCapture {
     pub search_dirs: Vec<SearchDir>,
     /// Every stack found.
     pub stacks: Vec<ComposeStack>,
+    /// What the container engines said about their Compose projects (the labels of their
+    /// containers), which found the stacks started from files under other names or elsewhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub engines: Vec<EngineReport>,
 }
 
 /// A directory searched for stacks.
@@ -399,9 +403,14 @@ impl Snapshot {
         for d in &self.compose.search_dirs {
             out.push(format!("compose dir {}{}", d.path, if d.exists { "" } else { " (absent)" }));
         }
+        for e in &self.compose.engines {
+            let who = e.rootless_user.as_ref().map(|u| format!(" (rootless, {u})")).unwrap_or_default();
+            let names = or_none(e.projects.iter().map(|p| p.name.clone()).collect());
+            out.push(format!("{}{who} ({}): Compose projects {names}", e.engine.name(), e.source));
+        }
         for st in &self.compose.stacks {
             let services: Vec<&str> = st.services.iter().map(|x| x.name.as_str()).collect();
-            out.push(format!("stack {} in {}: {}", st.name, st.dir, services.join(", ")));
+            out.push(format!("stack {} in {}{}: {}", st.name, st.dir, st.how_found(), services.join(", ")));
             for p in &st.problems {
                 out.push(format!("stack {}: problem: {p}", st.name));
             }

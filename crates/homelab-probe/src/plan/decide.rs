@@ -132,6 +132,9 @@ pub struct StackUnit {
     pub dir: String,
     /// The user that runs `docker compose`.
     pub user: String,
+    /// `docker compose --file` arguments, when the stack's files are not the directory's own
+    /// compose file ([`ComposeStack::command_files`]).
+    pub files: Vec<String>,
     /// Paths whose mounts it requires (`RequiresMountsFor`).
     pub mounts: Vec<String>,
 }
@@ -754,7 +757,14 @@ fn stacks(snapshot: &Snapshot, d: &mut Decisions) {
                 "root".into()
             }
         };
-        d.units.push(StackUnit { unit, stack: stack.name.clone(), dir: stack.dir.clone(), user, mounts: ok });
+        d.units.push(StackUnit {
+            unit,
+            stack: stack.name.clone(),
+            dir: stack.dir.clone(),
+            user,
+            files: stack.command_files.clone(),
+            mounts: ok,
+        });
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod cdi;
 pub mod compose;
 pub mod docker;
+pub mod engine;
 pub mod fstab;
 pub mod group;
 pub mod mangle;

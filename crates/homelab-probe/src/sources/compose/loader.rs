@@ -17,7 +17,16 @@ use crate::model::text::ParseError;
 pub fn load_project(src: &ProjectSource) -> ComposeStack {
     let dir_name = src.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut stack = ComposeStack::new(normalize_project_name(&dir_name), src.dir.display().to_string());
-    let env = load_dotenv(&src.dir, src.outer_env, src.read, &mut stack);
+    let env = match &src.env_files {
+        None => load_dotenv(&src.dir.join(".env"), false, src.outer_env, src.read, &mut stack),
+        Some(files) => {
+            let mut env = BTreeMap::new();
+            for f in files {
+                env.extend(load_dotenv(f, true, src.outer_env, src.read, &mut stack));
+            }
+            env
+        }
+    };
     let lookup = |n: &str| (src.outer_env)(n).or_else(|| env.get(n).cloned());
     let mut files = src.files.clone();
     if let Some(cf) = lookup("COMPOSE_FILE").filter(|s| !s.is_empty()) {
@@ -45,18 +54,25 @@ pub fn load_project(src: &ProjectSource) -> ComposeStack {
     stack
 }
 
-fn load_dotenv(dir: &Path, outer: LookupFn, read: ReadFn, stack: &mut ComposeStack) -> BTreeMap<String, String> {
-    let path = dir.join(".env");
-    match read(&path) {
+/// Reads one env file for interpolation; a missing `.env` is no problem, a missing file given
+/// with `--env-file` is (`required`).
+fn load_dotenv(
+    path: &Path,
+    required: bool,
+    outer: LookupFn,
+    read: ReadFn,
+    stack: &mut ComposeStack,
+) -> BTreeMap<String, String> {
+    match read(path) {
         Ok(text) => {
             stack.env_file = Some(path.display().to_string());
-            let parsed = dotenv::parse(&text, &path, outer);
+            let parsed = dotenv::parse(&text, path, outer);
             stack.problems.extend(parsed.errors);
             parsed.entries.into_iter().map(|(_, v)| (v.name, v.value)).collect()
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !required => BTreeMap::new(),
         Err(e) => {
-            stack.problems.push(ParseError { file: path, line: 0, message: format!("cannot read: {e}") });
+            stack.problems.push(ParseError { file: path.to_path_buf(), line: 0, message: format!("cannot read: {e}") });
             BTreeMap::new()
         }
     }

@@ -379,7 +379,11 @@ fn volumes(
                 Some(Ok(spec)) => short_volume(ctx, &spec, named),
                 // Compose refuses the whole project here; the rest is still captured.
                 Some(Err(e)) => {
-                    ctx.problem(problems, i.line, format!("services.{name}.volumes: {e} (Compose refuses the project)"));
+                    ctx.problem(
+                        problems,
+                        i.line,
+                        format!("services.{name}.volumes: {e} (Compose refuses the project)"),
+                    );
                     continue;
                 }
                 None => {

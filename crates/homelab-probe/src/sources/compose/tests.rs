@@ -16,6 +16,7 @@ fn load(files: &BTreeMap<PathBuf, String>, dir: &str, file: &str) -> ComposeStac
     load_project(&ProjectSource {
         dir: PathBuf::from(dir),
         files: vec![PathBuf::from(dir).join(file)],
+        env_files: None,
         home: Some(PathBuf::from("/home/palav")),
         outer_env: &no_env,
         read: &read,
@@ -153,12 +154,17 @@ fn volume_specs_split_as_compose_splits_them(
 
 #[test]
 fn an_unset_variable_that_empties_a_volume_source_is_what_compose_refuses() {
-    let files = fs(&[("/s/compose.yaml", "services:\n  a:\n    image: x\n    volumes:\n      - $DATADIR:/data\n      - ./ok:/ok\n")]);
+    let files = fs(&[(
+        "/s/compose.yaml",
+        "services:\n  a:\n    image: x\n    volumes:\n      - $DATADIR:/data\n      - ./ok:/ok\n",
+    )]);
     let s = load(&files, "/s", "compose.yaml");
     let msgs: Vec<String> = s.problems.iter().map(|p| p.to_string()).collect();
     assert_eq!(
         msgs,
-        vec!["/s/compose.yaml:5: services.a.volumes: invalid spec: :/data: empty section between colons (Compose refuses the project)"]
+        vec![
+            "/s/compose.yaml:5: services.a.volumes: invalid spec: :/data: empty section between colons (Compose refuses the project)"
+        ]
     );
     assert_eq!(s.unset_variables, vec!["DATADIR"]);
     assert_eq!(s.services[0].volumes.len(), 1, "the bad entry is not recorded as a named volume");
