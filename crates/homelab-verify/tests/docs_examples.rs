@@ -274,9 +274,8 @@ fn run_doc_command(command: &str, dir: &Path) -> Vec<String> {
     let tmp = dir.to_str().unwrap();
     let sysroots = homelab_test_support::sysroots_dir().to_str().unwrap().to_owned();
     let lib = homelab_test_support::nix::nixpkgs_lib();
-    let mut cmd = command
-        .replace("/tmp/", &format!("{tmp}/"))
-        .replace("../shared/vendor/nixpkgs-lib", lib.to_str().unwrap());
+    let mut cmd =
+        command.replace("/tmp/", &format!("{tmp}/")).replace("../shared/vendor/nixpkgs-lib", lib.to_str().unwrap());
     while let Some(start) = cmd.find(FIXTURE) {
         let end = cmd[start..].find(")\"").map(|e| start + e).unwrap_or_else(|| panic!("unterminated: {command}"));
         let name = cmd[start + FIXTURE.len()..end].trim().to_owned();

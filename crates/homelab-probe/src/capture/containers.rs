@@ -13,6 +13,10 @@
 //!    files than the engine names (`-f docker-compose.yml -f hwaccel.yml`) is read from the
 //!    engine's files, since those are what runs.
 //!
+//! 4. Podman quadlet `.container` units (`sources::quadlet`): `/etc/containers/systemd` and
+//!    `/usr/share/containers/systemd` (rootful), each human user's `~/.config/containers/systemd`
+//!    (rootless), one stack of kind quadlet per directory.
+//!
 //! What is left: a YAML file with a top-level `services:` in a searched directory (or one level
 //! below) that no stack read is named in the snapshot's gaps ("looks like a compose file"), so a
 //! stack kept under another name is never lost without a word.
@@ -27,6 +31,7 @@ use crate::host::engine::{self, EngineUser};
 use crate::model::compose::{ComposeStack, Engine, EngineProject, EngineReport, FoundBy};
 use crate::model::snapshot::{ComposeCapture, Gap, SearchDir};
 use crate::sources::compose::{self, ProjectSource, dotenv, yaml};
+use crate::sources::quadlet::{self, QuadletSource, UnitUser};
 
 /// Compose files named by the person, one project (`capture --compose-file`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,6 +208,27 @@ impl Finder<'_> {
                 }
             }
         }
+    }
+
+    /// 4: quadlet: the system's unit directories (rootful Podman) and each human user's
+    /// `~/.config/containers/systemd` (rootless), a stack each.
+    pub fn quadlet_dirs(&mut self) {
+        let root = UnitUser { name: "root".into(), uid: 0, home: "/root".into() };
+        let mut dirs: Vec<(PathBuf, UnitUser, bool)> =
+            quadlet::SYSTEM_DIRS.iter().map(|d| (PathBuf::from(d), root.clone(), false)).collect();
+        for u in self.owners.iter().filter(|u| u.uid != 0 && u.home.len() > 1) {
+            let user = UnitUser { name: u.name.clone(), uid: u.uid, home: u.home.clone() };
+            dirs.push((Path::new(&u.home).join(quadlet::USER_DIR), user, true));
+        }
+        let read = |p: &Path| self.host.read_to_string(p).map_err(io_error);
+        let list = |p: &Path| self.names(p);
+        let mut found = Vec::new();
+        for (dir, user, rootless) in dirs {
+            let Some(names) = self.names(&dir) else { continue };
+            let src = QuadletSource { dir, names, user, rootless, read: &read, list: &list };
+            found.extend(quadlet::load_dir(&src));
+        }
+        self.out.stacks.extend(found);
     }
 
     /// The YAML files with a top-level `services:` in `dirs` and one level below that no stack

@@ -284,6 +284,7 @@ fn compose_stacks(
     finder.named_files(&opts.compose_files);
     finder.search(&search);
     finder.engines(answers.reports);
+    finder.quadlet_dirs();
     finder.unused_compose_files(&search);
     gaps.extend(answers.gaps.into_iter().map(|reason| Gap { section: "compose".into(), reason }));
     gaps.extend(finder.gaps);

@@ -14,6 +14,7 @@ pub mod mangle;
 pub mod mountinfo;
 pub mod os_release;
 pub mod passwd;
+pub mod quadlet;
 
 use std::path::Path;
 
