@@ -3,7 +3,8 @@
 //! through `unshare --user --map-root-user` (a gid map of 0 only) that leaves 110 out, as an unprivileged LXC
 //! container's idmap does. The kernel then shows the node as the overflow gid (65534), which the
 //! test reads with `stat` in the same namespace (the oracle), and `check` must fail with
-//! `render_idmap` and name the Proxmox and `lxc.idmap` fixes. Negative controls: a map that
+//! `render_idmap` and name the Proxmox and `lxc.idmap` fixes, and `capture` in the same
+//! namespace must record its maps. Negative controls: a map that
 //! covers the node's gid, and no namespace at all, give no `render_idmap` and a passing `render_group`.
 //!
 //! The sysroot has no `/proc` of its own: inside the namespace, the test copies the kernel's
@@ -44,14 +45,15 @@ fn sysroot(dir: &Path, gid: u32) {
 
 /// Runs `check` on the sysroot, inside `unshare` with `map` when given: (the node's gid as the
 /// kernel shows it there, the render-node findings).
-fn check_in(dir: &Path, map: Option<&[&str]>) -> (u32, Vec<Value>) {
+fn check_in(dir: &Path, map: Option<&[&str]>) -> (u32, Vec<Value>, Value) {
     let root = dir.join("root");
     let script = format!(
         "set -e; r={r}; if [ -n \"$IN_NS\" ]; then mkdir -p $r/proc/self $r/proc/sys/kernel; \
          cat /proc/self/uid_map > $r/proc/self/uid_map; cat /proc/self/gid_map > $r/proc/self/gid_map; \
          cat /proc/sys/kernel/overflowgid > $r/proc/sys/kernel/overflowgid; fi; \
          stat -c %g $r/dev/dri/renderD128 > {d}/gid; \
-         {v} check --root $r --expect $r/expect.toml --format json > {d}/report.json || true",
+         {v} check --root $r --expect $r/expect.toml --format json > {d}/report.json || true; \
+         {v} capture --root $r --compose-dir /nonexistent -o {d}/snapshot.json --force 2> /dev/null",
         r = root.display(),
         d = dir.display(),
         v = verify_path().display()
@@ -79,7 +81,8 @@ fn check_in(dir: &Path, map: Option<&[&str]>) -> (u32, Vec<Value>) {
         .filter(|f| f["probe"] == "render_node" && f["subject"] == "/dev/dri/renderD128")
         .cloned()
         .collect();
-    (gid, findings)
+    let snapshot: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("snapshot.json")).unwrap()).unwrap();
+    (gid, findings, snapshot["user_namespace"].clone())
 }
 
 fn statuses(findings: &[Value]) -> Vec<(String, String)> {
@@ -97,8 +100,11 @@ fn a_render_gid_the_namespace_does_not_map_is_the_idmap_finding_the_kernel_agree
     sysroot(&tmp.path().join("root"), 110);
 
     // Like an unprivileged LXC container: only gid 0 (and uid 0) mapped.
-    let (gid, f) = check_in(tmp.path(), Some(&["--map-root-user"]));
+    let (gid, f, ns) = check_in(tmp.path(), Some(&["--map-root-user"]));
     assert_eq!(gid, 65534, "the kernel shows the unmapped render gid as the overflow gid");
+    // capture in the same namespace records it.
+    assert_eq!(ns["gid_map"], serde_json::json!([{"inside": 0, "outside": 0, "count": 1}]), "{ns}");
+    assert_eq!(ns["overflow_gid"], 65534);
     assert_eq!(statuses(&f), vec![("render_idmap".to_owned(), "fail".to_owned())], "{f:#?}");
     let idmap = &f.iter().find(|x| x["check"] == "render_idmap").unwrap();
     let msg = idmap["message"].as_str().unwrap();
@@ -110,7 +116,7 @@ fn a_render_gid_the_namespace_does_not_map_is_the_idmap_finding_the_kernel_agree
     // render group that is gid 0, the one gid mapped here) is seen as it is.
     let mapped = tempfile::tempdir().unwrap();
     sysroot(&mapped.path().join("root"), 0);
-    let (gid, f) = check_in(mapped.path(), Some(&["--map-root-user"]));
+    let (gid, f, _) = check_in(mapped.path(), Some(&["--map-root-user"]));
     assert_eq!(gid, 0);
     assert!(statuses(&f).contains(&("render_group".to_owned(), "pass".to_owned())), "{f:#?}");
     assert!(!statuses(&f).iter().any(|(c, _)| c == "render_idmap"));
@@ -118,8 +124,9 @@ fn a_render_gid_the_namespace_does_not_map_is_the_idmap_finding_the_kernel_agree
     // And without a namespace: the node's real group.
     let plain = tempfile::tempdir().unwrap();
     sysroot(&plain.path().join("root"), 110);
-    let (gid, f) = check_in(plain.path(), None);
+    let (gid, f, ns) = check_in(plain.path(), None);
     assert_eq!(gid, 110);
+    assert!(ns.is_null(), "no namespace, nothing recorded: {ns}");
     assert!(statuses(&f).contains(&("render_group".to_owned(), "pass".to_owned())), "{f:#?}");
     assert!(!statuses(&f).iter().any(|(c, _)| c == "render_idmap"));
 }

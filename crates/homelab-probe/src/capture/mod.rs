@@ -118,6 +118,8 @@ pub fn capture(host: &Host, opts: &CaptureOptions) -> Snapshot {
         compose,
         data_roots,
         gaps,
+        // Inside an unprivileged LXC container the gids seen here are not the machine's.
+        user_namespace: crate::host::userns::read(host).filter(|ns| !ns.is_initial()),
     };
     snapshot.identities.groups = groups_that_matter(&ids, &snapshot);
     snapshot

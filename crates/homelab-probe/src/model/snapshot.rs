@@ -27,6 +27,7 @@ use crate::model::compose::{ComposeStack, EngineReport};
 use crate::model::fs::FileStat;
 use crate::model::inventory::{DrmNode, GpuDevice};
 use crate::model::report::{HostInfo, ToolInfo};
+use crate::model::userns::UserNamespace;
 
 /// Version of the snapshot's JSON shape.
 pub const SNAPSHOT_SCHEMA_VERSION: u32 = 1;
@@ -74,6 +75,10 @@ pub struct Snapshot {
     /// Sections or parts that could not be captured, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps: Vec<Gap>,
+    /// The user namespace capture ran in, when it is not the initial one (an unprivileged LXC
+    /// container): its gids are not the gids of the machine underneath.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_namespace: Option<UserNamespace>,
 }
 
 /// Users and groups.
@@ -327,6 +332,7 @@ impl Snapshot {
             compose: ComposeCapture::default(),
             data_roots: Vec::new(),
             gaps: Vec::new(),
+            user_namespace: None,
         }
     }
 
@@ -400,6 +406,13 @@ impl Snapshot {
             })
             .collect();
         out.push(format!("DRM nodes: {}", or_none(nodes)));
+        if let Some(ns) = &self.user_namespace {
+            out.push(format!(
+                "runs in a user namespace (gid map {}): render nodes of unmapped host groups show as gid {}",
+                ns.gid_map_text(),
+                ns.overflow_gid
+            ));
+        }
         for d in &self.compose.search_dirs {
             out.push(format!("compose dir {}{}", d.path, if d.exists { "" } else { " (absent)" }));
         }

@@ -10,6 +10,7 @@ pub mod docker;
 pub mod engine;
 pub mod fstab;
 pub mod group;
+pub mod idmap;
 pub mod mangle;
 pub mod mountinfo;
 pub mod os_release;
