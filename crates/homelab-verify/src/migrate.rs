@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 use homelab_probe::Host;
-use homelab_probe::capture::{self, CaptureOptions};
+use homelab_probe::capture::{self, CaptureOptions, ComposeFiles};
 use homelab_probe::model::snapshot::Snapshot;
 use homelab_probe::plan;
 
@@ -18,10 +18,19 @@ pub struct CaptureArgs {
     /// Root directory of the host to capture: `/` for this machine, or a sysroot.
     #[arg(long, value_name = "DIR", default_value = "/")]
     root: PathBuf,
-    /// A directory holding compose stacks, one per subdirectory (repeatable). Default:
-    /// `~/docker` and `~/Projects` of every user with uid 1000 or more.
+    /// A directory holding compose stacks, one per subdirectory, or itself one stack
+    /// (repeatable). Default: `~/docker` and `~/Projects` of every user with uid 1000 or more
+    /// and of root.
     #[arg(long = "compose-dir", value_name = "DIR")]
     compose_dirs: Vec<PathBuf>,
+    /// A stack's compose file under any name, as `docker compose -f` takes it (repeatable, one
+    /// stack each); `FILE:FILE2` for `-f FILE -f FILE2`.
+    #[arg(long = "compose-file", value_name = "FILE[:FILE...]")]
+    compose_files: Vec<String>,
+    /// An env file for the `--compose-file` before it, as `docker compose --env-file` (repeatable;
+    /// default: the `.env` of the first file's directory).
+    #[arg(long = "env-file", value_name = "FILE")]
+    env_files: Vec<PathBuf>,
     /// A data directory whose owner must survive the move, e.g. /mnt/PlexStorage (repeatable).
     #[arg(long = "data-root", value_name = "DIR")]
     data_roots: Vec<PathBuf>,
@@ -58,7 +67,34 @@ fn refuse_existing(path: &Path, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run_capture(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
+/// The `--compose-file` projects, each with the `--env-file`s that follow it on the command line.
+fn compose_files(args: &CaptureArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Result<Vec<ComposeFiles>> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let absolute = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
+    let indices =
+        |id: &str| -> Vec<usize> { matches.and_then(|m| m.indices_of(id)).map(|i| i.collect()).unwrap_or_default() };
+    let file_at = indices("compose_files");
+    let mut out: Vec<ComposeFiles> = args
+        .compose_files
+        .iter()
+        .map(|spec| ComposeFiles {
+            files: spec.split(':').filter(|f| !f.is_empty()).map(|f| absolute(Path::new(f))).collect(),
+            env_files: Vec::new(),
+        })
+        .collect();
+    for (env, at) in args.env_files.iter().zip(indices("env_files")) {
+        let Some(owner) = file_at.iter().rposition(|&f| f < at) else {
+            bail!("--env-file {}: it belongs to a --compose-file, which must come before it", env.display());
+        };
+        out[owner].env_files.push(absolute(env));
+    }
+    if let Some(empty) = args.compose_files.iter().find(|s| s.split(':').all(str::is_empty)) {
+        bail!("--compose-file {empty:?} names no file");
+    }
+    Ok(out)
+}
+
+pub fn run_capture(args: &CaptureArgs, matches: Option<&clap::ArgMatches>) -> anyhow::Result<ExitCode> {
     let to_stdout = args.output.as_os_str() == "-";
     if !to_stdout {
         refuse_existing(&args.output, args.force)?;
@@ -66,6 +102,7 @@ pub fn run_capture(args: &CaptureArgs) -> anyhow::Result<ExitCode> {
     let host = Host::at(&args.root)?;
     let mut opts = CaptureOptions::default();
     opts.compose_dirs = args.compose_dirs.clone();
+    opts.compose_files = compose_files(args, matches)?;
     opts.data_roots = args.data_roots.clone();
     opts.scan_limit = (args.scan_seconds > 0).then(|| std::time::Duration::from_secs(args.scan_seconds));
     let snapshot = capture::capture(&host, &opts);

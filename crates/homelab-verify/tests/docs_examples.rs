@@ -272,12 +272,18 @@ fn is_part(part: &serde_json::Value, whole: &serde_json::Value) -> bool {
 /// page wrote under `/tmp`; `../shared/vendor/nixpkgs-lib` is the pinned lib the tests use.
 fn run_doc_command(command: &str, dir: &Path) -> Vec<String> {
     let tmp = dir.to_str().unwrap();
-    let migration = homelab_test_support::sysroot("migration/oldhost").parent().unwrap().to_str().unwrap().to_owned();
+    let sysroots = homelab_test_support::sysroots_dir().to_str().unwrap().to_owned();
     let lib = homelab_test_support::nix::nixpkgs_lib();
-    let cmd = command
-        .replace("\"$(cargo fixture migration)\"", &migration)
-        .replace("/tmp/", &format!("{tmp}/"))
-        .replace("../shared/vendor/nixpkgs-lib", lib.to_str().unwrap());
+    let mut cmd =
+        command.replace("/tmp/", &format!("{tmp}/")).replace("../shared/vendor/nixpkgs-lib", lib.to_str().unwrap());
+    while let Some(start) = cmd.find(FIXTURE) {
+        let end = cmd[start..].find(")\"").map(|e| start + e).unwrap_or_else(|| panic!("unterminated: {command}"));
+        let name = cmd[start + FIXTURE.len()..end].trim().to_owned();
+        // A sysroot, or a directory of them (`migration`), as `cargo fixture` prints it.
+        let path = homelab_test_support::sysroots_dir().join(&name);
+        let path = if path.is_dir() { path } else { sysroot(&name) };
+        cmd.replace_range(start..end + 2, path.to_str().unwrap());
+    }
     let words: Vec<&str> = cmd.split_whitespace().collect();
     assert!(
         matches!(words[0], "homelab-verify" | "cp" | "chown" | "rm" | "jq" | "nix-instantiate"),
@@ -291,7 +297,7 @@ fn run_doc_command(command: &str, dir: &Path) -> Vec<String> {
     // sysroot are the host's; nix-instantiate --eval writes nothing.
     for w in words.iter().filter(|w| !matches!(words[0], "homelab-verify" | "nix-instantiate") && w.starts_with('/')) {
         assert!(
-            w.starts_with(tmp) || (words[0] == "cp" && w.starts_with(&migration)),
+            w.starts_with(tmp) || (words[0] == "cp" && w.starts_with(&sysroots)),
             "docs/migration.md: {w} is outside the directory that stands for /tmp: {command}"
         );
     }

@@ -1,11 +1,12 @@
 //! `capture`: the old host in, a [`Snapshot`] out. Every read goes through [`Host`], so the
 //! same code captures the running system or a sysroot (a mounted disk, a fixture).
 //!
-//! Where the stacks are: `--compose-dir` directories when given, else `~/docker` and
-//! `~/Projects` of every human user (uid 1000..=59999, from `/etc/passwd`) and of root (stacks
-//! run as root are common). Each directory is searched one level deep
-//! (`~/docker/<stack>/compose.yaml`), and a directory that itself holds a compose file is a
-//! stack too. A stack belongs to the user whose home holds it, else to the owner of its
+//! Where the stacks are (`containers.rs`): `--compose-file` files; `--compose-dir` directories
+//! when given, else `~/docker` and `~/Projects` of every human user (uid 1000..=59999, from
+//! `/etc/passwd`) and of root (stacks run as root are common), each searched one level deep
+//! (`~/docker/<stack>/compose.yaml`) unless it is a stack itself; and the projects the container
+//! engines know from their containers' labels. A YAML file with `services:` that no stack reads
+//! is a gap. A stack belongs to the user whose home holds it, else to the owner of its
 //! directory; `~` in its volumes is that user's home.
 //!
 //! Block devices, fstab and mounts are read with the mount probe's readers ([`BlockDevices`],
@@ -24,17 +25,19 @@ use crate::host::blockdev::BlockDevices;
 use crate::host::identity::{IdentityDb, SourceProblem};
 use crate::host::mounts::mount_table;
 use crate::host::{Host, drm};
-use crate::model::compose::ComposeStack;
 use crate::model::fs::FileKind;
 use crate::model::report::{ToolInfo, now_rfc3339};
 use crate::model::snapshot::{
     BlockDevice, CapturedGroup, ComposeCapture, DataRoot, FstabEntry, Gap, GroupUse, HUMAN_UID_MAX, HUMAN_UID_MIN,
-    HumanUser, Identities, Mount, OwnerCount, Ownership, SNAPSHOT_SCHEMA_VERSION, SearchDir, Snapshot,
+    HumanUser, Identities, Mount, OwnerCount, Ownership, SNAPSHOT_SCHEMA_VERSION, Snapshot,
 };
 use crate::scan::Owner;
-use crate::sources::compose::{self, ProjectSource};
 use crate::sources::fstab;
 use crate::sources::mountinfo::MountInfo;
+
+mod containers;
+
+pub use containers::ComposeFiles;
 
 /// Where to look, besides the defaults. `CaptureOptions::default()` looks in the default
 /// places and records no data root.
@@ -44,6 +47,9 @@ pub struct CaptureOptions {
     /// Directories holding stacks (one level deep). Empty: `~/docker` and `~/Projects` of every
     /// human user.
     pub compose_dirs: Vec<PathBuf>,
+    /// Compose projects named by their files (`--compose-file`, `--env-file`), found whatever
+    /// the files are called.
+    pub compose_files: Vec<ComposeFiles>,
     /// Data roots to record: their owner, and who owns what below them.
     pub data_roots: Vec<PathBuf>,
     /// Time limit of the ownership walk of each data root (`None`: no limit).
@@ -54,6 +60,7 @@ impl Default for CaptureOptions {
     fn default() -> Self {
         CaptureOptions {
             compose_dirs: Vec::new(),
+            compose_files: Vec::new(),
             data_roots: Vec::new(),
             scan_limit: Some(CaptureOptions::DEFAULT_SCAN_LIMIT),
         }
@@ -111,6 +118,8 @@ pub fn capture(host: &Host, opts: &CaptureOptions) -> Snapshot {
         compose,
         data_roots,
         gaps,
+        // Inside an unprivileged LXC container the gids seen here are not the machine's.
+        user_namespace: crate::host::userns::read(host).filter(|ns| !ns.is_initial()),
     };
     snapshot.identities.groups = groups_that_matter(&ids, &snapshot);
     snapshot
@@ -228,23 +237,19 @@ fn human_users(ids: &IdentityDb) -> Vec<HumanUser> {
     out
 }
 
-fn io_error(e: crate::host::HostError) -> io::Error {
+pub(super) fn io_error(e: crate::host::HostError) -> io::Error {
     io::Error::new(e.io_kind().unwrap_or(io::ErrorKind::Other), e.to_string())
 }
 
-fn is_dir(host: &Host, p: &Path) -> bool {
-    host.read_dir(p).is_ok()
-}
-
 /// A user whose home may hold stacks: the human users, and root (stacks run as root are common).
-struct HomeOwner {
+pub(super) struct HomeOwner {
     name: String,
     uid: u32,
     home: String,
 }
 
 /// The user whose home holds `dir`, else the owner of `dir`.
-fn owner_of(host: &Host, owners: &[HomeOwner], dir: &Path) -> Option<String> {
+pub(super) fn owner_of(host: &Host, owners: &[HomeOwner], dir: &Path) -> Option<String> {
     let by_home = owners
         .iter()
         .filter(|u| u.home.len() > 1 && dir.starts_with(&u.home))
@@ -276,54 +281,16 @@ fn compose_stacks(
             }
         }
     }
-    let read = |p: &Path| host.read_to_string(p).map_err(io_error);
-    let mut out = ComposeCapture::default();
-    for dir in search {
-        let owner = owner_of(host, &owners, &dir);
-        let entries = match host.read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) => {
-                if e.io_kind() != Some(io::ErrorKind::NotFound) {
-                    gaps.push(Gap { section: "compose".into(), reason: e.to_string() });
-                }
-                out.search_dirs.push(SearchDir { path: dir.display().to_string(), owner, exists: false });
-                continue;
-            }
-        };
-        out.search_dirs.push(SearchDir { path: dir.display().to_string(), owner: owner.clone(), exists: true });
-        let names: Vec<String> = entries.iter().map(|n| n.to_string_lossy().into_owned()).collect();
-        let mut candidates = vec![(dir.clone(), names.clone())];
-        for n in &entries {
-            let sub = dir.join(n);
-            if n.to_string_lossy().starts_with('.') || !is_dir(host, &sub) {
-                continue;
-            }
-            let sub_names: Vec<String> = host
-                .read_dir(&sub)
-                .map(|v| v.iter().map(|x| x.to_string_lossy().into_owned()).collect())
-                .unwrap_or_default();
-            candidates.push((sub, sub_names));
-        }
-        for (stack_dir, names) in candidates {
-            let Some(files) = compose::project_files(&stack_dir, &names) else { continue };
-            if out.stacks.iter().any(|s| Path::new(&s.dir) == stack_dir) {
-                continue;
-            }
-            let owner = owner_of(host, &owners, &stack_dir);
-            let home =
-                owner.as_ref().and_then(|o| owners.iter().find(|u| &u.name == o)).map(|u| PathBuf::from(&u.home));
-            let mut stack: ComposeStack = compose::load_project(&ProjectSource {
-                dir: stack_dir.clone(),
-                files,
-                home,
-                outer_env: &compose::no_env,
-                read: &read,
-            });
-            stack.owner = owner;
-            out.stacks.push(stack);
-        }
-    }
-    out
+    let answers = containers::ask_engines(host, &owners);
+    let mut finder = containers::Finder { host, owners: &owners, out: ComposeCapture::default(), gaps: Vec::new() };
+    finder.named_files(&opts.compose_files);
+    finder.search(&search);
+    finder.engines(answers.reports);
+    finder.quadlet_dirs();
+    finder.unused_compose_files(&search);
+    gaps.extend(answers.gaps.into_iter().map(|reason| Gap { section: "compose".into(), reason }));
+    gaps.extend(finder.gaps);
+    finder.out
 }
 
 fn data_roots(host: &Host, ids: &IdentityDb, opts: &CaptureOptions, gaps: &mut Vec<Gap>) -> Vec<DataRoot> {

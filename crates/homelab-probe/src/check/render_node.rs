@@ -12,6 +12,7 @@ use crate::check::access::{self, Credentials, Via};
 use crate::host::Host;
 use crate::host::drm::{self, DRI_DIR};
 use crate::host::identity::IdentityDb;
+use crate::host::userns::{self, UserNamespace};
 use crate::model::expectations::{Expectations, RenderExpectation};
 use crate::model::finding::{Finding, Probe, Remedy};
 use crate::model::fs::{FileKind, FileMode};
@@ -36,7 +37,8 @@ pub fn check(host: &Host, ids: &IdentityDb, exp: &Expectations) -> Vec<Finding> 
             )];
         }
     };
-    decide(host.is_live(), &nodes, ids, exp)
+    let userns = userns::read(host).filter(|ns| !ns.is_initial());
+    decide(host.is_live(), &nodes, ids, exp, userns.as_ref())
 }
 
 /// A host without render nodes: the GPU's driver and the graphics stack.
@@ -48,7 +50,15 @@ fn graphics_remedy() -> Remedy {
 
 /// The decisions over an inventory (separate from gathering, so they can be tested on any
 /// inventory, e.g. one taken from a snapshot).
-pub fn decide(live: bool, nodes: &[DrmNode], ids: &IdentityDb, exp: &Expectations) -> Vec<Finding> {
+/// `userns`: the user namespace when it is not the initial one (an unprivileged LXC container,
+/// `unshare --user`), where a node of an unmapped host group shows as the overflow gid.
+pub fn decide(
+    live: bool,
+    nodes: &[DrmNode],
+    ids: &IdentityDb,
+    exp: &Expectations,
+    userns: Option<&UserNamespace>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let render = exp.render.as_ref();
     let has_render = nodes.iter().any(|n| n.kind == DrmNodeKind::Render);
@@ -91,6 +101,10 @@ pub fn decide(live: bool, nodes: &[DrmNode], ids: &IdentityDb, exp: &Expectation
     }
     for n in nodes {
         out.push(inventory_finding(live, n));
+        if let Some(ns) = userns.filter(|ns| n.kind == DrmNodeKind::Render && n.stat.gid == ns.overflow_gid) {
+            out.push(unmapped_gid_finding(n, ids, render, ns));
+            continue;
+        }
         if n.group_name.is_none() {
             out.push(stale_gid_finding(n, ids, render));
         }
@@ -160,6 +174,37 @@ fn stale_gid_finding(n: &DrmNode, ids: &IdentityDb, render: Option<&RenderExpect
     );
     Finding::fail_or_warn(n.kind == DrmNodeKind::Render, P, "stale_gid", &n.path, msg, restart_udev())
         .evidence("gid", gid)
+}
+
+/// A render node of a host group the namespace's gid map leaves out: it shows as the overflow
+/// gid, and no group inside can be given access; the fix is on the container's host.
+fn unmapped_gid_finding(
+    n: &DrmNode,
+    ids: &IdentityDb,
+    render: Option<&RenderExpectation>,
+    ns: &UserNamespace,
+) -> Finding {
+    let group = render.map_or("render", |r| r.group.as_str());
+    let gid = ids.group_by_name(group).map(|g| g.gid.to_string()).unwrap_or_else(|| "<gid of render here>".into());
+    let msg = format!(
+        "{} shows as {} (gid {}, the kernel's overflow gid): this host runs in a user namespace (an unprivileged LXC container; gid map {}) that maps no gid here to the node's group on the container's host, so no group here can open it, whatever PGID says",
+        n.path,
+        owner_text(n),
+        ns.overflow_gid,
+        ns.gid_map_text()
+    );
+    let node = n.path.as_str();
+    Finding::fail(
+        P,
+        "render_idmap",
+        node,
+        msg,
+        Remedy::manual(format!(
+            "on the container's host, give the node a gid this container maps: Proxmox VE (8.2 and later) `devN: {node},gid={gid}` in /etc/pve/lxc/<id>.conf; or map the host's render gid into the container with `lxc.idmap` lines (`lxc.idmap: g 0 100000 {gid}`, `lxc.idmap: g {gid} <host render gid> 1`, `lxc.idmap: g <{gid}+1> <100000+{gid}+1> <65536-{gid}-1>`, and `root:<host render gid>:1` in the host's /etc/subgid)"
+        )),
+    )
+    .evidence("gid", n.stat.gid)
+    .evidence("gid_map", &ns.gid_map)
 }
 
 /// The fix for the stale-gid trap, as seen to work under QEMU with systemd 252.

@@ -13,10 +13,12 @@
 pub mod acl;
 pub mod blockdev;
 pub mod drm;
+pub mod engine;
 pub mod identity;
 mod load;
 pub mod mounts;
 pub mod nvml;
+pub mod userns;
 pub mod vaapi;
 
 use std::collections::BTreeMap;

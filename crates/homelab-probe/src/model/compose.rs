@@ -18,7 +18,9 @@ use crate::model::text::ParseError;
 pub const CAPTURED_ENV: &[&str] =
     &["PUID", "PGID", "UMASK", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES", "LIBVA_DRIVER_NAME"];
 
-/// One Compose project (a directory with a compose file).
+/// One Compose project (a directory with a compose file), or the quadlet `.container` units of
+/// one directory ([`StackKind::Quadlet`]): the same shape, so everything that reads stacks reads
+/// both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComposeStack {
     /// Project name: the top-level `name:`, `COMPOSE_PROJECT_NAME` from `.env`, or the directory
@@ -30,6 +32,12 @@ pub struct ComposeStack {
     pub owner: Option<String>,
     /// Every compose file read: the main file(s) first, then included ones.
     pub files: Vec<String>,
+    /// The files `docker compose --file` must be given to start it, when a plain `docker
+    /// compose` in [`ComposeStack::dir`] would not find them: it was started with `-f` (the
+    /// engine's labels say so) or named with `capture --compose-file`. Empty: the directory's
+    /// own compose file (or `COMPOSE_FILE` in its `.env`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command_files: Vec<String>,
     /// The `.env` file used for interpolation, when there is one.
     pub env_file: Option<String>,
     /// Profiles enabled by `COMPOSE_PROFILES` in `.env` (a plain `docker compose up` starts the
@@ -44,10 +52,145 @@ pub struct ComposeStack {
     /// What could not be read or understood, each with file and line; the rest is captured.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<ParseError>,
+    /// A Compose project or quadlet units (absent: a Compose project).
+    #[serde(default, skip_serializing_if = "StackKind::is_compose")]
+    pub kind: StackKind,
+    /// The engine that runs it, when capture knows: a daemon listed the project, or the units
+    /// are quadlet's (Podman).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
+    /// Whether it runs rootless: in a user namespace of [`ComposeStack::owner`] (rootless Podman
+    /// or Docker), where a container's uid and gid map through `/etc/subuid` and `/etc/subgid`
+    /// and are not host ids.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rootless: bool,
+    /// How capture found it (absent: in a searched directory).
+    #[serde(default, skip_serializing_if = "FoundBy::is_search_dir")]
+    pub found_by: FoundBy,
 }
 
-/// One service of a stack.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// How a stack's containers are defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StackKind {
+    /// A Compose project (`docker compose`, `podman-compose`).
+    #[default]
+    Compose,
+    /// Podman quadlet `.container` units (podman-systemd.unit(5)), one directory's worth.
+    Quadlet,
+}
+
+impl StackKind {
+    /// Whether it is [`StackKind::Compose`].
+    pub fn is_compose(&self) -> bool {
+        *self == StackKind::Compose
+    }
+}
+
+/// A container engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    /// Docker.
+    Docker,
+    /// Podman.
+    Podman,
+}
+
+impl Engine {
+    /// `Docker`, `Podman`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Docker => "Docker",
+            Engine::Podman => "Podman",
+        }
+    }
+
+    /// `docker`, `podman`.
+    pub fn command(self) -> &'static str {
+        match self {
+            Engine::Docker => "docker",
+            Engine::Podman => "podman",
+        }
+    }
+}
+
+/// How capture found a stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FoundBy {
+    /// A compose file by one of Compose's own names (or `COMPOSE_FILE` in `.env`) in a searched
+    /// directory.
+    #[default]
+    SearchDir,
+    /// Named with `capture --compose-file`.
+    ComposeFileOption,
+    /// The engine's containers name it (`com.docker.compose.project.config_files`).
+    EngineLabels,
+    /// A quadlet unit directory.
+    QuadletDir,
+}
+
+impl FoundBy {
+    /// Whether it is [`FoundBy::SearchDir`].
+    pub fn is_search_dir(&self) -> bool {
+        *self == FoundBy::SearchDir
+    }
+}
+
+impl ComposeStack {
+    /// How capture found it, for a summary line: empty for a stack found in a searched
+    /// directory by its own name, else ` (FILES, how)`, e.g. ` (plex.yml, from Docker's labels)`.
+    pub fn how_found(&self) -> String {
+        let mut parts: Vec<String> =
+            self.command_files.iter().map(|f| f.rsplit('/').next().unwrap_or(f).to_owned()).collect();
+        match (self.found_by, self.engine) {
+            (FoundBy::EngineLabels, Some(e)) => parts.push(format!("from {}'s labels", e.name())),
+            (FoundBy::ComposeFileOption, _) => parts.push("--compose-file".into()),
+            (FoundBy::QuadletDir, _) => parts.push("quadlet".into()),
+            (FoundBy::SearchDir, Some(Engine::Podman)) if self.kind == StackKind::Compose => {
+                parts.push("podman-compose".into())
+            }
+            _ => {}
+        }
+        if self.rootless {
+            parts.push(format!("rootless, {}", self.owner.as_deref().unwrap_or("?")));
+        }
+        if parts.is_empty() { String::new() } else { format!(" ({})", parts.join(", ")) }
+    }
+
+    /// An empty Compose stack called `name` in `dir`.
+    pub fn new(name: impl Into<String>, dir: impl Into<String>) -> Self {
+        ComposeStack {
+            name: name.into(),
+            dir: dir.into(),
+            owner: None,
+            files: Vec::new(),
+            command_files: Vec::new(),
+            env_file: None,
+            active_profiles: Vec::new(),
+            services: Vec::new(),
+            unset_variables: Vec::new(),
+            problems: Vec::new(),
+            kind: StackKind::Compose,
+            engine: None,
+            rootless: false,
+            found_by: FoundBy::SearchDir,
+        }
+    }
+}
+
+/// `group_add` value (Podman's `--group-add keep-groups`, quadlet's `GroupAdd=keep-groups`) that
+/// keeps the supplementary groups of the user who runs a rootless container, instead of
+/// naming a group.
+pub const KEEP_GROUPS: &str = "keep-groups";
+
+/// The OCI annotation that makes crun and runc keep the caller's supplementary groups, the
+/// runtime's side of [`KEEP_GROUPS`].
+pub const KEEP_ORIGINAL_GROUPS_ANNOTATION: &str = "run.oci.keep_original_groups";
+
+/// One service of a stack (a quadlet `.container` unit is one service).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ComposeService {
     /// Service name.
     pub name: String,
@@ -83,6 +226,15 @@ pub struct ComposeService {
     /// `volumes:` in long form.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeMount>,
+    /// `userns_mode:` (Compose) or `UserNS=` (quadlet): `keep-id`, `auto`, `host`...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<String>,
+    /// Whether the runtime keeps the supplementary groups of the user who starts the container
+    /// (`group_add: [keep-groups]`, `GroupAdd=keep-groups`, or the annotation
+    /// `run.oci.keep_original_groups=1`): what lets a rootless container use the host's
+    /// `render` membership.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_groups: bool,
 }
 
 /// A host device given to a container.
@@ -183,6 +335,9 @@ pub struct Credentials {
     pub source: CredentialSource,
     /// `group_add` names: they resolve inside the container image, not on the host.
     pub named_groups: Vec<String>,
+    /// The runtime keeps the supplementary groups of whoever starts the container
+    /// ([`ComposeService::keep_groups`]).
+    pub keep_groups: bool,
 }
 
 /// Where a service's uid and gid come from.
@@ -211,11 +366,12 @@ impl ComposeService {
     /// known from the compose file (a user name, or nothing set: the image decides).
     pub fn credentials(&self, primary_gid_of: &dyn Fn(u32) -> Option<u32>) -> Result<Credentials, String> {
         let num = |s: Option<&str>| s.and_then(|v| v.trim().parse::<u32>().ok());
+        let keep_groups = self.keep_groups || self.group_add.iter().any(|g| g == KEEP_GROUPS);
         let (numeric, named_groups): (Vec<String>, Vec<String>) =
-            self.group_add.iter().cloned().partition(|g| g.parse::<u32>().is_ok());
+            self.group_add.iter().filter(|g| *g != KEEP_GROUPS).cloned().partition(|g| g.parse::<u32>().is_ok());
         let groups: Vec<u32> = numeric.iter().filter_map(|g| g.parse().ok()).collect();
         if let (Some(uid), Some(gid)) = (num(self.env("PUID")), num(self.env("PGID"))) {
-            return Ok(Credentials { uid, gid, groups, source: CredentialSource::PuidPgid, named_groups });
+            return Ok(Credentials { uid, gid, groups, source: CredentialSource::PuidPgid, named_groups, keep_groups });
         }
         let Some(user) = self.user.as_deref() else {
             return Err("neither PUID/PGID nor user: is set: it runs as the image's user".into());
@@ -231,7 +387,7 @@ impl ComposeService {
             Some(g) => num(Some(g)).ok_or_else(|| format!("user: {user:?}: the group is a name of the image"))?,
             None => primary_gid_of(uid).unwrap_or(0),
         };
-        Ok(Credentials { uid, gid, groups, source: CredentialSource::User, named_groups })
+        Ok(Credentials { uid, gid, groups, source: CredentialSource::User, named_groups, keep_groups })
     }
 
     /// Whether the service starts on a plain `docker compose up` given the enabled profiles.
@@ -293,4 +449,35 @@ impl ComposeService {
         }
         why
     }
+}
+
+/// A Compose project a container engine knows, from the labels Compose (and podman-compose) put
+/// on every container it creates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineProject {
+    /// `com.docker.compose.project`.
+    pub name: String,
+    /// `com.docker.compose.project.working_dir`: the project directory.
+    pub working_dir: Option<String>,
+    /// `com.docker.compose.project.config_files`: the files it was started from, absolute (files
+    /// podman-compose names relative to the working directory are joined to it), in the order
+    /// Compose read them.
+    pub config_files: Vec<String>,
+    /// How many containers carry the project's labels.
+    pub containers: usize,
+}
+
+/// What one container engine said about its Compose projects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineReport {
+    /// Docker or Podman.
+    pub engine: Engine,
+    /// Where the answer came from: a command (`docker inspect`, `podman ps -a --format json`) or
+    /// the engine's state on disk (`/var/lib/docker/containers`).
+    pub source: String,
+    /// The user whose rootless engine it is (`None`: the system's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless_user: Option<String>,
+    /// The projects, by name.
+    pub projects: Vec<EngineProject>,
 }

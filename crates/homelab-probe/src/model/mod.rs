@@ -17,3 +17,4 @@ pub mod report;
 pub mod snapshot;
 pub mod source;
 pub mod text;
+pub mod userns;

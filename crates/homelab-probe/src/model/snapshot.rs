@@ -23,10 +23,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::compose::ComposeStack;
+use crate::model::compose::{ComposeStack, EngineReport};
 use crate::model::fs::FileStat;
 use crate::model::inventory::{DrmNode, GpuDevice};
 use crate::model::report::{HostInfo, ToolInfo};
+use crate::model::userns::UserNamespace;
 
 /// Version of the snapshot's JSON shape.
 pub const SNAPSHOT_SCHEMA_VERSION: u32 = 1;
@@ -74,6 +75,10 @@ pub struct Snapshot {
     /// Sections or parts that could not be captured, and why.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gaps: Vec<Gap>,
+    /// The user namespace capture ran in, when it is not the initial one (an unprivileged LXC
+    /// container): its gids are not the gids of the machine underneath.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_namespace: Option<UserNamespace>,
 }
 
 /// Users and groups.
@@ -213,6 +218,10 @@ pub struct ComposeCapture {
     pub search_dirs: Vec<SearchDir>,
     /// Every stack found.
     pub stacks: Vec<ComposeStack>,
+    /// What the container engines said about their Compose projects (the labels of their
+    /// containers), which found the stacks started from files under other names or elsewhere.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub engines: Vec<EngineReport>,
 }
 
 /// A directory searched for stacks.
@@ -323,6 +332,7 @@ impl Snapshot {
             compose: ComposeCapture::default(),
             data_roots: Vec::new(),
             gaps: Vec::new(),
+            user_namespace: None,
         }
     }
 
@@ -396,12 +406,24 @@ impl Snapshot {
             })
             .collect();
         out.push(format!("DRM nodes: {}", or_none(nodes)));
+        if let Some(ns) = &self.user_namespace {
+            out.push(format!(
+                "runs in a user namespace (gid map {}): render nodes of unmapped host groups show as gid {}",
+                ns.gid_map_text(),
+                ns.overflow_gid
+            ));
+        }
         for d in &self.compose.search_dirs {
             out.push(format!("compose dir {}{}", d.path, if d.exists { "" } else { " (absent)" }));
         }
+        for e in &self.compose.engines {
+            let who = e.rootless_user.as_ref().map(|u| format!(" (rootless, {u})")).unwrap_or_default();
+            let names = or_none(e.projects.iter().map(|p| p.name.clone()).collect());
+            out.push(format!("{}{who} ({}): Compose projects {names}", e.engine.name(), e.source));
+        }
         for st in &self.compose.stacks {
             let services: Vec<&str> = st.services.iter().map(|x| x.name.as_str()).collect();
-            out.push(format!("stack {} in {}: {}", st.name, st.dir, services.join(", ")));
+            out.push(format!("stack {} in {}{}: {}", st.name, st.dir, st.how_found(), services.join(", ")));
             for p in &st.problems {
                 out.push(format!("stack {}: problem: {p}", st.name));
             }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::hardware::nvidia_turing_or_newer;
 use super::{Conflict, PlanWarning};
-use crate::model::compose::{ComposeService, ComposeStack, Credentials};
+use crate::model::compose::{ComposeService, ComposeStack, Credentials, KEEP_GROUPS, StackKind};
 use crate::model::expectations::{
     AccessExpectation, DriftExpectation, EXPECTATIONS_VERSION, Expectations, GpuExpectation, RenderExpectation,
     UserExpectation, VaapiExpectation, VideoCodec,
@@ -213,6 +213,9 @@ pub struct StackUnit {
     pub dir: String,
     /// The user that runs `docker compose`.
     pub user: String,
+    /// `docker compose --file` arguments, when the stack's files are not the directory's own
+    /// compose file ([`ComposeStack::command_files`]).
+    pub files: Vec<String>,
     /// Paths whose mounts it requires (`RequiresMountsFor`).
     pub mounts: Vec<String>,
 }
@@ -327,6 +330,11 @@ impl Decisions {
             drift: self.drift.clone(),
         }
     }
+}
+
+/// Whether the plan enables Docker: a Compose stack was found (quadlet units run under Podman).
+fn runs_docker(snapshot: &Snapshot) -> bool {
+    snapshot.compose.stacks.iter().any(|s| s.kind == StackKind::Compose)
 }
 
 /// The credentials of `svc`, with a `user: "1000"` without a group resolved to the old host's
@@ -565,7 +573,7 @@ fn nixos_creates(name: &str, docker: bool) -> bool {
 /// a module the plan enables would create at a kept gid (docker at 131) is moved instead; two
 /// kept groups with one gid (a duplicate gid on the old host) become one, the first.
 fn groups(snapshot: &Snapshot, d: &mut Decisions) {
-    let docker = !snapshot.compose.stacks.is_empty();
+    let docker = runs_docker(snapshot);
     let mut first: BTreeMap<&str, u32> = BTreeMap::new();
     let mut unique = Vec::new();
     let mut dropped_lines = Vec::new();
@@ -895,7 +903,7 @@ fn membership(g: &str, d: &Decisions, docker: bool) -> Option<String> {
 }
 
 fn users(snapshot: &Snapshot, d: &mut Decisions) {
-    let docker = !snapshot.compose.stacks.is_empty();
+    let docker = runs_docker(snapshot);
     let mut plans: Vec<UserPlan> = Vec::new();
     let mut first: BTreeMap<&str, u32> = BTreeMap::new();
     for u in &snapshot.identities.users {
@@ -1379,10 +1387,21 @@ fn unit_name(stack: &ComposeStack, taken: &BTreeSet<String>) -> String {
 }
 
 fn stacks(snapshot: &Snapshot, d: &mut Decisions) {
-    d.docker = !snapshot.compose.stacks.is_empty();
+    d.docker = runs_docker(snapshot);
     let data_mounts: Vec<String> = d.filesystems.iter().map(|f| f.mount_point.clone()).collect();
     let mut taken = BTreeSet::new();
     for stack in &snapshot.compose.stacks {
+        if stack.kind == StackKind::Quadlet {
+            // Podman's quadlet generator makes the units; the files move as they are.
+            d.warn(
+                format!("stack {}", stack.name),
+                format!(
+                    "quadlet units in {}: plan writes no unit for them; copy the .container files (and their drop-ins) to the same directory on NixOS, with virtualisation.podman.enable, or declare them with quadlet-nix",
+                    stack.dir
+                ),
+            );
+            continue;
+        }
         for p in &stack.problems {
             d.warn(format!("stack {}", stack.name), format!("{p} (the rest of the stack is planned)"));
         }
@@ -1447,7 +1466,14 @@ fn stacks(snapshot: &Snapshot, d: &mut Decisions) {
                 "root".into()
             }
         };
-        d.units.push(StackUnit { unit, stack: stack.name.clone(), dir: stack.dir.clone(), user, mounts: ok });
+        d.units.push(StackUnit {
+            unit,
+            stack: stack.name.clone(),
+            dir: stack.dir.clone(),
+            user,
+            files: stack.command_files.clone(),
+            mounts: ok,
+        });
     }
 }
 
@@ -1463,6 +1489,10 @@ fn render(snapshot: &Snapshot, d: &mut Decisions) {
                 nodes.insert((*n).to_owned());
             }
             let label = format!("{}/{}", stack.name, svc.name);
+            if stack.rootless {
+                rootless_access(snapshot, stack, svc, label, d);
+                continue;
+            }
             match credentials(svc, snapshot) {
                 Ok(c) => {
                     if !c.named_groups.is_empty() {
@@ -1509,6 +1539,41 @@ fn render(snapshot: &Snapshot, d: &mut Decisions) {
         nodes: nodes.into_iter().filter(|n| existed.contains_key(n.as_str())).collect(),
         access: d.access.clone(),
     });
+}
+
+/// A rootless service (`ComposeStack::rootless`): its PUID/PGID are ids inside the owner's user
+/// namespace, which `/etc/subuid` and `/etc/subgid` map to ids no host group has. Only with
+/// keep-groups (`GroupAdd=keep-groups`, `--group-add keep-groups`, or the runtime annotation
+/// `run.oci.keep_original_groups=1`) does the process keep the owner's host groups, `render`
+/// included: then the owner's host credentials are what opens the node.
+fn rootless_access(snapshot: &Snapshot, stack: &ComposeStack, svc: &ComposeService, label: String, d: &mut Decisions) {
+    let keeps = svc.keep_groups || svc.group_add.iter().any(|g| g == KEEP_GROUPS);
+    let owner = stack.owner.as_deref().and_then(|o| snapshot.user(o));
+    match (keeps, owner) {
+        (true, Some(u)) => {
+            let groups: Vec<u32> = u.groups.iter().filter_map(|g| snapshot.group(g)).map(|g| g.gid).collect();
+            d.access.push(AccessExpectation {
+                name: Some(format!("{label} (rootless, {}'s groups)", u.name)),
+                uid: u.uid,
+                gid: u.gid,
+                groups,
+            });
+        }
+        (true, None) => d.unchecked.push((
+            label,
+            "rootless with keep-groups, but its owner is not a captured user: whose groups it keeps is unknown".into(),
+        )),
+        (false, _) => {
+            let who = stack.owner.as_deref().unwrap_or("its owner");
+            d.warn(
+                label.clone(),
+                format!(
+                    "runs rootless without keep-groups: inside {who}'s user namespace its PUID/PGID map through /etc/subgid to ids of no host group, so it cannot open a render node of group render (0660) whatever PGID says; add GroupAdd=keep-groups (quadlet) or --group-add keep-groups (podman run), with the annotation run.oci.keep_original_groups=1 for crun/runc, or give the node a mode that others may open"
+                ),
+            );
+            d.unchecked.push((label, "rootless without keep-groups: no host group reaches the render node".into()));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::decide::{Decisions, systemd_escape_percent};
+use super::decide::{Decisions, StackUnit, systemd_escape_percent};
 use crate::model::snapshot::Snapshot;
 use crate::nix_expr::{self, NixRenderError, Value, comment};
 
@@ -237,7 +237,7 @@ pub fn render(snapshot: &Snapshot, d: &Decisions) -> Result<String, NixRenderErr
             ("path", Value::List(vec![Value::Expr("config.virtualisation.docker.package")])),
             // A rebuild must not restart every container; the stack keeps running.
             ("restartIfChanged", Value::Bool(false)),
-            ("script", Value::str("docker compose up --detach --remove-orphans")),
+            ("script", Value::str(compose_up(u))),
             (
                 "serviceConfig",
                 Value::attrs([
@@ -253,4 +253,17 @@ pub fn render(snapshot: &Snapshot, d: &Decisions) -> Result<String, NixRenderErr
     }
     w.line(0, "}");
     Ok(w.out)
+}
+
+/// The command that starts a stack: in its directory, with its `--file`s and project name when
+/// it was started from files under other names.
+fn compose_up(u: &StackUnit) -> String {
+    if u.files.is_empty() {
+        return "docker compose up --detach --remove-orphans".to_owned();
+    }
+    let mut cmd = format!("docker compose --project-name {}", crate::shell::quote(&u.stack));
+    for f in &u.files {
+        cmd.push_str(&format!(" --file {}", crate::shell::quote(f)));
+    }
+    cmd + " up --detach --remove-orphans"
 }

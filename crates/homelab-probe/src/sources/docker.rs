@@ -3,8 +3,8 @@
 //! `daemon.json` is the JSON file dockerd(8) documents ("Daemon configuration file"): an
 //! object whose keys are the long option names. The probe reads `runtimes` (name ->
 //! `{ "path": ..., "runtimeArgs": [...] }`; the NVIDIA Container Toolkit adds `nvidia`),
-//! `default-runtime`, `features` (name -> bool; `cdi` switches CDI device injection on) and
-//! `cdi-spec-dirs`. Other keys are accepted and ignored. Invalid JSON, or a wrong type in one
+//! `default-runtime`, `features` (name -> bool; `cdi` switches CDI device injection on),
+//! `cdi-spec-dirs` and `data-root` (where capture finds Docker's container state). Other keys are accepted and ignored. Invalid JSON, or a wrong type in one
 //! of those keys, is an error naming file and line (dockerd itself refuses to start then).
 //! An empty file counts as `{}`.
 //!
@@ -33,6 +33,8 @@ pub struct DaemonSettings {
     pub features_cdi: Option<bool>,
     /// `cdi-spec-dirs`.
     pub cdi_spec_dirs: Option<Vec<String>>,
+    /// `data-root`: where dockerd keeps images and containers (`/var/lib/docker` by default).
+    pub data_root: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,6 +47,8 @@ struct Raw {
     features: BTreeMap<String, bool>,
     #[serde(default, rename = "cdi-spec-dirs")]
     cdi_spec_dirs: Option<Vec<String>>,
+    #[serde(default, rename = "data-root")]
+    data_root: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +68,7 @@ pub fn parse_daemon_json(text: &str, file: &Path) -> Result<DaemonSettings, Pars
         default_runtime: raw.default_runtime,
         features_cdi: raw.features.get("cdi").copied(),
         cdi_spec_dirs: raw.cdi_spec_dirs,
+        data_root: raw.data_root,
     })
 }
 

@@ -7,12 +7,15 @@
 pub mod cdi;
 pub mod compose;
 pub mod docker;
+pub mod engine;
 pub mod fstab;
 pub mod group;
+pub mod idmap;
 pub mod mangle;
 pub mod mountinfo;
 pub mod os_release;
 pub mod passwd;
+pub mod quadlet;
 
 use std::path::Path;
 

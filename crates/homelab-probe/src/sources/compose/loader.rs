@@ -16,18 +16,17 @@ use crate::model::text::ParseError;
 /// Loads a project: `.env`, the compose files and their includes.
 pub fn load_project(src: &ProjectSource) -> ComposeStack {
     let dir_name = src.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let mut stack = ComposeStack {
-        name: normalize_project_name(&dir_name),
-        dir: src.dir.display().to_string(),
-        owner: None,
-        files: Vec::new(),
-        env_file: None,
-        active_profiles: Vec::new(),
-        services: Vec::new(),
-        unset_variables: Vec::new(),
-        problems: Vec::new(),
+    let mut stack = ComposeStack::new(normalize_project_name(&dir_name), src.dir.display().to_string());
+    let env = match &src.env_files {
+        None => load_dotenv(&src.dir.join(".env"), false, src.outer_env, src.read, &mut stack),
+        Some(files) => {
+            let mut env = BTreeMap::new();
+            for f in files {
+                env.extend(load_dotenv(f, true, src.outer_env, src.read, &mut stack));
+            }
+            env
+        }
     };
-    let env = load_dotenv(&src.dir, src.outer_env, src.read, &mut stack);
     let lookup = |n: &str| (src.outer_env)(n).or_else(|| env.get(n).cloned());
     let mut files = src.files.clone();
     if let Some(cf) = lookup("COMPOSE_FILE").filter(|s| !s.is_empty()) {
@@ -55,18 +54,25 @@ pub fn load_project(src: &ProjectSource) -> ComposeStack {
     stack
 }
 
-fn load_dotenv(dir: &Path, outer: LookupFn, read: ReadFn, stack: &mut ComposeStack) -> BTreeMap<String, String> {
-    let path = dir.join(".env");
-    match read(&path) {
+/// Reads one env file for interpolation; a missing `.env` is no problem, a missing file given
+/// with `--env-file` is (`required`).
+fn load_dotenv(
+    path: &Path,
+    required: bool,
+    outer: LookupFn,
+    read: ReadFn,
+    stack: &mut ComposeStack,
+) -> BTreeMap<String, String> {
+    match read(path) {
         Ok(text) => {
             stack.env_file = Some(path.display().to_string());
-            let parsed = dotenv::parse(&text, &path, outer);
+            let parsed = dotenv::parse(&text, path, outer);
             stack.problems.extend(parsed.errors);
             parsed.entries.into_iter().map(|(_, v)| (v.name, v.value)).collect()
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !required => BTreeMap::new(),
         Err(e) => {
-            stack.problems.push(ParseError { file: path, line: 0, message: format!("cannot read: {e}") });
+            stack.problems.push(ParseError { file: path.to_path_buf(), line: 0, message: format!("cannot read: {e}") });
             BTreeMap::new()
         }
     }
@@ -349,6 +355,11 @@ fn merge_into(old: &mut ComposeService, svc: ComposeService) {
     if svc.runtime.is_some() {
         old.runtime = svc.runtime;
     }
+    if svc.userns.is_some() {
+        old.userns = svc.userns;
+    }
+    // group_add appends and annotations merge by key: what kept the groups still does.
+    old.keep_groups |= svc.keep_groups;
     old.environment.extend(svc.environment);
     for g in svc.group_add {
         if !old.group_add.contains(&g) {

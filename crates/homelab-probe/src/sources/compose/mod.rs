@@ -58,15 +58,21 @@ pub use loader::load_project;
 /// Compose file names, in the order Docker Compose prefers them.
 pub const COMPOSE_FILE_NAMES: &[&str] = &["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
 
+/// Names only podman-compose reads (its `COMPOSE_DEFAULT_LS`, 1.0.3): a directory with one of
+/// these and none of [`COMPOSE_FILE_NAMES`] is a podman-compose project.
+pub const PODMAN_COMPOSE_FILE_NAMES: &[&str] =
+    &["podman-compose.yaml", "podman-compose.yml", "container-compose.yml", "container-compose.yaml"];
+
 /// The file Compose merges over `main` when it exists (`compose.yaml` -> `compose.override.yaml`).
 pub fn override_name(main: &str) -> Option<String> {
     let (stem, ext) = main.rsplit_once('.')?;
     Some(format!("{stem}.override.{ext}"))
 }
 
-/// The compose file Docker Compose would pick among `names` (a directory's entries).
+/// The compose file Docker Compose would pick among `names` (a directory's entries), else the
+/// one podman-compose would.
 pub fn pick_compose_file<S: AsRef<str>>(names: &[S]) -> Option<&'static str> {
-    COMPOSE_FILE_NAMES.iter().copied().find(|c| names.iter().any(|n| n.as_ref() == *c))
+    COMPOSE_FILE_NAMES.iter().chain(PODMAN_COMPOSE_FILE_NAMES).copied().find(|c| names.iter().any(|n| n.as_ref() == *c))
 }
 
 /// The files `docker compose` reads in directory `dir` whose entries are `names`: the preferred
@@ -92,6 +98,9 @@ pub struct ProjectSource<'a> {
     /// The compose files, main first (absolute host paths). Replaced by `COMPOSE_FILE` when
     /// `.env` sets it.
     pub files: Vec<PathBuf>,
+    /// The env files interpolation reads, in order (`docker compose --env-file`); `None`: the
+    /// project directory's `.env`, when it exists.
+    pub env_files: Option<Vec<PathBuf>>,
     /// Home directory `~` stands for (the stack owner's).
     pub home: Option<PathBuf>,
     /// The outer environment (see the [module documentation](self) for why capture passes none).

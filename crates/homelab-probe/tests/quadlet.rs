@@ -1,0 +1,90 @@
+//! Quadlet units in capture, plan and check's expectations: the `quadlet-host` fixture runs
+//! plex as a system unit and jellyfin and immich as palav's rootless units (podman's own
+//! generator reads the same units in `quadlet_oracle.rs`).
+
+use homelab_probe::capture::{CaptureOptions, capture};
+use homelab_probe::model::compose::{Engine, FoundBy, StackKind};
+use homelab_probe::{Host, plan};
+use homelab_test_support::sysroot;
+
+#[test]
+fn capture_records_system_and_rootless_quadlet_units_and_plan_derives_render_access() {
+    let s = capture(&Host::at(sysroot("quadlet-host")).unwrap(), &CaptureOptions::default());
+    let quadlet: Vec<_> = s.compose.stacks.iter().filter(|st| st.kind == StackKind::Quadlet).collect();
+    let summary: Vec<(&str, &str, bool, Vec<&str>)> = quadlet
+        .iter()
+        .map(|st| {
+            (st.name.as_str(), st.dir.as_str(), st.rootless, st.services.iter().map(|x| x.name.as_str()).collect())
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("quadlet", "/etc/containers/systemd", false, vec!["plex"]),
+            ("quadlet-palav", "/home/palav/.config/containers/systemd", true, vec!["immich", "jellyfin"]),
+        ]
+    );
+    for st in &quadlet {
+        assert_eq!((st.engine, st.found_by), (Some(Engine::Podman), FoundBy::QuadletDir));
+        assert!(st.problems.is_empty(), "{:?}", st.problems);
+    }
+    let plex = &quadlet[0].services[0];
+    // EnvironmentFile= gives UMASK; the secret PLEX_CLAIM stays out; the drop-in adds card0 and 44.
+    assert_eq!((plex.env("PUID"), plex.env("PGID"), plex.env("UMASK")), (Some("1000"), Some("110"), Some("022")));
+    assert!(!plex.environment.contains_key("PLEX_CLAIM"));
+    assert_eq!(plex.group_add, vec!["44"]);
+    assert_eq!(plex.dri_devices(), vec!["/dev/dri/renderD128", "/dev/dri/card0"]);
+    assert_eq!(
+        quadlet[0].files,
+        vec!["/etc/containers/systemd/plex.container", "/etc/containers/systemd/plex.container.d/10-gpu.conf"]
+    );
+    let jellyfin = &quadlet[1].services[1];
+    assert_eq!(jellyfin.user.as_deref(), Some("1000:110"), "%U is palav's uid");
+    assert_eq!(
+        jellyfin.volumes[1].host_path.as_deref(),
+        Some("/home/palav/.config/containers/systemd/jellyfin-config")
+    );
+
+    let p = plan::plan(&s).unwrap();
+    let access: Vec<(Option<&str>, u32, u32)> =
+        p.expectations.render.as_ref().unwrap().access.iter().map(|a| (a.name.as_deref(), a.uid, a.gid)).collect();
+    // plex: PUID/PGID (rootful, host ids); jellyfin: rootless with keep-groups, so palav's own
+    // host credentials and groups; immich: rootless without keep-groups, not an access entry
+    // but a warning that says what to add.
+    assert_eq!(
+        access,
+        vec![
+            (Some("quadlet/plex"), 1000, 110),
+            (Some("quadlet-palav/jellyfin (rootless, palav's groups)"), 1000, 1000)
+        ]
+    );
+    let jf = &p.expectations.render.as_ref().unwrap().access[1];
+    assert!(jf.groups.contains(&110), "palav's render membership is kept: {:?}", jf.groups);
+    let immich = p.warnings.iter().find(|w| w.subject == "quadlet-palav/immich").unwrap();
+    assert!(immich.message.contains("rootless without keep-groups") && immich.message.contains("GroupAdd=keep-groups"));
+    let module = &p.module;
+    assert!(!module.contains("docker compose"), "no compose unit for quadlet units:\n{module}");
+    assert!(p.warnings.iter().any(|w| w.subject == "stack quadlet" && w.message.contains("plan writes no unit")));
+}
+
+#[test]
+fn a_broken_unit_is_a_problem_with_file_and_line_and_the_rest_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let dir = root.join("etc/containers/systemd");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+    std::fs::write(
+        dir.join("plex.container"),
+        "[Container]\nImage=docker.io/plex\nEnvironment=\"PGID=110\nAddDevice=/dev/dri/renderD128\n",
+    )
+    .unwrap();
+    let s = capture(&Host::at(root).unwrap(), &CaptureOptions::default());
+    let st = s.compose.stacks.iter().find(|st| st.kind == StackKind::Quadlet).unwrap();
+    let msgs: Vec<String> = st.problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(
+        msgs,
+        vec!["/etc/containers/systemd/plex.container:3: Environment=: unterminated \" quote in \"\\\"PGID=110\""]
+    );
+    assert_eq!(st.services[0].dri_devices(), vec!["/dev/dri/renderD128"]);
+}
