@@ -12,6 +12,7 @@ use crate::check::access::{self, Blocker, Change, Credentials, Via};
 use crate::host::Host;
 use crate::host::drm::{self, DRI_DIR};
 use crate::host::identity::IdentityDb;
+use crate::host::udevd::Udevd;
 use crate::model::acl::{Acl, AclTag};
 use crate::model::expectations::{Expectations, RenderExpectation};
 use crate::model::finding::{Finding, Probe, Remedy, RemedyKind};
@@ -37,7 +38,7 @@ pub fn check(host: &Host, ids: &IdentityDb, exp: &Expectations) -> Vec<Finding> 
             )];
         }
     };
-    decide(host.is_live(), &nodes, ids, exp)
+    decide(host.is_live(), &nodes, ids, exp, &Udevd::detect(host))
 }
 
 /// A host without render nodes: the GPU's driver and the graphics stack.
@@ -49,7 +50,7 @@ fn graphics_remedy() -> Remedy {
 
 /// The decisions over an inventory (separate from gathering, so they can be tested on any
 /// inventory, e.g. one taken from a snapshot).
-pub fn decide(live: bool, nodes: &[DrmNode], ids: &IdentityDb, exp: &Expectations) -> Vec<Finding> {
+pub fn decide(live: bool, nodes: &[DrmNode], ids: &IdentityDb, exp: &Expectations, udevd: &Udevd) -> Vec<Finding> {
     let mut out = Vec::new();
     let render = exp.render.as_ref();
     let has_render = nodes.iter().any(|n| n.kind == DrmNodeKind::Render);
@@ -93,10 +94,10 @@ pub fn decide(live: bool, nodes: &[DrmNode], ids: &IdentityDb, exp: &Expectation
     for n in nodes {
         out.push(inventory_finding(live, n));
         if n.group_name.is_none() {
-            out.push(stale_gid_finding(n, ids, render));
+            out.push(stale_gid_finding(n, ids, render, udevd));
         }
         if let (DrmNodeKind::Render, Some(r)) = (n.kind, render) {
-            node_findings(n, ids, r, &mut out);
+            node_findings(n, ids, r, udevd, &mut out);
         }
     }
     out
@@ -145,7 +146,7 @@ fn inventory_finding(live: bool, n: &DrmNode) -> Finding {
     f.evidence("node", n)
 }
 
-fn stale_gid_finding(n: &DrmNode, ids: &IdentityDb, render: Option<&RenderExpectation>) -> Finding {
+fn stale_gid_finding(n: &DrmNode, ids: &IdentityDb, render: Option<&RenderExpectation>, udevd: &Udevd) -> Finding {
     let gid = n.stat.gid;
     let expected_group = match n.kind {
         DrmNodeKind::Render => render.map_or("render", |r| r.group.as_str()),
@@ -159,22 +160,24 @@ fn stale_gid_finding(n: &DrmNode, ids: &IdentityDb, render: Option<&RenderExpect
         "{} has gid {gid}, which no group holds{now}: udevd resolved GROUP=\"{expected_group}\" to a gid when it started and keeps applying the old one (`udevadm control --reload` and `udevadm trigger` do not change that)",
         n.path
     );
-    Finding::fail_or_warn(n.kind == DrmNodeKind::Render, P, "stale_gid", &n.path, msg, restart_udev())
+    Finding::fail_or_warn(n.kind == DrmNodeKind::Render, P, "stale_gid", &n.path, msg, restart_udev(udevd))
         .evidence("gid", gid)
 }
 
-/// The fix for the stale-gid trap, as seen to work under QEMU with systemd 252.
-fn restart_udev() -> Remedy {
-    Remedy::command(
-        "systemctl restart systemd-udevd && udevadm trigger --action=add --subsystem-match=drm && udevadm settle  # or reboot",
-    )
+/// The fix for the stale-gid trap, as seen to work under QEMU with systemd 252: restart udevd
+/// the way it runs here, then an `add` event.
+fn restart_udev(udevd: &Udevd) -> Remedy {
+    match udevd {
+        Udevd::NotRunning { .. } => Remedy::manual(udevd.restart_command()),
+        _ => Remedy::command(udevd.restart_command()),
+    }
 }
 
 /// The fix for a node whose group or mode is wrong: the stale-gid restart when its gid has no
 /// group, else a udev rule.
-fn node_fix(n: &DrmNode, r: &RenderExpectation) -> Remedy {
+fn node_fix(n: &DrmNode, r: &RenderExpectation, udevd: &Udevd) -> Remedy {
     if n.group_name.is_none() {
-        restart_udev()
+        restart_udev(udevd)
     } else {
         udev_rule(Some(&r.group), Some(r.mode.unwrap_or(FileMode(0o660))))
     }
@@ -188,7 +191,7 @@ fn udev_rule(group: Option<&str>, mode: Option<FileMode>) -> Remedy {
     ))
 }
 
-fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, out: &mut Vec<Finding>) {
+fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, udevd: &Udevd, out: &mut Vec<Finding>) {
     let want = ids.group_by_name(&r.group);
     let node_group = format!("{} ({})", n.group_name.as_deref().unwrap_or("no group"), n.stat.gid);
     match &want {
@@ -245,7 +248,7 @@ fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, out: &mut
         };
         out.push(f.evidence("mode", n.stat.mode).evidence("expected_mode", m));
     }
-    let ctx = AccessContext { n, r, render_gid: want.as_ref().map(|g| g.gid), ids };
+    let ctx = AccessContext { n, r, render_gid: want.as_ref().map(|g| g.gid), ids, udevd };
     if let Some(g) = &want {
         // "Usable by the render group": a process whose only group is the render group.
         let cred = Credentials { uid: u32::MAX - 1, gid: g.gid, groups: Vec::new() };
@@ -265,7 +268,7 @@ fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, out: &mut
                 "render_group_access",
                 subject,
                 format!("members of {} ({}) cannot open {} read/write ({})", g.name, g.gid, n.path, owner_text(n)),
-                fix.map_or_else(|| node_fix(n, r), |f| f.remedy()),
+                fix.map_or_else(|| node_fix(n, r, udevd), |f| f.remedy()),
             )
         });
     }
@@ -315,7 +318,7 @@ fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, out: &mut
             ),
             (false, _) => {
                 let remedy =
-                    access_fix(&ctx, n.acl.as_ref(), &cred, true).map_or_else(|| node_fix(n, r), |f| f.remedy());
+                    access_fix(&ctx, n.acl.as_ref(), &cred, true).map_or_else(|| node_fix(n, r, udevd), |f| f.remedy());
                 Finding::fail(
                     P,
                     "render_access",
@@ -345,6 +348,7 @@ struct AccessContext<'a> {
     r: &'a RenderExpectation,
     render_gid: Option<u32>,
     ids: &'a IdentityDb,
+    udevd: &'a Udevd,
 }
 
 /// One step of an access remedy: the change it makes (what the property test applies) and
@@ -425,7 +429,7 @@ fn access_fix(ctx: &AccessContext<'_>, acl: Option<&Acl>, cred: &Credentials, co
     }
     let mut prefix: Vec<Step> = Vec::new();
     if let (None, Some(g)) = (&n.group_name, ctx.render_gid) {
-        prefix.push(Step { change: Change::SetFileGroup { gid: g }, how: restart_udev() });
+        prefix.push(Step { change: Change::SetFileGroup { gid: g }, how: restart_udev(ctx.udevd) });
     }
     let pre: Vec<Change> = prefix.iter().map(|s| s.change.clone()).collect();
     let (s1, a1, _) = access::apply(&pre, stat, acl, cred);
@@ -602,7 +606,7 @@ mod tests {
         let ids = IdentityDb::from_entries(vec![group("render", 110)], Vec::new());
         let r = render_exp(None, vec![plex(110)]);
         let mut out = Vec::new();
-        node_findings(&node(0, 110, 0o600, Some("render"), None), &ids, &r, &mut out);
+        node_findings(&node(0, 110, 0o600, Some("render"), None), &ids, &r, &Udevd::SystemdUnit, &mut out);
         let f = remedy_of(&out, "render_access");
         assert_eq!(f.status, Status::Fail);
         let text = &f.remedy.as_ref().unwrap().text;
@@ -626,7 +630,7 @@ mod tests {
         };
         let r = render_exp(Some(0o660), vec![plex(110)]);
         let mut out = Vec::new();
-        node_findings(&node(0, 110, 0o660, Some("render"), Some(acl.clone())), &ids, &r, &mut out);
+        node_findings(&node(0, 110, 0o660, Some("render"), Some(acl.clone())), &ids, &r, &Udevd::SystemdUnit, &mut out);
         let f = remedy_of(&out, "render_access");
         assert_eq!(f.status, Status::Pass, "{f:?}");
         assert!(f.message.contains("via group bits; an ACL entry for uid 1000 grants it too"), "{}", f.message);
@@ -634,7 +638,7 @@ mod tests {
         // (group_add of the node's gid, or pinning render to 110) is a real change.
         let ids = IdentityDb::from_entries(vec![group("render", 108)], Vec::new());
         let mut out = Vec::new();
-        node_findings(&node(0, 108, 0o660, Some("render"), Some(acl)), &ids, &r, &mut out);
+        node_findings(&node(0, 108, 0o660, Some("render"), Some(acl)), &ids, &r, &Udevd::SystemdUnit, &mut out);
         let f = remedy_of(&out, "render_access");
         assert_eq!(f.status, Status::Warn);
         let text = &f.remedy.as_ref().unwrap().text;
@@ -728,10 +732,10 @@ mod tests {
             let n = node(owner, gid_of_node, mode, name, acl.clone());
             let a = AccessExpectation { name: None, uid, gid, groups: extra };
             let r = render_exp(expected_mode, vec![a.clone()]);
-            let ctx = AccessContext { n: &n, r: &r, render_gid: Some(render_gid), ids: &ids };
+            let ctx = AccessContext { n: &n, r: &r, render_gid: Some(render_gid), ids: &ids, udevd: &Udevd::SystemdUnit };
             let cred = Credentials { uid, gid, groups: a.groups.clone() };
             let mut findings = Vec::new();
-            node_findings(&n, &ids, &r, &mut findings);
+            node_findings(&n, &ids, &r, &Udevd::SystemdUnit, &mut findings);
             let printed = remedy_of(&findings, "render_access");
 
             let d = access::decide(&n.stat, acl.as_ref(), &cred, RW);

@@ -17,6 +17,7 @@ pub mod identity;
 mod load;
 pub mod mounts;
 pub mod nvml;
+pub mod udevd;
 pub mod vaapi;
 
 use std::collections::BTreeMap;
