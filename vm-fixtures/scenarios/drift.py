@@ -188,9 +188,9 @@ def check(r):
     before = r.out("listing_before")
     plan = r.out("plan")
     expect(r.rc("plan") == 1 and "Nothing was changed" in plan, f"drift --fix: rc {r.rc('plan')}: {plan[-800:]}")
-    for line in [f"set-id files: 1 are left alone: chown would clear these bits",
+    for line in [f"set-id files: 1, left alone: chown would clear the set-id bits",
                  f"    {HOOK}  (mode 4755 (set-user-ID))",
-                 f"files with capabilities: 1 are left alone",
+                 f"files with capabilities: 1, left alone: chown would remove the capabilities",
                  f"    {CAPPED}  (cap_net_raw=ep)",
                  f"plan: change the owner of {want_total - 2} of these {want_total} entries to {UID}:{GID}"]:
         expect(line in plan, f"the plan does not say {line!r}:\n{plan}")

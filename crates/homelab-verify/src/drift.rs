@@ -302,7 +302,7 @@ fn write_human(out: &mut impl Write, r: &DriftReport, plan: bool) -> std::io::Re
                 let s = verdict(false);
                 writeln!(
                     out,
-                    "  {s}held back{s:#}: {} set-id or capability files (--allow-setid), {} files with links outside (--include-outside-links): their owners are unchanged",
+                    "  {s}held back{s:#} (owners unchanged): set-id or capability files: {} (--allow-setid), files with links outside: {} (--include-outside-links)",
                     thousands(f.held_setid),
                     thousands(f.held_outside_links)
                 )?;
@@ -310,7 +310,7 @@ fn write_human(out: &mut impl Write, r: &DriftReport, plan: bool) -> std::io::Re
             if f.cleared_setid + f.cleared_capabilities > 0 {
                 writeln!(
                     out,
-                    "  chown cleared the set-id bits of {} files and the capabilities of {} (never re-applied under the new owner; undo restores them):",
+                    "  chown cleared set-id bits: {}, capabilities: {} (never re-applied under the new owner; undo restores them):",
                     thousands(f.cleared_setid),
                     thousands(f.cleared_capabilities)
                 )?;
@@ -321,7 +321,7 @@ fn write_human(out: &mut impl Write, r: &DriftReport, plan: bool) -> std::io::Re
             if f.changed_outside_links > 0 {
                 writeln!(
                     out,
-                    "  {} changed files have links outside the roots: those names changed too",
+                    "  changed with hard links outside the roots: {} (those names changed too)",
                     thousands(f.changed_outside_links)
                 )?;
             }
@@ -369,41 +369,32 @@ fn write_plan(out: &mut impl Write, p: &drift::FixPlan, applied: bool) -> std::i
         }
         Ok(())
     };
-    if p.setid.count + p.capabilities.count > 0 {
-        let (verb, how) = if p.allow_setid {
-            (
-                if applied { "were" } else { "will be" },
-                "changed (--allow-setid): chown clears these bits; undo puts them back",
-            )
+    let changed = if applied { "changed" } else { "to be changed" };
+    if p.setid.count > 0 {
+        let how = if p.allow_setid {
+            format!("{changed} (--allow-setid): chown clears the set-id bits; undo puts them back")
         } else {
-            (
-                "are",
-                "left alone: chown would clear these bits (a set-id program would change whose privileges it carries); --allow-setid changes them",
-            )
+            "left alone: chown would clear the set-id bits (a set-id program would change whose privileges it carries); --allow-setid changes them".to_owned()
         };
-        if p.setid.count > 0 {
-            writeln!(out, "\n  set-id files: {} {verb} {how}", thousands(p.setid.count))?;
-            list(out, &p.setid)?;
-        }
-        if p.capabilities.count > 0 {
-            writeln!(out, "\n  files with capabilities: {} {verb} {how}", thousands(p.capabilities.count))?;
-            list(out, &p.capabilities)?;
-        }
+        writeln!(out, "\n  set-id files: {}, {how}", thousands(p.setid.count))?;
+        list(out, &p.setid)?;
+    }
+    if p.capabilities.count > 0 {
+        let how = if p.allow_setid {
+            format!("{changed} (--allow-setid): chown removes the capabilities; undo puts them back")
+        } else {
+            "left alone: chown would remove the capabilities (the program would lose its privileges); --allow-setid changes them".to_owned()
+        };
+        writeln!(out, "\n  files with capabilities: {}, {how}", thousands(p.capabilities.count))?;
+        list(out, &p.capabilities)?;
     }
     if p.outside_links.count > 0 {
         let how = if p.include_outside_links {
-            "changed (--include-outside-links): their other names change too"
+            format!("{changed} (--include-outside-links): their other names change too")
         } else {
-            "left alone: they share their inode with names outside the roots (or excluded), which would change too; --include-outside-links changes them"
+            "left alone: they share their inode with names outside the roots (or excluded), which would change too; --include-outside-links changes them".to_owned()
         };
-        let verb = if p.include_outside_links && applied {
-            "were"
-        } else if p.include_outside_links {
-            "will be"
-        } else {
-            "are"
-        };
-        writeln!(out, "\n  files with hard links outside: {} {verb} {how}", thousands(p.outside_links.count))?;
+        writeln!(out, "\n  files with hard links outside: {}, {how}", thousands(p.outside_links.count))?;
         list(out, &p.outside_links)?;
     }
     Ok(())

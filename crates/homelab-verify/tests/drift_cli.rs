@@ -391,11 +391,11 @@ fn the_plan_lists_set_id_files_capabilities_and_outside_links() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     let r = root.display();
     for want in [
-        "set-id files: 1 are left alone: chown would clear these bits".to_owned(),
+        "set-id files: 1, left alone: chown would clear the set-id bits".to_owned(),
         format!("    {r}/bin/hook  (mode 4755 (set-user-ID))"),
-        "files with capabilities: 1 are left alone".to_owned(),
+        "files with capabilities: 1, left alone: chown would remove the capabilities".to_owned(),
         format!("    {r}/bin/capped  (cap_net_bind_service=ep)"),
-        "files with hard links outside: 1 are left alone".to_owned(),
+        "files with hard links outside: 1, left alone".to_owned(),
         format!("    {r}/a.mkv  (2 links, 1 seen here)"),
         "plan: change the owner of 0 of these 3 entries to 1000:110".to_owned(),
     ] {
@@ -419,9 +419,9 @@ fn the_plan_lists_set_id_files_capabilities_and_outside_links() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("chown cleared the set-id bits of 1 files and the capabilities of 1"), "{text}");
+    assert!(text.contains("chown cleared set-id bits: 1, capabilities: 1 (never re-applied"), "{text}");
     assert!(text.contains(&format!("    {r}/bin/hook: mode 4755 -> 0755")), "{text}");
-    assert!(text.contains("1 changed files have links outside the roots: those names changed too"), "{text}");
+    assert!(text.contains("changed with hard links outside the roots: 1 (those names changed too)"), "{text}");
     let out = verify().args(["drift", "undo"]).arg(&j).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(owners(&root), before);
