@@ -3,15 +3,21 @@ exact owners (set by debugfs when the image is made), mostly the expected 1000:1
 set of others. `homelab-verify drift --format json` must count exactly what the declared entries
 say and what `find -xdev \\( ! -uid 1000 -o ! -gid 110 \\)` finds in the same VM
 (`--format paths0` against `find -print0`, path by path, a Latin-1 name included); `--fix` alone
-changes nothing; `--fix --apply` leaves nothing for find or a re-scan; `drift undo` puts every
-owner, mode (set-user-ID bits that chown cleared) and file capability back exactly as before
-(a `find -printf '%U %G %m %y %p'` listing, before and after). `check` with a `[[drift]]` section
-fails before the fix and passes after it."""
+changes nothing and lists the set-user-ID file and the file with a capability, which
+`--fix --apply` leaves alone (chown would clear those bits); `--fix --apply --allow-setid`
+changes them and reports what chown cleared; then nothing is left for find or a re-scan;
+`drift undo` of both journals puts every owner, mode (set-user-ID bits that chown cleared) and
+file capability back exactly as before (a `find -printf '%U %G %m %y %p'` listing, before and
+after). `check` with a `[[drift]]` section fails before the fix and passes after it. A bind
+mount of `/` (the guest's read-only root) is refused as a root and inside a root, in a dry
+run."""
 
 from harness import Break, Control, Disk, Entry, Scenario, expect
 
 ROOT = "/run/vm-fixtures/drift"
 UID, GID = 1000, 110
+HOOK = f"{ROOT}/bin/transcode-hook"
+CAPPED = f"{ROOT}/bin/capture-hook"
 
 DRIFT = Disk(
     name="drift",
@@ -41,15 +47,20 @@ LATIN1 = b"Movies/Am\xe9lie (2001).mkv"
 # `find -printf` format of the full listings: owner, group, mode, type, path.
 LISTING = "%U %G %m %y %p\\n"
 FIND_DRIFT = rf"find {ROOT} -xdev \( ! -uid {UID} -o ! -gid {GID} \)"
+# A tmpfs of the guest's own holding bind mounts of `/` (the guest's root is read-only).
+BINDS = "/run/vm-fixtures/binds"
 
 GUEST = rf"""
 D={ROOT}
 mkdir -p $D
 mount /dev/disk/by-uuid/{DRIFT.uuid} $D
-trap 'cd /; umount {ROOT}' EXIT
+mkdir -p {BINDS}
+mount -t tmpfs -o size=1m tmpfs {BINDS}
+trap 'cd /; umount {BINDS}/tree/host {BINDS}/root {BINDS} || true; umount {ROOT}' EXIT
 touch "$D/$(printf 'Movies/Am\xe9lie (2001).mkv')"
-# cap_net_raw+ep (VFS_CAP_REVISION_2): chown drops security.capability; undo must put it back.
-python3 -c 'import os,sys; os.setxattr(sys.argv[1], "security.capability", bytes.fromhex("0000000200200000000000000000000000000000"))' $D/bin/capture-hook
+# cap_net_raw=ep (VFS_CAP_REVISION_2, effective): chown drops security.capability; undo must
+# put it back.
+python3 -c 'import os,sys; os.setxattr(sys.argv[1], "security.capability", bytes.fromhex("0100000200200000000000000000000000000000"))' $D/bin/capture-hook
 if [ "$BREAK" = extra_drift ]; then chown 0:0 $D/Music/a.flac; fi
 
 listing() {{ find $D -printf '{LISTING}' | LC_ALL=C sort; }}
@@ -64,23 +75,41 @@ oracle scan "$HV" drift $D --uid {UID} --gid {GID} --format json --no-progress
 oracle scan_paths "$HV" drift $D --uid {UID} --gid {GID} --format paths0 --no-progress
 verify check_before --expect drift.toml
 
-# --fix without --apply: the plan only.
+# --fix without --apply: the plan only, which names the set-id file and the capability.
 oracle plan "$HV" drift $D --uid {UID} --gid {GID} --fix --no-progress
+oracle plan_json "$HV" drift $D --uid {UID} --gid {GID} --fix --format json --no-progress
 oracle listing_after_plan listing
 
+# Applied: the two are left alone (chown would clear their bits).
 oracle fix "$HV" drift $D --uid {UID} --gid {GID} --fix --apply --journal $PWD/fix.journal --format json --no-progress
 oracle listing_fixed listing
 oracle caps_fixed caps
 oracle find_fixed {FIND_DRIFT} -print0
+# Allowed: changed, and what chown cleared is reported.
+oracle fix_setid "$HV" drift $D --uid {UID} --gid {GID} --fix --apply --allow-setid --journal $PWD/fix-setid.journal --format json --no-progress
+oracle listing_setid listing
+oracle caps_setid caps
+oracle find_setid {FIND_DRIFT} -print0
 oracle rescan "$HV" drift $D --uid {UID} --gid {GID} --format json --no-progress
 verify check_fixed --expect drift.toml
 
 if [ "$BREAK" != skip_undo ]; then
+  oracle undo_setid "$HV" drift undo $PWD/fix-setid.journal --format json
   oracle undo "$HV" drift undo $PWD/fix.journal --format json
 fi
 oracle listing_undone listing
 oracle caps_undone caps
 oracle find_undone {FIND_DRIFT} -print0
+
+# A bind mount of `/`, as a root and inside a root (a container's view of its host): refused by
+# what it is, whatever its path. Dry runs only (and the guest's root is read-only).
+mkdir {BINDS}/root {BINDS}/tree {BINDS}/tree/host
+mount --bind -o ro / {BINDS}/root
+mount --bind -o ro / {BINDS}/tree/host
+oracle bind_stat stat -L -c '%d %i' / {BINDS}/root {BINDS}/tree/host
+oracle bind_opts sh -c 'findmnt -no OPTIONS -M {BINDS}/root && findmnt -no OPTIONS -M {BINDS}/tree/host'
+oracle bindroot "$HV" drift {BINDS}/root --uid 0 --gid 0 --fix --no-progress
+oracle bindtree "$HV" drift {BINDS}/tree --uid 0 --gid 0 --fix --no-progress
 """
 
 DRIFT_TOML = f"""\
@@ -155,42 +184,76 @@ def check(r):
     expect((ev["offending"], ev["entries"]) == (want_total, want_entries),
            f"drift_owner evidence offending {ev['offending']}, entries {ev['entries']}; expected {want_total}, {want_entries}")
 
-    # --fix alone changes nothing.
+    # --fix alone changes nothing, and names the two files whose bits chown would clear.
     before = r.out("listing_before")
-    expect(r.rc("plan") == 1 and "Nothing was changed" in r.out("plan"), f"drift --fix: rc {r.rc('plan')}: {r.out('plan')[-800:]}")
+    plan = r.out("plan")
+    expect(r.rc("plan") == 1 and "Nothing was changed" in plan, f"drift --fix: rc {r.rc('plan')}: {plan[-800:]}")
+    for line in [f"set-id files: 1, left alone: chown would clear the set-id bits",
+                 f"    {HOOK}  (mode 4755 (set-user-ID))",
+                 f"files with capabilities: 1, left alone: chown would remove the capabilities",
+                 f"    {CAPPED}  (cap_net_raw=ep)",
+                 f"plan: change the owner of {want_total - 2} of these {want_total} entries to {UID}:{GID}"]:
+        expect(line in plan, f"the plan does not say {line!r}:\n{plan}")
+    p = r.json_out("plan_json")["plan"]
+    expect((p["changes"], p["held"], p["setid"]["count"], p["capabilities"]["count"], p["outside_links"]["count"])
+           == (want_total - 2, 2, 1, 1, 0), f"the JSON plan: {p}")
     expect(r.out("listing_after_plan") == before, "drift --fix without --apply changed owners:\n" + diff(before, r.out("listing_after_plan")))
 
-    # --fix --apply: nothing left, by find and by a re-scan; the journal has one record per change.
-    fix = r.json_out("fix")
-    expect(r.rc("fix") == 0 and fix["fix"]["changed"] == want_total and fix["fix"]["failed"] == 0,
-           f"drift --fix --apply: rc {r.rc('fix')}, fix {fix.get('fix')}; expected {want_total} changed")
+    # --fix --apply: every other entry fixed; the two left alone keep owner, bit and capability.
+    fix = r.json_out("fix")["fix"]
+    expect(r.rc("fix") == 1 and (fix["changed"], fix["held_setid"], fix["failed"]) == (want_total - 2, 2, 0),
+           f"drift --fix --apply: rc {r.rc('fix')} (1: drift is left), fix {fix}; expected {want_total - 2} changed, 2 held")
     leftover = nul_list(r, "find_fixed")
-    expect(not leftover, f"after the fix find still finds {leftover}")
+    expect(leftover == sorted([HOOK.encode(), CAPPED.encode()]), f"after the fix find finds {leftover}, expected only the two hooks")
+    fixed = r.out("listing_fixed")
+    for line in [f"0 0 4755 f {HOOK}", f"0 0 755 f {CAPPED}"]:
+        expect(line in fixed.splitlines(), f"after the default fix {line!r} is not in the listing:\n{diff(before, fixed)}")
+    expect(r.out("caps_fixed") == r.out("caps_before"), f"the default fix removed the capability: {r.err('caps_fixed')!r}")
+    records = (r.dir / "fix.journal").read_bytes().splitlines()[1:]
+    expect(len(records) == want_total - 2, f"the journal holds {len(records)} records, expected {want_total - 2}")
+
+    # --allow-setid: the two change; chown really cleared the bit and the capability, as reported.
+    fs = r.json_out("fix_setid")["fix"]
+    expect(r.rc("fix_setid") == 0 and (fs["changed"], fs["held_setid"], fs["cleared_setid"], fs["cleared_capabilities"]) == (2, 0, 1, 1),
+           f"drift --fix --apply --allow-setid: rc {r.rc('fix_setid')}, fix {fs}; expected 2 changed, 1 set-id bit and 1 capability cleared")
+    expect(f"{HOOK}: mode 4755 -> 0755" in fs["cleared"] and f"{CAPPED}: capabilities removed" in fs["cleared"],
+           f"what was cleared: {fs['cleared']}")
+    expect(f"1000 110 755 f {HOOK}" in r.out("listing_setid").splitlines(),
+           f"after --allow-setid transcode-hook is not 1000:110 0755:\n{diff(before, r.out('listing_setid'))}")
+    expect(r.rc("caps_setid") != 0 and "No data available" in r.err("caps_setid"),
+           f"after --allow-setid capture-hook still has capabilities {r.out('caps_setid')!r} ({r.err('caps_setid')[-200:]!r})")
+    leftover = nul_list(r, "find_setid")
+    expect(not leftover, f"after both fixes find still finds {leftover}")
     rescan = r.json_out("rescan")
     expect(r.rc("rescan") == 0 and rescan["offending"] == 0 and rescan["stats"]["entries"] == want_entries,
            f"re-scan after the fix: rc {r.rc('rescan')}, offending {rescan['offending']}, entries {rescan['stats']['entries']}")
-    records = (r.dir / "fix.journal").read_bytes().splitlines()[1:]
-    expect(len(records) == want_total, f"the journal holds {len(records)} records, expected {want_total}")
     rep = r.report("check_fixed")
     rep.ok()
     rep.one("drift_owner", ROOT, "pass")
-    # What chown took away and undo must put back: the set-user-ID bit and the capability.
-    hook = f" f {ROOT}/bin/transcode-hook"
-    modes = [l.split()[2] for l in r.out("listing_fixed").splitlines() if l.endswith(hook)]
-    expect(modes == ["755"], f"after the fix transcode-hook has modes {modes}: chown did not clear set-user-ID?")
-    expect(r.rc("caps_fixed") != 0 and "No data available" in r.err("caps_fixed"),
-           f"after the fix capture-hook still has capabilities {r.out('caps_fixed')!r} ({r.err('caps_fixed')[-200:]!r})")
 
-    # undo: every owner, mode and capability as before (the state first, then what undo said).
+    # undo, the last fix first: every owner, mode and capability as before (the state first,
+    # then what undo said).
     after = r.out("listing_undone")
     expect(after == before, "after undo the listing differs from the one before the fix:\n" + diff(before, after))
     expect(r.out("caps_undone") == r.out("caps_before"),
            f"capabilities: before {r.out('caps_before')!r}, after undo {r.out('caps_undone')!r} ({r.err('caps_undone')!r})")
     expect(nul_list(r, "find_undone") == theirs, "after undo find finds other offending paths than before")
-    expect(r.rc("undo") == 0, f"drift undo exited {r.rc('undo')}: {r.out('undo')} {r.err('undo')}")
-    undo = r.json_out("undo")
-    expect((undo["records"], undo["restored"], undo["failed"], undo["skipped"]) == (want_total, want_total, 0, 0),
-           f"drift undo: {undo}; expected {want_total} records, all restored")
+    for rec, n in [("undo_setid", 2), ("undo", want_total - 2)]:
+        expect(r.rc(rec) == 0, f"drift undo ({rec}) exited {r.rc(rec)}: {r.out(rec)} {r.err(rec)}")
+        u = r.json_out(rec)
+        expect((u["records"], u["restored"], u["failed"], u["skipped"]) == (n, n, 0, 0),
+               f"drift undo ({rec}): {u}; expected {n} records, all restored")
+
+    # A bind mount of `/` is `/`: refused as a root and where a walk reaches it, before any plan.
+    ids = r.out("bind_stat").split("\n")
+    expect(len(set(l for l in ids if l)) == 1, f"the bind mounts are not `/` ({ids}): the test did not test")
+    opts = r.out("bind_opts").splitlines()
+    expect(len(opts) == 2 and all(o.split(",")[0] == "ro" for o in opts),
+           f"the bind mounts of / are not read-only: {opts} ({r.err('bind_opts')!r})")
+    for rec, path in [("bindroot", f"{BINDS}/root"), ("bindtree", f"{BINDS}/tree/host")]:
+        expect(r.rc(rec) == 2 and f"{path} is `/`: refusing to scan or fix a system directory" in r.err(rec)
+               and "plan:" not in r.out(rec),
+               f"drift of a bind mount of / ({rec}): rc {r.rc(rec)}, stderr {r.err(rec)[-300:]!r}, stdout {r.out(rec)[-300:]!r}")
 
 
 def diff(a, b):
@@ -200,7 +263,7 @@ def diff(a, b):
 
 SCENARIO = Scenario(
     name="drift",
-    title="drift on a disk with known owners: counts equal find; --fix --apply leaves none; undo restores all",
+    title="drift on a disk with known owners: counts equal find; set-id left alone unless allowed; undo restores all; / by bind mount refused",
     order=60,
     disks=(DRIFT,),
     files={"drift.toml": DRIFT_TOML},
@@ -212,7 +275,11 @@ SCENARIO = Scenario(
     },
     controls=(
         Control("no fix: the first scan stands in for the re-scan", {"rescan": "scan"}),
-        Control("no undo: the fixed listing stands in for the undone one", {"listing_undone": "listing_fixed"}),
+        Control("no undo: the fixed listing stands in for the undone one", {"listing_undone": "listing_setid"}),
         Control("--fix applied: the fixed listing stands in for the one after the plan", {"listing_after_plan": "listing_fixed"}),
+        Control("set-id changed without --allow-setid: the listing after it stands in for the default fix's",
+                {"listing_fixed": "listing_setid"}),
+        Control("nothing cleared: the default fix's report stands in for the --allow-setid one", {"fix_setid": "fix"}),
+        Control("a bind mount of / planned: the plan of the disk stands in for the refusal", {"bindroot": "plan"}),
     ),
 )

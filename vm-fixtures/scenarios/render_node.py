@@ -1,15 +1,20 @@
 """The render node on a real kernel and real udev: the expectations want group render = 110 (the
 PGID of the Plex container); the guest's render has its Debian gid. The check fails with the
 mkForce remedy; after `groupmod -g 110 render` and the usual `udevadm trigger`, the node keeps
-the old gid (the udev stale-gid trap) and the probe says so; after restarting udevd and an `add`
-event the check passes; a PUID/PGID pair outside the group cannot open the node, and the probe
+the old gid (the udev stale-gid trap) and the probe says so, with a restart command for udevd as
+it runs here (a plain daemon started by virtme-ng's init, not a systemd unit); after that printed
+remedy is run verbatim the check passes; a PUID/PGID pair outside the group cannot open the node, and the probe
 agrees with the kernel (setpriv + open(2) in the guest)."""
 
 from harness import VIRTIO_GPU, Break, Control, Scenario, ScenarioFailure, expect
 
 RENDER = "/dev/dri/renderD128"
 PIN = "users.groups.render.gid = lib.mkForce 110;"
-RESTART = "systemctl restart systemd-udevd && udevadm trigger --action=add --subsystem-match=drm"
+# udevd is not a systemd unit in the guest (virtme-ng's init starts it): the remedy must stop it
+# with udevadm and start the program that runs, not call systemctl.
+RESTART_HEAD = "udevadm control --exit && "
+RESTART_TAIL = " --daemon && udevadm trigger --action=add --subsystem-match=drm && udevadm settle"
+SYSTEMCTL = "systemctl restart systemd-udevd && udevadm trigger --action=add --subsystem-match=drm && udevadm settle"
 
 EXPECT_110 = """\
 # The Pop!_OS host's render group was 110: the Plex container runs with PGID=110.
@@ -51,11 +56,13 @@ GUEST = r"""
 # Start from "render has some gid other than 110, and gid 110 is free" (true on Debian 12: render
 # is 108 or so); a machine where that is not so (or a VM where this scenario already ran, with a
 # break) is brought there first, and the log says how.
-holder=$(getent group 110 | cut -d: -f1) || true
-if [ -n "$holder" ] && [ "$holder" != render ]; then
-  echo "gid 110 is held by group $holder: moving it to 60110 for this test"
-  groupmod -g 60110 "$holder"
-fi
+for gid in 110 111; do  # 110 is wanted; the wrong_gid break pins 111
+  holder=$(getent group $gid | cut -d: -f1) || true
+  if [ -n "$holder" ] && [ "$holder" != render ]; then
+    echo "gid $gid is held by group $holder: moving it to 60$gid for this test"
+    groupmod -g 60$gid "$holder"
+  fi
+done
 if [ "$(getent group render | cut -d: -f3)" = 110 ]; then
   echo "render is already gid 110: moving it to 60108 first"
   groupmod -g 60108 render
@@ -89,8 +96,19 @@ oracle stat_after_reload_add stat -c %g /dev/dri/renderD128
 verify after_reload_add --expect render-110.toml
 
 # What works: restart udevd (it resolves GROUP="render" again when it starts), then an add event.
-if [ "$BREAK" != skip_udev_restart ]; then udevd_restart; fi
-udevadm trigger --action=add --subsystem-match=drm
+# The probe's own remedy, run verbatim as a user would paste it.
+oracle udevd_argv0 sh -c 'for c in $(grep -lx systemd-udevd /proc/[0-9]*/comm); do tr "\\0" "\\n" <"${c%/comm}/cmdline" | head -n 1; done'
+remedy=$(python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print(next((f["remedy"]["text"] for f in r["findings"] if f["check"] == "stale_gid"), "false"))' after_reload_add.json)
+# The remedy this probe printed before: right on a systemd host, wrong here.
+if [ "$BREAK" = systemctl_remedy ]; then
+  remedy="systemctl restart systemd-udevd && udevadm trigger --action=add --subsystem-match=drm && udevadm settle  # or reboot"
+fi
+printf '%s\n' "$remedy" >remedy.txt
+if [ "$BREAK" = skip_udev_restart ]; then
+  oracle remedy sh -c 'udevadm trigger --action=add --subsystem-match=drm && udevadm settle'
+else
+  oracle remedy sh -c "$remedy"
+fi
 udev_settle
 oracle stat_fixed stat -c %g /dev/dri/renderD128
 verify fixed --expect render-110.toml
@@ -135,20 +153,27 @@ def check(r):
            f"the kernel let uid 1000 gid 110 open {RENDER} (gid {old}, 0660): rc {r.rc('kernel_plex_before')}, "
            f"{r.err('kernel_plex_before')!r}; the probe said it cannot")
 
-    # 2. groupmod + udevadm trigger (change, then reload + add): the node keeps the old gid.
+    # 2. groupmod + udevadm trigger (change, then reload + add): the node keeps the old gid. The
+    # remedy restarts udevd as it runs in the guest: the program that runs, not systemctl.
+    program = r.out("udevd_argv0").strip()
+    expect(program.startswith("/") and "\n" not in program,
+           f"the guest's running udevd was started as {program!r} ({r.err('udevd_argv0')!r})")
+    restart = RESTART_HEAD + program + RESTART_TAIL
     for step, stat in [("after_trigger", "stat_after_trigger"), ("after_reload_add", "stat_after_reload_add")]:
         rep = r.report(step)
         rep.exit_code(1)
-        f = rep.one("stale_gid", RENDER, "fail", remedy_kind="command", remedy_contains=[RESTART],
+        f = rep.one("stale_gid", RENDER, "fail", remedy_kind="command", remedy_contains=[restart],
                     message_contains=[f"has gid {old}, which no group holds", "render is gid 110 now"])
+        expect("systemctl" not in f["remedy"]["text"], f"{step}: the remedy calls systemctl, which has no systemd to talk to here: {f['remedy']['text']!r}")
         expect(f["evidence"] == {"gid": old}, f"{step}: stale_gid evidence {f['evidence']}, expected gid {old}")
         rep.one("group_gid", "group render", "pass")
-        rep.one("render_access", RENDER, "fail", remedy_kind="command", remedy_contains=[RESTART])
+        rep.one("render_access", RENDER, "fail", remedy_kind="command", remedy_contains=[restart])
         expect(gid_of(r, stat) == old,
                f"{step}: {RENDER} has gid {gid_of(r, stat)}, expected the stale {old}: udev re-applied the group "
                "without a restart, so the trap this scenario tests did not happen")
 
-    # 3. udevd restarted, add event: the node is render (110) and everything passes.
+    # 3. The printed remedy run verbatim (udevd restarted, add event): the node is render (110)
+    # and everything passes.
     rep = r.report("fixed")
     rep.ok()
     rep.one("group_gid", "group render", "pass")
@@ -157,6 +182,9 @@ def check(r):
     rep.one("render_access", RENDER, "pass", message_contains=["plex", "via group bits"])
     rep.none("stale_gid")
     expect(gid_of(r, "stat_fixed") == 110, f"after the udevd restart: {RENDER} has gid {gid_of(r, 'stat_fixed')}, expected 110")
+    remedy = (r.dir / "remedy.txt").read_text().strip()
+    expect(r.rc("remedy") == 0, f"the printed remedy {remedy!r} failed in the guest: rc {r.rc('remedy')}, "
+           f"{r.err('remedy')[-400:]!r}")
     expect(r.rc("kernel_plex_fixed") == 0,
            f"the probe says plex (1000/110) can open {RENDER}, the kernel said: {r.err('kernel_plex_fixed')!r}")
 
@@ -193,6 +221,7 @@ SCENARIO = Scenario(
         "skip_udev_restart": Break("after groupmod, trigger an add event without restarting udevd"),
         "wrong_gid": Break("pin render to 111 instead of the 110 the expectations want"),
         "outsider_in_group": Break("give the outsider the render group as a supplementary gid (group_add)"),
+        "systemctl_remedy": Break("run the systemd host's remedy (systemctl restart systemd-udevd ...) instead of the printed one"),
     },
     controls=(
         Control("udevd not restarted: the records from before the restart stand in for the fixed ones",

@@ -121,5 +121,53 @@ proptest! {
         let ours = access::decide(&stat, stored.as_ref(), &cred, access::READ | access::WRITE).allowed;
         let kernel = kernel_allows(&path, &cred);
         prop_assert_eq!(ours, kernel, "stat {:?} acl {:?} cred {:?}", stat, stored, cred);
+
+        // The remedy, made for real (chgrp, chmod, setfacl, the group joined): the kernel must
+        // now let the credentials in, and must hold the mode and ACL our model of those
+        // commands predicts.
+        let Some(changes) = access::remedy(&stat, stored.as_ref(), &cred, access::READ | access::WRITE) else {
+            prop_assert!(kernel, "no remedy, yet the kernel refused");
+            return Ok(());
+        };
+        prop_assert!(!kernel, "a remedy for credentials the kernel lets in: {:?}", changes);
+        let (want_stat, want_acl, fixed) = access::apply(&changes, &stat, stored.as_ref(), &cred);
+        for c in &changes {
+            make(&path, c);
+        }
+        let meta = std::fs::metadata(&path).unwrap();
+        let now = FileStat { kind: FileKind::File, uid: owner, gid: std::os::unix::fs::MetadataExt::gid(&meta), mode: FileMode(std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777), rdev: None };
+        let now_acl = homelab_probe::host::acl::read_acl(&homelab_probe::Host::live(), &path).unwrap();
+        prop_assert_eq!(&now, &want_stat, "after {:?}", changes);
+        prop_assert_eq!(now_acl.map(|a| a.to_string()), want_acl.map(|a| a.to_string()), "after {:?}", changes);
+        prop_assert!(kernel_allows(&path, &fixed), "the kernel still refuses {:?} after {:?}", fixed, changes);
+    }
+}
+
+/// Makes one change on `path` with the tool a person would use.
+fn make(path: &Path, c: &access::Change) {
+    match c {
+        // Credential changes: `apply` made them.
+        access::Change::JoinGroup { .. } | access::Change::SetPrimaryGroup { .. } => {}
+        access::Change::SetFileGroup { gid } => std::os::unix::fs::chown(path, None, Some(*gid)).unwrap(),
+        access::Change::SetMode { mode } => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode)).unwrap()
+        }
+        access::Change::SetAclEntry { tag, id, perm } => {
+            let who = match tag {
+                AclTag::User => format!("u:{}", id.unwrap()),
+                AclTag::Group => format!("g:{}", id.unwrap()),
+                AclTag::UserObj => "u:".into(),
+                AclTag::GroupObj => "g:".into(),
+                AclTag::Mask => "m:".into(),
+                AclTag::Other => "o:".into(),
+            };
+            let out = std::process::Command::new("setfacl")
+                .arg("-m")
+                .arg(format!("{who}:{perm}"))
+                .arg(path)
+                .output()
+                .expect("setfacl (package acl) must be installed: scripts/setup-debian --test");
+            assert!(out.status.success(), "setfacl: {}", String::from_utf8_lossy(&out.stderr));
+        }
     }
 }

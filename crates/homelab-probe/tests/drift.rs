@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
@@ -272,10 +272,13 @@ fn fix_then_undo_restores_every_owner_exactly() {
     let before = owners(&root);
     let journal = t.path().join("fix.journal");
 
-    let report = fix::apply(&opts(&root), &journal).unwrap();
+    let mut o = opts(&root);
+    o.allow_setid = true;
+    let report = fix::apply(&o, &journal).unwrap();
     let f = report.fix.as_ref().unwrap();
     assert_eq!(f.failed, 0, "{:?}", f.failures);
     assert_eq!(f.changed, report.offending);
+    assert_eq!((f.cleared_setid, f.cleared_capabilities), (1, 1), "{f:?}");
     // Now clean; the journal has one record per change.
     let mut gone = [0u8; 64];
     assert!(rustix::fs::lgetxattr(&capped, "security.capability", &mut gone[..]).is_err(), "chown dropped them");
@@ -295,7 +298,7 @@ fn fix_then_undo_restores_every_owner_exactly() {
     let u2 = fix::undo(&journal).unwrap();
     assert_eq!((u2.restored, u2.already), (0, report.offending));
     // The journal refuses to be overwritten.
-    assert!(fix::apply(&opts(&root), &journal).is_err());
+    assert!(fix::apply(&o, &journal).is_err());
 }
 
 #[test]
@@ -496,4 +499,256 @@ proptest! {
         scan::scan(&[root], &ScanOptions::new(OWNER), &V(&count)).unwrap();
         prop_assert_eq!(count.load(Ordering::Relaxed), want.len() as u64);
     }
+}
+
+/// A bind mount made by a test, read-only, under a temporary directory the test made. Dropped
+/// (unmounted) before that directory; when it cannot be unmounted, the directory is kept, so
+/// that removing it can never reach into what is mounted there.
+struct BindMount {
+    at: PathBuf,
+}
+
+impl BindMount {
+    fn read_only(source: &Path, at: &Path) -> BindMount {
+        assert!(
+            at.starts_with("/var/tmp/") && at.is_dir(),
+            "bind mounts go on a fresh directory under /var/tmp: {at:?}"
+        );
+        mount(&["--bind", "-o", "ro", source.to_str().unwrap(), at.to_str().unwrap()]);
+        let m = BindMount { at: at.to_path_buf() };
+        let st = rustix::fs::statvfs(at).unwrap();
+        assert!(st.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY), "the bind mount at {at:?} is not read-only");
+        m
+    }
+}
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.at).status();
+        if rustix::fs::statx(rustix::fs::CWD, &self.at, rustix::fs::AtFlags::empty(), rustix::fs::StatxFlags::empty())
+            .is_ok_and(|s| s.stx_attributes.contains(rustix::fs::StatxAttributes::MOUNT_ROOT))
+        {
+            let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+        }
+    }
+}
+
+/// The temporary directory, kept (never removed) when a mount is still on one of `at`.
+fn keep_if_mounted(t: tempfile::TempDir, at: &[&Path]) {
+    for at in at {
+        let mounted =
+            rustix::fs::statx(rustix::fs::CWD, *at, rustix::fs::AtFlags::empty(), rustix::fs::StatxFlags::empty())
+                .is_ok_and(|s| s.stx_attributes.contains(rustix::fs::StatxAttributes::MOUNT_ROOT));
+        if mounted {
+            let kept = t.keep();
+            panic!("{at:?} is still mounted; {kept:?} is left in place");
+        }
+    }
+}
+
+fn refusal(r: Result<drift::DriftReport, drift::DriftError>) -> String {
+    match r {
+        Err(e @ drift::DriftError::SystemDirectory(_)) => e.to_string(),
+        other => panic!("expected a system-directory refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_bind_mount_of_the_root_is_refused_by_identity_dry_run_only() {
+    require_root();
+    let t = tempdir();
+    let at = t.path().join("bindroot");
+    std::fs::create_dir(&at).unwrap();
+    let tree = t.path().join("data");
+    treegen::media(&tree, 2, 2, 2, spec(0), 1).unwrap();
+    let inner = tree.join("show0001/host");
+    std::fs::create_dir(&inner).unwrap();
+    {
+        // Read-only, and only read: scans and plans, never --apply.
+        let _m = BindMount::read_only(Path::new("/"), &at);
+        let mut o = opts(&at);
+        o.plan_fix = true;
+        let msg = refusal(drift::scan(&o, None));
+        assert!(msg.starts_with(&format!("{} is `/`: refusing to scan or fix", at.display())), "{msg}");
+        // The same through a symbolic link to it.
+        std::os::unix::fs::symlink(&at, t.path().join("link")).unwrap();
+        assert!(refusal(drift::scan(&opts(&t.path().join("link")), None)).contains("is `/`"));
+        // A tree that holds a bind mount of `/`: the walk stops at it, even without descending.
+        let _m2 = BindMount::read_only(Path::new("/"), &inner);
+        let msg = refusal(drift::scan(&opts(&tree), None));
+        assert!(msg.starts_with(&format!("{} is `/`", inner.display())), "{msg}");
+        let mut cross = opts(&tree);
+        cross.cross_mounts = true;
+        assert!(refusal(drift::scan(&cross, None)).contains("is `/`"));
+    }
+    keep_if_mounted(t, &[&at, &inner]);
+}
+
+#[test]
+fn a_protected_directory_reached_by_a_fix_refuses_it_before_anything_is_written() {
+    require_root();
+    let t = tempdir();
+    let root = t.path().join("data");
+    treegen::media(&root, 3, 2, 4, spec(500_000), 1).unwrap();
+    let system = t.path().join("etc-like");
+    std::fs::create_dir(&system).unwrap();
+    std::fs::write(system.join("shadow"), "").unwrap();
+    let at = root.join("show0002/mnt");
+    std::fs::create_dir(&at).unwrap();
+    let before = owners(&root);
+    {
+        let _m = BindMount::read_only(&system, &at);
+        let journal = t.path().join("j");
+        let mut o = opts(&root);
+        o.protect = vec![system.clone()];
+        let msg = refusal(fix::apply(&o, &journal));
+        assert!(msg.contains(&format!("{} is `{}` (protected)", at.display(), system.display())), "{msg}");
+        assert!(!journal.exists(), "refused in the plan: no journal");
+        // Given as the root itself.
+        o.roots = vec![system.clone()];
+        assert!(refusal(fix::apply(&o, &journal)).contains("(protected)"));
+    }
+    assert_eq!(owners(&root), before, "nothing changed");
+    keep_if_mounted(t, &[&at]);
+}
+
+fn setid_tree(t: &Path) -> PathBuf {
+    let root = t.join("media");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::os::unix::fs::lchown(&root, Some(U), Some(G)).unwrap();
+    std::os::unix::fs::lchown(root.join("bin"), Some(U), Some(G)).unwrap();
+    for (name, mode) in
+        [("bin/suid", 0o4755), ("bin/sgid", 0o2755), ("bin/sgid-nox", 0o2644), ("bin/capped", 0o755), ("plain", 0o644)]
+    {
+        let p = root.join(name);
+        std::fs::write(&p, "").unwrap();
+        std::os::unix::fs::lchown(&p, Some(0), Some(0)).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    // cap_net_bind_service+ep, VFS_CAP_REVISION_2.
+    let caps: [u8; 20] = [1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    rustix::fs::lsetxattr(root.join("bin/capped"), "security.capability", &caps, rustix::fs::XattrFlags::empty())
+        .unwrap();
+    root
+}
+
+fn has_caps(p: &Path) -> bool {
+    let mut buf = [0u8; 64];
+    rustix::fs::lgetxattr(p, "security.capability", &mut buf[..]).is_ok()
+}
+
+#[test]
+fn set_id_files_and_capabilities_are_left_alone_unless_allowed_and_reported() {
+    require_root();
+    let t = tempdir();
+    let root = setid_tree(t.path());
+    let before = owners(&root);
+    // The plan names what chown would clear.
+    let mut o = opts(&root);
+    o.plan_fix = true;
+    let plan = drift::scan(&o, None).unwrap().plan.unwrap();
+    let paths = |f: &drift::Flagged| f.samples.iter().map(|x| (x.path.clone(), x.detail.clone())).collect::<Vec<_>>();
+    let r = root.display();
+    assert_eq!(
+        paths(&plan.setid),
+        [
+            (format!("{r}/bin/sgid"), "mode 2755 (set-group-ID)".into()),
+            (format!("{r}/bin/suid"), "mode 4755 (set-user-ID)".into())
+        ]
+    );
+    assert_eq!(paths(&plan.capabilities), [(format!("{r}/bin/capped"), "cap_net_bind_service=ep".into())]);
+    assert_eq!((plan.changes, plan.held), (2, 3), "plain and sgid-nox change; {plan:?}");
+
+    // Applied without --allow-setid: those three keep owner, bits and capabilities.
+    let j1 = t.path().join("j1");
+    let rep = fix::apply(&opts(&root), &j1).unwrap();
+    let f = rep.fix.clone().unwrap();
+    assert_eq!((f.changed, f.held_setid, f.cleared_setid, f.cleared_capabilities), (2, 3, 0, 0), "{f:?}");
+    assert!(!rep.ok(), "drift is left: exit 1");
+    let now = owners(&root);
+    for n in ["bin/suid", "bin/sgid", "bin/capped"] {
+        assert_eq!(now[&root.join(n)], before[&root.join(n)], "{n}");
+    }
+    assert!(has_caps(&root.join("bin/capped")));
+    // chown kept the set-group-ID bit of a file the group cannot execute (mandatory locking).
+    assert_eq!(std::fs::metadata(root.join("bin/sgid-nox")).unwrap().permissions().mode() & 0o7777, 0o2644);
+
+    // With --allow-setid: changed, and what chown cleared is reported.
+    let j2 = t.path().join("j2");
+    let mut o = opts(&root);
+    o.allow_setid = true;
+    let f = fix::apply(&o, &j2).unwrap().fix.unwrap();
+    assert_eq!((f.changed, f.held_setid, f.cleared_setid, f.cleared_capabilities), (3, 0, 2, 1), "{f:?}");
+    assert!(f.cleared.iter().any(|c| c.ends_with("bin/suid: mode 4755 -> 0755")), "{:?}", f.cleared);
+    assert!(f.cleared.iter().any(|c| c.ends_with("bin/capped: capabilities removed")), "{:?}", f.cleared);
+    assert_eq!(
+        std::fs::metadata(root.join("bin/suid")).unwrap().permissions().mode() & 0o7777,
+        0o755,
+        "never re-applied"
+    );
+    assert!(!has_caps(&root.join("bin/capped")));
+
+    // Both undone, the last first: everything as before.
+    assert!(fix::undo(&j2).unwrap().complete());
+    assert!(fix::undo(&j1).unwrap().complete());
+    assert_eq!(owners(&root), before);
+    assert!(has_caps(&root.join("bin/capped")));
+}
+
+#[test]
+fn hard_links_outside_the_roots_are_left_alone_unless_included() {
+    require_root();
+    let t = tempdir();
+    let root = t.path().join("media");
+    std::fs::create_dir_all(root.join("dl")).unwrap();
+    std::fs::create_dir_all(t.path().join("torrents")).unwrap();
+    for d in [&root, &root.join("dl")] {
+        std::os::unix::fs::lchown(d, Some(U), Some(G)).unwrap();
+    }
+    let mk = |p: &Path| {
+        std::fs::write(p, "x").unwrap();
+        std::os::unix::fs::lchown(p, Some(0), Some(0)).unwrap();
+    };
+    // a.mkv is linked from outside the root (an *arr download client's copy); b.mkv and c.mkv
+    // are two names inside; d.mkv has its second name excluded.
+    mk(&root.join("a.mkv"));
+    std::fs::hard_link(root.join("a.mkv"), t.path().join("torrents/a.mkv")).unwrap();
+    mk(&root.join("b.mkv"));
+    std::fs::hard_link(root.join("b.mkv"), root.join("dl/c.mkv")).unwrap();
+    mk(&root.join("d.mkv"));
+    std::fs::create_dir(root.join(".Trash-0")).unwrap();
+    std::fs::hard_link(root.join("d.mkv"), root.join(".Trash-0/d.mkv")).unwrap();
+    mk(&root.join("plain.mkv"));
+    let outside_before = owners(&t.path().join("torrents"));
+    let mut o = opts(&root);
+    o.exclude = vec![".Trash-*".into()];
+    o.plan_fix = true;
+    let plan = drift::scan(&o, None).unwrap().plan.unwrap();
+    let r = root.display();
+    assert_eq!(plan.outside_links.count, 2);
+    assert_eq!(
+        plan.outside_links.samples.iter().map(|x| (x.path.clone(), x.detail.clone())).collect::<Vec<_>>(),
+        [(format!("{r}/a.mkv"), "2 links, 1 seen here".into()), (format!("{r}/d.mkv"), "2 links, 1 seen here".into())]
+    );
+    assert_eq!((plan.changes, plan.held), (3, 2), "b, c (one inode, both names seen) and plain; {plan:?}");
+
+    o.plan_fix = false;
+    let j1 = t.path().join("j1");
+    let f = fix::apply(&o, &j1).unwrap().fix.unwrap();
+    assert_eq!((f.changed, f.held_outside_links, f.skipped), (3, 2, 0), "{f:?}");
+    assert_eq!(owners(&t.path().join("torrents")), outside_before, "the name outside is untouched");
+    let md = |p: &Path| std::fs::symlink_metadata(p).map(|m| (m.uid(), m.gid())).unwrap();
+    assert_eq!(md(&root.join("a.mkv")), (0, 0));
+    assert_eq!(md(&root.join("dl/c.mkv")), (U, G));
+
+    // Included: changed, and said so; the name outside changes with it; undo restores it.
+    let j2 = t.path().join("j2");
+    o.include_outside_links = true;
+    let f = fix::apply(&o, &j2).unwrap().fix.unwrap();
+    assert_eq!((f.changed, f.held_outside_links, f.changed_outside_links), (2, 0, 2), "{f:?}");
+    assert_eq!(md(&t.path().join("torrents/a.mkv")), (U, G));
+    assert!(fix::undo(&j2).unwrap().complete());
+    assert!(fix::undo(&j1).unwrap().complete());
+    assert_eq!(md(&t.path().join("torrents/a.mkv")), (0, 0));
+    assert_eq!(md(&root.join("dl/c.mkv")), (0, 0));
 }

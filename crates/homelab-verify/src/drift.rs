@@ -60,6 +60,14 @@ pub struct DriftArgs {
     /// With --apply: the journal to create (default: ./homelab-drift-<UTC time>.journal).
     #[arg(long, value_name = "FILE", requires = "apply")]
     journal: Option<PathBuf>,
+    /// With --fix: also change set-user-ID/set-group-ID files and files with capabilities
+    /// (chown clears those bits; undo restores them). Without it they are left alone.
+    #[arg(long, requires = "fix")]
+    allow_setid: bool,
+    /// With --fix: also change files with hard links outside the roots (their other names
+    /// change too). Without it they are left alone.
+    #[arg(long, requires = "fix")]
+    include_outside_links: bool,
     /// Never show the progress bar (it is shown only when stderr is a terminal).
     #[arg(long)]
     no_progress: bool,
@@ -112,6 +120,9 @@ pub fn run(args: &DriftArgs) -> anyhow::Result<ExitCode> {
     opts.samples = args.samples;
     opts.threads = args.threads;
     opts.max_entries = args.max_entries;
+    opts.plan_fix = args.fix;
+    opts.allow_setid = args.allow_setid;
+    opts.include_outside_links = args.include_outside_links;
     let bar = (!args.no_progress && std::io::stderr().is_terminal()).then(|| {
         let p = Arc::new(Progress::default());
         opts.progress = Some(p.clone());
@@ -271,6 +282,9 @@ fn write_human(out: &mut impl Write, r: &DriftReport, plan: bool) -> std::io::Re
             writeln!(out, "    {}: {:?}: {}", e.path, e.op, e.error)?;
         }
     }
+    if let Some(p) = &r.plan {
+        write_plan(out, p, r.fix.is_some())?;
+    }
     match &r.fix {
         Some(f) => {
             writeln!(
@@ -284,14 +298,50 @@ fn write_human(out: &mut impl Write, r: &DriftReport, plan: bool) -> std::io::Re
             for x in &f.failures {
                 writeln!(out, "    {x}")?;
             }
+            if f.held() > 0 {
+                let s = verdict(false);
+                writeln!(
+                    out,
+                    "  {s}held back{s:#} (owners unchanged): set-id or capability files: {} (--allow-setid), files with links outside: {} (--include-outside-links)",
+                    thousands(f.held_setid),
+                    thousands(f.held_outside_links)
+                )?;
+            }
+            if f.cleared_setid + f.cleared_capabilities > 0 {
+                writeln!(
+                    out,
+                    "  chown cleared set-id bits: {}, capabilities: {} (never re-applied under the new owner; undo restores them):",
+                    thousands(f.cleared_setid),
+                    thousands(f.cleared_capabilities)
+                )?;
+                for x in &f.cleared {
+                    writeln!(out, "    {x}")?;
+                }
+            }
+            if f.changed_outside_links > 0 {
+                writeln!(
+                    out,
+                    "  changed with hard links outside the roots: {} (those names changed too)",
+                    thousands(f.changed_outside_links)
+                )?;
+            }
+            if let Some(why) = &f.refused {
+                let s = verdict(false);
+                writeln!(out, "  {s}STOPPED{s:#}: {why}; the changes made before are in the journal")?;
+            }
             writeln!(out, "  journal: {}", f.journal)?;
             writeln!(out, "  undo with: homelab-verify drift undo {}", f.journal)?;
         }
         None if plan && r.offending > 0 => {
+            let changes = r.plan.as_ref().map_or(r.offending, |p| p.changes);
+            let which = if changes == r.offending {
+                format!("these {}", thousands(changes))
+            } else {
+                format!("{} of these {}", thousands(changes), thousands(r.offending))
+            };
             writeln!(
                 out,
-                "\n  plan: change the owner of these {} entries to {} (symbolic links themselves, never their targets).",
-                thousands(r.offending),
+                "\n  plan: change the owner of {which} entries to {} (symbolic links themselves, never their targets).",
                 r.expected
             )?;
             writeln!(
@@ -300,6 +350,52 @@ fn write_human(out: &mut impl Write, r: &DriftReport, plan: bool) -> std::io::Re
             )?;
         }
         None => {}
+    }
+    Ok(())
+}
+
+/// What the fix meets beyond owners: set-id bits and capabilities chown clears, links outside.
+fn write_plan(out: &mut impl Write, p: &drift::FixPlan, applied: bool) -> std::io::Result<()> {
+    let list = |out: &mut dyn Write, f: &drift::Flagged| -> std::io::Result<()> {
+        for x in &f.samples {
+            writeln!(out, "    {}  ({})", x.path, x.detail)?;
+        }
+        if f.count > f.samples.len() as u64 {
+            writeln!(
+                out,
+                "    ... and {} more (--format json, --samples N)",
+                thousands(f.count - f.samples.len() as u64)
+            )?;
+        }
+        Ok(())
+    };
+    let changed = if applied { "changed" } else { "to be changed" };
+    if p.setid.count > 0 {
+        let how = if p.allow_setid {
+            format!("{changed} (--allow-setid): chown clears the set-id bits; undo puts them back")
+        } else {
+            "left alone: chown would clear the set-id bits (a set-id program would change whose privileges it carries); --allow-setid changes them".to_owned()
+        };
+        writeln!(out, "\n  set-id files: {}, {how}", thousands(p.setid.count))?;
+        list(out, &p.setid)?;
+    }
+    if p.capabilities.count > 0 {
+        let how = if p.allow_setid {
+            format!("{changed} (--allow-setid): chown removes the capabilities; undo puts them back")
+        } else {
+            "left alone: chown would remove the capabilities (the program would lose its privileges); --allow-setid changes them".to_owned()
+        };
+        writeln!(out, "\n  files with capabilities: {}, {how}", thousands(p.capabilities.count))?;
+        list(out, &p.capabilities)?;
+    }
+    if p.outside_links.count > 0 {
+        let how = if p.include_outside_links {
+            format!("{changed} (--include-outside-links): their other names change too")
+        } else {
+            "left alone: they share their inode with names outside the roots (or excluded), which would change too; --include-outside-links changes them".to_owned()
+        };
+        writeln!(out, "\n  files with hard links outside: {}, {how}", thousands(p.outside_links.count))?;
+        list(out, &p.outside_links)?;
     }
     Ok(())
 }

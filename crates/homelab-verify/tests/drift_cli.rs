@@ -303,3 +303,126 @@ fn check_runs_bounded_drift_sections() {
     assert!(drift[0]["remedy"]["text"].as_str().unwrap().starts_with("homelab-verify drift "));
     assert!(drift.iter().any(|f| f["check"] == "drift_bounded" && f["status"] == "warn"));
 }
+
+/// Whether `p` is the root of a mount (a bind mount the test made).
+fn is_mount_root(p: &Path) -> bool {
+    rustix::fs::statx(rustix::fs::CWD, p, rustix::fs::AtFlags::empty(), rustix::fs::StatxFlags::empty())
+        .is_ok_and(|s| s.stx_attributes.contains(rustix::fs::StatxAttributes::MOUNT_ROOT))
+}
+
+#[test]
+fn a_read_only_bind_mount_of_the_root_is_refused_exit_2_dry_run_only() {
+    require_root();
+    let t = tempdir();
+    let at = t.path().join("bindroot");
+    std::fs::create_dir(&at).unwrap();
+    assert!(at.starts_with("/var/tmp/"));
+    // A [[drift]] root that holds it, as a container's data directory holding the host's `/`.
+    let tree = t.path().join("data");
+    std::fs::create_dir(&tree).unwrap();
+    std::fs::rename(&at, tree.join("host")).unwrap();
+    let at = tree.join("host");
+    let exp = t.path().join("homelab-probe.toml");
+    std::fs::write(&exp, format!("version = 1\n\n[[drift]]\nroot = \"{}\"\nuid = 0\ngid = 0\n", tree.display()))
+        .unwrap();
+    let st = StdCommand::new("mount").args(["--bind", "-o", "ro", "/"]).arg(&at).status().expect("mount (util-linux)");
+    assert!(st.success(), "mount --bind -o ro / failed: these tests need root with CAP_SYS_ADMIN, as in CI");
+    let ro = rustix::fs::statvfs(&at).map(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY));
+    // Only dry runs: the plan (--fix without --apply) and a scan, never a change.
+    let outputs: Vec<_> = if ro.unwrap_or(false) {
+        [vec!["--fix"], vec![]]
+            .iter()
+            .map(|extra| {
+                verify().args(["drift"]).arg(&at).args(["--uid", "0", "--gid", "0"]).args(extra).output().unwrap()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let check = ro
+        .unwrap_or(false)
+        .then(|| verify().args(["check", "--format", "json", "--expect"]).arg(&exp).output().unwrap());
+    let _ = StdCommand::new("umount").arg(&at).status();
+    if is_mount_root(&at) {
+        let _ = StdCommand::new("umount").arg("-l").arg(&at).status();
+    }
+    if is_mount_root(&at) {
+        let kept = t.keep();
+        panic!("{at:?} is still mounted; {kept:?} is left in place");
+    }
+    assert_eq!(ro, Ok(true), "the bind mount was not read-only: nothing was run");
+    for out in outputs {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(&format!("{} is `/`: refusing to scan or fix a system directory", at.display())), "{err}");
+        assert!(out.stdout.is_empty(), "nothing planned: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    let out = check.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = r["findings"].as_array().unwrap().iter().find(|f| f["probe"] == "drift").unwrap();
+    assert_eq!((f["check"].as_str(), f["status"].as_str()), (Some("drift_root"), Some("fail")), "{r}");
+    assert!(f["message"].as_str().unwrap().starts_with(&format!("{} is `/`", at.display())), "{f}");
+}
+
+#[test]
+fn the_plan_lists_set_id_files_capabilities_and_outside_links() {
+    require_root();
+    let t = tempdir();
+    let root = t.path().join("media");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(t.path().join("torrents")).unwrap();
+    for d in [&root, &root.join("bin")] {
+        std::os::unix::fs::lchown(d, Some(U), Some(G)).unwrap();
+    }
+    for (name, mode) in [("bin/hook", 0o4755), ("bin/capped", 0o755), ("a.mkv", 0o644)] {
+        let p = root.join(name);
+        std::fs::write(&p, "").unwrap();
+        std::os::unix::fs::lchown(&p, Some(0), Some(0)).unwrap();
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    let caps: [u8; 20] = [1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    rustix::fs::lsetxattr(root.join("bin/capped"), "security.capability", &caps, rustix::fs::XattrFlags::empty())
+        .unwrap();
+    std::fs::hard_link(root.join("a.mkv"), t.path().join("torrents/a.mkv")).unwrap();
+    let before = owners(&root);
+    let out = verify().args(drift_args(&root)).arg("--fix").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let r = root.display();
+    for want in [
+        "set-id files: 1, left alone: chown would clear the set-id bits".to_owned(),
+        format!("    {r}/bin/hook  (mode 4755 (set-user-ID))"),
+        "files with capabilities: 1, left alone: chown would remove the capabilities".to_owned(),
+        format!("    {r}/bin/capped  (cap_net_bind_service=ep)"),
+        "files with hard links outside: 1, left alone".to_owned(),
+        format!("    {r}/a.mkv  (2 links, 1 seen here)"),
+        "plan: change the owner of 0 of these 3 entries to 1000:110".to_owned(),
+    ] {
+        assert!(text.contains(&want), "missing {want:?} in:\n{text}");
+    }
+    let out = verify().args(drift_args(&root)).args(["--fix", "--format", "json"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["plan"]["changes"], 0);
+    assert_eq!(v["plan"]["held"], 3);
+    assert_eq!(v["plan"]["setid"]["samples"][0]["detail"], "mode 4755 (set-user-ID)");
+    // The flags need --fix.
+    let out = verify().args(drift_args(&root)).arg("--allow-setid").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // Applied with both flags: all three change, and what chown cleared is said.
+    let j = t.path().join("j");
+    let out = verify()
+        .args(drift_args(&root))
+        .args(["--fix", "--apply", "--allow-setid", "--include-outside-links", "--journal"])
+        .arg(&j)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("chown cleared set-id bits: 1, capabilities: 1 (never re-applied"), "{text}");
+    assert!(text.contains(&format!("    {r}/bin/hook: mode 4755 -> 0755")), "{text}");
+    assert!(text.contains("changed with hard links outside the roots: 1 (those names changed too)"), "{text}");
+    let out = verify().args(["drift", "undo"]).arg(&j).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(owners(&root), before);
+}

@@ -55,6 +55,18 @@ fn check_one(host: &Host, d: &DriftExpectation) -> Vec<Finding> {
     opts.max_duration = Some(Duration::from_secs(d.max_seconds.unwrap_or(DriftExpectation::DEFAULT_MAX_SECONDS)));
     let report = match drift::scan(&opts, None) {
         Ok(r) => r,
+        Err(e @ drift::DriftError::SystemDirectory(_)) => {
+            return vec![Finding::fail(
+                P,
+                "drift_root",
+                &d.root,
+                format!("{e}"),
+                Remedy::manual(format!(
+                    "a system directory must never be checked (or fixed) against one owner: point `root` at the data directory, or unmount (or `exclude`) the bind mount under {} that leads to it",
+                    d.root
+                )),
+            )];
+        }
         Err(e) => {
             return vec![Finding::fail(
                 P,
@@ -116,6 +128,8 @@ pub fn decide(root: &str, real: &std::path::Path, owner: Owner, r: &DriftReport)
         let limit = match why {
             crate::scan::StopReason::MaxEntries => "max_entries",
             crate::scan::StopReason::Deadline => "max_seconds",
+            // drift::scan returns a refusal as an error (a drift_root failure above).
+            crate::scan::StopReason::Refused => "refusal",
         };
         out.push(
             Finding::warn(

@@ -8,13 +8,15 @@
 //! `udevadm control --reload` nor `udevadm trigger` (change or add) fixes it; restarting udevd
 //! and then triggering an `add` event does (a `change` event does not re-apply ownership).
 
-use crate::check::access::{self, Credentials, Via};
+use crate::check::access::{self, Blocker, Change, Credentials, Via};
 use crate::host::Host;
 use crate::host::drm::{self, DRI_DIR};
 use crate::host::identity::IdentityDb;
+use crate::host::udevd::Udevd;
 use crate::host::userns::{self, UserNamespace};
+use crate::model::acl::{Acl, AclTag};
 use crate::model::expectations::{Expectations, RenderExpectation};
-use crate::model::finding::{Finding, Probe, Remedy};
+use crate::model::finding::{Finding, Probe, Remedy, RemedyKind};
 use crate::model::fs::{FileKind, FileMode};
 use crate::model::inventory::{DrmNode, DrmNodeKind};
 use crate::nixos;
@@ -38,7 +40,7 @@ pub fn check(host: &Host, ids: &IdentityDb, exp: &Expectations) -> Vec<Finding> 
         }
     };
     let userns = userns::read(host).filter(|ns| !ns.is_initial());
-    decide(host.is_live(), &nodes, ids, exp, userns.as_ref())
+    decide(host.is_live(), &nodes, ids, exp, userns.as_ref(), &Udevd::detect(host))
 }
 
 /// A host without render nodes: the GPU's driver and the graphics stack.
@@ -52,12 +54,14 @@ fn graphics_remedy() -> Remedy {
 /// inventory, e.g. one taken from a snapshot).
 /// `userns`: the user namespace when it is not the initial one (an unprivileged LXC container,
 /// `unshare --user`), where a node of an unmapped host group shows as the overflow gid.
+/// `udevd`: how udevd runs here, which decides the stale-gid remedy.
 pub fn decide(
     live: bool,
     nodes: &[DrmNode],
     ids: &IdentityDb,
     exp: &Expectations,
     userns: Option<&UserNamespace>,
+    udevd: &Udevd,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     let render = exp.render.as_ref();
@@ -106,10 +110,10 @@ pub fn decide(
             continue;
         }
         if n.group_name.is_none() {
-            out.push(stale_gid_finding(n, ids, render));
+            out.push(stale_gid_finding(n, ids, render, udevd));
         }
         if let (DrmNodeKind::Render, Some(r)) = (n.kind, render) {
-            node_findings(n, ids, r, &mut out);
+            node_findings(n, ids, r, udevd, &mut out);
         }
     }
     out
@@ -158,7 +162,7 @@ fn inventory_finding(live: bool, n: &DrmNode) -> Finding {
     f.evidence("node", n)
 }
 
-fn stale_gid_finding(n: &DrmNode, ids: &IdentityDb, render: Option<&RenderExpectation>) -> Finding {
+fn stale_gid_finding(n: &DrmNode, ids: &IdentityDb, render: Option<&RenderExpectation>, udevd: &Udevd) -> Finding {
     let gid = n.stat.gid;
     let expected_group = match n.kind {
         DrmNodeKind::Render => render.map_or("render", |r| r.group.as_str()),
@@ -172,7 +176,7 @@ fn stale_gid_finding(n: &DrmNode, ids: &IdentityDb, render: Option<&RenderExpect
         "{} has gid {gid}, which no group holds{now}: udevd resolved GROUP=\"{expected_group}\" to a gid when it started and keeps applying the old one (`udevadm control --reload` and `udevadm trigger` do not change that)",
         n.path
     );
-    Finding::fail_or_warn(n.kind == DrmNodeKind::Render, P, "stale_gid", &n.path, msg, restart_udev())
+    Finding::fail_or_warn(n.kind == DrmNodeKind::Render, P, "stale_gid", &n.path, msg, restart_udev(udevd))
         .evidence("gid", gid)
 }
 
@@ -207,27 +211,34 @@ fn unmapped_gid_finding(
     .evidence("gid_map", &ns.gid_map)
 }
 
-/// The fix for the stale-gid trap, as seen to work under QEMU with systemd 252.
-fn restart_udev() -> Remedy {
-    Remedy::command(
-        "systemctl restart systemd-udevd && udevadm trigger --action=add --subsystem-match=drm && udevadm settle  # or reboot",
-    )
+/// The fix for the stale-gid trap, as seen to work under QEMU with systemd 252: restart udevd
+/// the way it runs here, then an `add` event.
+fn restart_udev(udevd: &Udevd) -> Remedy {
+    match udevd {
+        Udevd::NotRunning { .. } => Remedy::manual(udevd.restart_command()),
+        _ => Remedy::command(udevd.restart_command()),
+    }
 }
 
 /// The fix for a node whose group or mode is wrong: the stale-gid restart when its gid has no
 /// group, else a udev rule.
-fn node_fix(n: &DrmNode, r: &RenderExpectation) -> Remedy {
-    if n.group_name.is_none() { restart_udev() } else { udev_rule(&r.group, Some(r.mode.unwrap_or(FileMode(0o660)))) }
+fn node_fix(n: &DrmNode, r: &RenderExpectation, udevd: &Udevd) -> Remedy {
+    if n.group_name.is_none() {
+        restart_udev(udevd)
+    } else {
+        udev_rule(Some(&r.group), Some(r.mode.unwrap_or(FileMode(0o660))))
+    }
 }
 
-fn udev_rule(group: &str, mode: Option<FileMode>) -> Remedy {
+fn udev_rule(group: Option<&str>, mode: Option<FileMode>) -> Remedy {
+    let group = group.map(|g| format!(", GROUP=\"{g}\"")).unwrap_or_default();
     let mode = mode.map(|m| format!(", MODE=\"{m}\"")).unwrap_or_default();
     Remedy::nixos(format!(
-        "services.udev.extraRules = ''\n  SUBSYSTEM==\"drm\", KERNEL==\"renderD*\", GROUP=\"{group}\"{mode}\n'';"
+        "services.udev.extraRules = ''\n  SUBSYSTEM==\"drm\", KERNEL==\"renderD*\"{group}{mode}\n'';"
     ))
 }
 
-fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, out: &mut Vec<Finding>) {
+fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, udevd: &Udevd, out: &mut Vec<Finding>) {
     let want = ids.group_by_name(&r.group);
     let node_group = format!("{} ({})", n.group_name.as_deref().unwrap_or("no group"), n.stat.gid);
     match &want {
@@ -252,7 +263,7 @@ fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, out: &mut
                 "render_group",
                 &n.path,
                 format!("{} is group {node_group}, expected {} ({})", n.path, g.name, g.gid),
-                udev_rule(&r.group, r.mode),
+                udev_rule(Some(&r.group), r.mode),
             )
             .evidence("gid", n.stat.gid)
             .evidence("expected_gid", g.gid),
@@ -268,7 +279,7 @@ fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, out: &mut
                 "render_mode",
                 &n.path,
                 format!("{} has mode {}, expected {m}: it lacks {:04o}", n.path, n.stat.mode, missing),
-                udev_rule(&r.group, Some(m)),
+                udev_rule(Some(&r.group), Some(m)),
             )
         } else if extra != 0 {
             let who = if extra & 0o006 != 0 { " (every user on the host can use the GPU)" } else { "" };
@@ -278,16 +289,17 @@ fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, out: &mut
                 &n.path,
                 format!("{} has mode {}, more permissive than the expected {m}{who}", n.path, n.stat.mode),
             )
-            .remedy(udev_rule(&r.group, Some(m)))
+            .remedy(udev_rule(Some(&r.group), Some(m)))
         } else {
             Finding::pass(P, "render_mode", &n.path, format!("{} has mode {m}", n.path))
         };
         out.push(f.evidence("mode", n.stat.mode).evidence("expected_mode", m));
     }
+    let ctx = AccessContext { n, r, render_gid: want.as_ref().map(|g| g.gid), ids, udevd };
     if let Some(g) = &want {
         // "Usable by the render group": a process whose only group is the render group.
         let cred = Credentials { uid: u32::MAX - 1, gid: g.gid, groups: Vec::new() };
-        let d = access::decide(&n.stat, n.acl.as_ref(), &cred, access::READ | access::WRITE);
+        let d = access::decide(&n.stat, n.acl.as_ref(), &cred, RW);
         let subject = &n.path;
         out.push(if d.allowed {
             Finding::pass(
@@ -297,60 +309,282 @@ fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, out: &mut
                 format!("members of {} ({}) can open {} read/write", g.name, g.gid, n.path),
             )
         } else {
+            let fix = access_fix(&ctx, n.acl.as_ref(), &cred, false);
             Finding::fail(
                 P,
                 "render_group_access",
                 subject,
                 format!("members of {} ({}) cannot open {} read/write ({})", g.name, g.gid, n.path, owner_text(n)),
-                node_fix(n, r),
+                fix.map_or_else(|| node_fix(n, r, udevd), |f| f.remedy()),
             )
         });
     }
     for a in &r.access {
         let cred = Credentials { uid: a.uid, gid: a.gid, groups: a.groups.clone() };
-        let d = access::decide(&n.stat, n.acl.as_ref(), &cred, access::READ | access::WRITE);
+        let d = access::decide(&n.stat, n.acl.as_ref(), &cred, RW);
         let who = a.describe();
         let f = match (d.allowed, d.via) {
-            (true, Via::AclUser) => Finding::warn(
+            (true, Via::AclUser) => {
+                // logind's uaccess entry exists only while the user has a local session: decide
+                // again without it, as a headless host would.
+                let headless = without_user_entry(n.acl.as_ref(), a.uid);
+                let h = access::decide(&n.stat, headless.as_ref(), &cred, RW);
+                if h.allowed {
+                    Finding::pass(
+                        P,
+                        "render_access",
+                        &n.path,
+                        format!(
+                            "{who} can open {} read/write (via {}; an ACL entry for uid {} grants it too)",
+                            n.path,
+                            via_text(h.via),
+                            a.uid
+                        ),
+                    )
+                } else {
+                    let f = Finding::warn(
+                        P,
+                        "render_access",
+                        &n.path,
+                        format!(
+                            "{who} can open {} only through an ACL entry for uid {} (logind's uaccess grants it while that user has a local session; a headless host has none)",
+                            n.path, a.uid
+                        ),
+                    );
+                    match access_fix(&ctx, headless.as_ref(), &cred, true) {
+                        Some(fix) => f.remedy(fix.remedy()),
+                        None => f,
+                    }
+                }
+            }
+            (true, via) => Finding::pass(
                 P,
                 "render_access",
                 &n.path,
-                format!(
-                    "{who} can open {} only through an ACL entry for uid {} (logind's uaccess grants it while that user has a local session; a headless host has none)",
-                    n.path, a.uid
-                ),
-            )
-            .remedy(Remedy::nixos(nixos::group_gid_line(&r.group, a.gid))),
-            (true, via) => Finding::pass(P, "render_access", &n.path, format!("{who} can open {} read/write (via {})", n.path, via_text(via))),
+                format!("{who} can open {} read/write (via {})", n.path, via_text(via)),
+            ),
             (false, _) => {
-                // Pinning the render group to the PGID is the fix only when no other group
-                // holds that gid (PGID=1000 is usually the user's own group): else group_add.
-                let pgid_taken = ids.group_by_gid(a.gid).is_some_and(|g| g.name != r.group);
-                let remedy = if n.group_name.is_none() {
-                    restart_udev()
-                } else if pgid_taken {
-                    Remedy::manual(format!(
-                        "add group_add: [ \"{}\" ] to the container (gid {} is group {}, so the render group cannot take it), or run it with PGID={}",
-                        n.stat.gid,
-                        a.gid,
-                        ids.group_by_gid(a.gid).map(|g| g.name).unwrap_or_default(),
-                        n.stat.gid
-                    ))
-                } else if want.as_ref().is_some_and(|g| g.gid == n.stat.gid) && a.gid != n.stat.gid {
-                    Remedy::nixos(format!(
-                        "{}  # so PGID {} is the render group; or add group_add: [ \"{}\" ] to the container",
-                        nixos::group_gid_line(&r.group, a.gid),
-                        a.gid,
-                        n.stat.gid
-                    ))
-                } else {
-                    Remedy::manual(format!("run the container with PGID={} or group_add: [ \"{}\" ], or change the node's group/mode", n.stat.gid, n.stat.gid))
-                };
-                Finding::fail(P, "render_access", &n.path, format!("{who} cannot open {} read/write ({})", n.path, owner_text(n)), remedy)
+                let remedy =
+                    access_fix(&ctx, n.acl.as_ref(), &cred, true).map_or_else(|| node_fix(n, r, udevd), |f| f.remedy());
+                Finding::fail(
+                    P,
+                    "render_access",
+                    &n.path,
+                    format!("{who} cannot open {} read/write ({})", n.path, owner_text(n)),
+                    remedy,
+                )
             }
         };
         out.push(f.evidence("credentials", &cred).evidence("via", d.via));
     }
+}
+
+const RW: u32 = access::READ | access::WRITE;
+
+/// The ACL without the named entry of `uid` (what a host without that user's seat session has).
+fn without_user_entry(acl: Option<&Acl>, uid: u32) -> Option<Acl> {
+    acl.map(|a| Acl {
+        entries: a.entries.iter().filter(|e| !(e.tag == AclTag::User && e.id == Some(uid))).copied().collect(),
+    })
+}
+
+/// What a remedy for one node needs to know beyond the node: the expectation, the render
+/// group's gid now, who holds which gid.
+struct AccessContext<'a> {
+    n: &'a DrmNode,
+    r: &'a RenderExpectation,
+    render_gid: Option<u32>,
+    ids: &'a IdentityDb,
+    udevd: &'a Udevd,
+}
+
+/// One step of an access remedy: the change it makes (what the property test applies) and
+/// how to make it (what the user reads).
+#[derive(Debug, Clone)]
+struct Step {
+    change: Change,
+    how: Remedy,
+}
+
+/// Ways to let one credential open a node; each alternative (a list of steps, in order) is
+/// enough on its own.
+#[derive(Debug, Clone)]
+struct AccessFix {
+    alternatives: Vec<Vec<Step>>,
+}
+
+impl AccessFix {
+    /// The first alternative as the remedy (its kind), the others after an "or".
+    fn remedy(&self) -> Remedy {
+        // Steps every alternative shares at its start or end are said once ("A; then B, or C;
+        // then D"), the differing middles joined by "or".
+        let alts = &self.alternatives;
+        let text_of = |s: &Step| s.how.text.clone();
+        let shortest = alts.iter().map(Vec::len).min().unwrap_or(0);
+        let same_at = |f: &dyn Fn(&Vec<Step>) -> Option<String>| {
+            alts.iter().map(f).collect::<Vec<_>>().windows(2).all(|w| w[0] == w[1])
+        };
+        let mut head = 0;
+        while head < shortest && alts.len() > 1 && same_at(&|a| a.get(head).map(text_of)) {
+            head += 1;
+        }
+        let mut tail = 0;
+        while head + tail < shortest && alts.len() > 1 && same_at(&|a| a.get(a.len() - 1 - tail).map(text_of)) {
+            tail += 1;
+        }
+        let first = alts.first().map(Vec::as_slice).unwrap_or_default();
+        let join = |steps: &[Step]| steps.iter().map(text_of).collect::<Vec<_>>().join("; then ");
+        let middles: Vec<&[Step]> = alts.iter().map(|a| &a[head..a.len() - tail]).collect();
+        let kind = match (head + tail, middles.first()) {
+            (0, Some([one])) => one.how.kind,
+            _ => RemedyKind::Manual,
+        };
+        let mut middle = String::new();
+        for (i, m) in middles.iter().enumerate() {
+            if i > 0 {
+                middle.push_str(match kind {
+                    RemedyKind::Manual => ", or ",
+                    _ if i == 1 && !middle.contains('#') => "  # or ",
+                    _ => "; or ",
+                });
+            }
+            middle.push_str(&join(m));
+        }
+        let parts: Vec<String> = [join(&first[..head]), middle, join(&first[first.len() - tail..])]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect();
+        Remedy { kind, text: parts.join("; then ") }
+    }
+
+    #[cfg(test)]
+    fn changes(&self, alternative: usize) -> Vec<Change> {
+        self.alternatives.get(alternative).map(|a| a.iter().map(|s| s.change.clone()).collect()).unwrap_or_default()
+    }
+}
+
+/// The remedy for a credential that cannot open the node (`None` when it can), computed from
+/// what blocks it ([`access::blocker`]) and checked: every alternative, applied to the node
+/// and the credential, lets it in. A node whose gid is stale gets udevd's restart first (the
+/// node then has the render group's gid). `container` says the credential is a container's,
+/// which can take a group (`group_add`, PGID); the render group itself cannot.
+fn access_fix(ctx: &AccessContext<'_>, acl: Option<&Acl>, cred: &Credentials, container: bool) -> Option<AccessFix> {
+    let n = ctx.n;
+    let stat = &n.stat;
+    if access::decide(stat, acl, cred, RW).allowed {
+        return None;
+    }
+    let mut prefix: Vec<Step> = Vec::new();
+    if let (None, Some(g)) = (&n.group_name, ctx.render_gid) {
+        prefix.push(Step { change: Change::SetFileGroup { gid: g }, how: restart_udev(ctx.udevd) });
+    }
+    let pre: Vec<Change> = prefix.iter().map(|s| s.change.clone()).collect();
+    let (s1, a1, _) = access::apply(&pre, stat, acl, cred);
+    // The node's group after the prefix is the render group (by gid) or the one it names.
+    let node_is_render = ctx.render_gid == Some(s1.gid) || n.group_name.as_deref() == Some(ctx.r.group.as_str());
+    let mut alternatives: Vec<Vec<Step>> = Vec::new();
+    let passes = |steps: &[Step]| {
+        let changes: Vec<Change> = steps.iter().map(|s| s.change.clone()).collect();
+        access::passes_after(&changes, stat, acl, cred, RW)
+    };
+    let with = |steps: Vec<Step>| -> Vec<Step> { prefix.iter().cloned().chain(steps).collect() };
+    let mode_step = |extra: u32| {
+        let base = ctx.r.mode.map_or(s1.mode.0, |m| m.0 | (s1.mode.0 & 0o7000));
+        let mode = base | extra;
+        Step { change: Change::SetMode { mode }, how: udev_rule(None, Some(FileMode(mode))) }
+    };
+    match access::blocker(&s1, a1.as_ref(), cred, RW) {
+        None => return Some(AccessFix { alternatives: vec![prefix] }),
+        Some(Blocker::MissingGroup) => {
+            let mut groups: Vec<Vec<Step>> = Vec::new();
+            let holder = ctx.ids.group_by_gid(cred.gid).map(|g| g.name).filter(|name| *name != ctx.r.group);
+            if node_is_render && holder.is_none() && cred.gid != s1.gid && container {
+                // Renumber the render group to the PGID (NixOS: the node follows the group).
+                let how = Remedy::nixos(format!(
+                    "{}  # so PGID {} is the {} group",
+                    nixos::group_gid_line(&ctx.r.group, cred.gid),
+                    cred.gid,
+                    ctx.r.group
+                ));
+                groups.push(vec![Step { change: Change::SetFileGroup { gid: cred.gid }, how }]);
+            }
+            if container {
+                let how = match &holder {
+                    Some(name) if node_is_render => Remedy::manual(format!(
+                        "add group_add: [ \"{g}\" ] to the container (gid {} is group {name}, so the render group cannot take it)",
+                        cred.gid,
+                        g = s1.gid
+                    )),
+                    _ => Remedy::manual(format!("add group_add: [ \"{}\" ] to the container", s1.gid)),
+                };
+                groups.push(vec![Step { change: Change::JoinGroup { gid: s1.gid }, how }]);
+                let how = Remedy::manual(format!("run it with PGID={}", s1.gid));
+                groups.push(vec![Step { change: Change::SetPrimaryGroup { gid: s1.gid }, how }]);
+            } else if let Some(g) = ctx.render_gid.filter(|g| *g != s1.gid) {
+                let how = udev_rule(Some(&ctx.r.group), None);
+                groups.push(vec![Step { change: Change::SetFileGroup { gid: g }, how }]);
+            }
+            for g in groups {
+                let alone = with(g.clone());
+                if passes(&alone) {
+                    alternatives.push(alone);
+                } else {
+                    let mut both = alone;
+                    both.push(mode_step(RW << 3));
+                    if passes(&both) {
+                        alternatives.push(both);
+                    }
+                }
+            }
+        }
+        Some(Blocker::GroupBits | Blocker::Mask) => alternatives.push(with(vec![mode_step(RW << 3)])),
+        Some(Blocker::OwnerBits) => alternatives.push(with(vec![mode_step(RW << 6)])),
+        Some(Blocker::AclEntry) => {}
+    }
+    alternatives.retain(|a| passes(a));
+    if alternatives.is_empty() {
+        // What is left is an ACL entry that decides: give the uid its own entry, which always
+        // works for a process that is not the owner (access::remedy's last resort).
+        let last = if container {
+            access::remedy(&s1, a1.as_ref(), cred, RW)
+        } else {
+            access::file_remedy(&s1, a1.as_ref(), cred, RW)
+        };
+        if let Some(changes) = last {
+            let steps: Vec<Step> = changes.into_iter().map(|c| Step { how: setfacl(&n.path, &c), change: c }).collect();
+            let all = with(steps);
+            if passes(&all) {
+                alternatives.push(all);
+            }
+        }
+    }
+    (!alternatives.is_empty()).then_some(AccessFix { alternatives })
+}
+
+/// How to make an ACL or mode change on a device node by hand: `setfacl`/`chmod` (they last
+/// until udev sets the node up again: a udev rule keeps them).
+fn setfacl(path: &str, c: &Change) -> Remedy {
+    let perm = |p: u32| {
+        [(4, 'r'), (2, 'w'), (1, 'x')].iter().map(|&(b, ch)| if p & b != 0 { ch } else { '-' }).collect::<String>()
+    };
+    let text = match c {
+        Change::SetAclEntry { tag, id, perm: p } => {
+            let who = match (tag, id) {
+                (AclTag::User, Some(u)) => format!("u:{u}"),
+                (AclTag::Group, Some(g)) => format!("g:{g}"),
+                (AclTag::UserObj, _) => "u:".into(),
+                (AclTag::GroupObj, _) => "g:".into(),
+                (AclTag::Mask, _) => "m:".into(),
+                _ => "o:".into(),
+            };
+            format!("setfacl -m {who}:{} {}", perm(*p), crate::shell::quote(path))
+        }
+        Change::SetMode { mode } => format!("chmod {mode:04o} {}", crate::shell::quote(path)),
+        Change::SetFileGroup { gid } => format!("chgrp {gid} {}", crate::shell::quote(path)),
+        Change::JoinGroup { gid } => format!("add group_add: [ \"{gid}\" ] to the container"),
+        Change::SetPrimaryGroup { gid } => format!("run the container with PGID={gid}"),
+    };
+    Remedy::command(format!("{text}  # until udev sets the node up again; a udev rule (RUN+=) keeps it"))
 }
 
 fn via_text(v: Via) -> &'static str {
@@ -361,5 +595,223 @@ fn via_text(v: Via) -> &'static str {
         Via::Group => "group bits",
         Via::AclGroup => "ACL group entry",
         Via::Other => "other bits",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::acl::AclEntry;
+    use crate::model::expectations::AccessExpectation;
+    use crate::model::finding::Status;
+    use crate::model::fs::FileStat;
+    use crate::sources::group::GroupEntry;
+    use proptest::prelude::*;
+
+    const IDS: [u32; 5] = [0, 1000, 1001, 110, 303];
+
+    fn group(name: &str, gid: u32) -> GroupEntry {
+        GroupEntry { name: name.into(), gid, members: Vec::new() }
+    }
+
+    fn render_exp(mode: Option<u32>, access: Vec<AccessExpectation>) -> RenderExpectation {
+        RenderExpectation {
+            group: "render".into(),
+            mode: mode.map(FileMode),
+            required: false,
+            nodes: Vec::new(),
+            access,
+        }
+    }
+
+    fn node(uid: u32, gid: u32, mode: u32, group_name: Option<&str>, acl: Option<Acl>) -> DrmNode {
+        DrmNode {
+            path: "/dev/dri/renderD128".into(),
+            kind: DrmNodeKind::Render,
+            stat: FileStat { kind: FileKind::Char, uid, gid, mode: FileMode(mode), rdev: None },
+            owner_name: None,
+            group_name: group_name.map(str::to_owned),
+            acl,
+            kernel_driver: None,
+            pci: None,
+            drm_driver: None,
+            drm_driver_note: None,
+        }
+    }
+
+    fn remedy_of<'a>(findings: &'a [Finding], check: &str) -> &'a Finding {
+        findings.iter().find(|f| f.check == check).unwrap_or_else(|| panic!("no {check} in {findings:#?}"))
+    }
+
+    fn plex(gid: u32) -> AccessExpectation {
+        AccessExpectation { name: Some("plex".into()), uid: 1000, gid, groups: Vec::new() }
+    }
+
+    #[test]
+    fn a_0600_node_whose_group_is_the_pgid_gets_a_mode_rule_not_the_pgid() {
+        // The PGID is already the node's group: "PGID=110 or group_add [110]" would change nothing.
+        let ids = IdentityDb::from_entries(vec![group("render", 110)], Vec::new());
+        let r = render_exp(None, vec![plex(110)]);
+        let mut out = Vec::new();
+        node_findings(&node(0, 110, 0o600, Some("render"), None), &ids, &r, &Udevd::SystemdUnit, &mut out);
+        let f = remedy_of(&out, "render_access");
+        assert_eq!(f.status, Status::Fail);
+        let text = &f.remedy.as_ref().unwrap().text;
+        assert!(!text.contains("PGID=110") && !text.contains("group_add"), "{text}");
+        assert!(text.contains("MODE=\"0660\""), "{text}");
+    }
+
+    #[test]
+    fn a_user_acl_on_a_node_the_pgid_already_opens_is_not_a_warning() {
+        // render is already 110, the node is render 0660 with a uaccess entry for uid 1000:
+        // without the entry the group bits let plex in, so there is nothing to pin.
+        let ids = IdentityDb::from_entries(vec![group("render", 110)], Vec::new());
+        let acl = Acl {
+            entries: vec![
+                AclEntry { tag: AclTag::UserObj, id: None, perm: 6 },
+                AclEntry { tag: AclTag::User, id: Some(1000), perm: 6 },
+                AclEntry { tag: AclTag::GroupObj, id: None, perm: 6 },
+                AclEntry { tag: AclTag::Mask, id: None, perm: 6 },
+                AclEntry { tag: AclTag::Other, id: None, perm: 0 },
+            ],
+        };
+        let r = render_exp(Some(0o660), vec![plex(110)]);
+        let mut out = Vec::new();
+        node_findings(&node(0, 110, 0o660, Some("render"), Some(acl.clone())), &ids, &r, &Udevd::SystemdUnit, &mut out);
+        let f = remedy_of(&out, "render_access");
+        assert_eq!(f.status, Status::Pass, "{f:?}");
+        assert!(f.message.contains("via group bits; an ACL entry for uid 1000 grants it too"), "{}", f.message);
+        // With the node on another group, the entry is all plex has: a warning whose remedy
+        // (group_add of the node's gid, or pinning render to 110) is a real change.
+        let ids = IdentityDb::from_entries(vec![group("render", 108)], Vec::new());
+        let mut out = Vec::new();
+        node_findings(&node(0, 108, 0o660, Some("render"), Some(acl)), &ids, &r, &Udevd::SystemdUnit, &mut out);
+        let f = remedy_of(&out, "render_access");
+        assert_eq!(f.status, Status::Warn);
+        let text = &f.remedy.as_ref().unwrap().text;
+        assert!(text.starts_with("users.groups.render.gid = lib.mkForce 110;"), "{text}");
+        assert!(text.contains("group_add: [ \"108\" ]"), "{text}");
+    }
+
+    /// An ACL as the kernel keeps it: base entries that follow the mode, the mask equal to the
+    /// mode's group bits when there are named entries.
+    fn acl_for(mode: u32, users: &[(u32, u32)], groups: &[(u32, u32)], group_obj: u32) -> (u32, Option<Acl>) {
+        if users.is_empty() && groups.is_empty() {
+            return (mode, None);
+        }
+        let mask = (mode >> 3) & 7;
+        let mut entries = vec![AclEntry { tag: AclTag::UserObj, id: None, perm: (mode >> 6) & 7 }];
+        entries.extend(users.iter().map(|&(u, p)| AclEntry { tag: AclTag::User, id: Some(u), perm: p }));
+        entries.push(AclEntry { tag: AclTag::GroupObj, id: None, perm: group_obj });
+        entries.extend(groups.iter().map(|&(g, p)| AclEntry { tag: AclTag::Group, id: Some(g), perm: p }));
+        entries.push(AclEntry { tag: AclTag::Mask, id: None, perm: mask });
+        entries.push(AclEntry { tag: AclTag::Other, id: None, perm: mode & 7 });
+        (mode, Some(Acl { entries }))
+    }
+
+    fn dedup(v: Vec<(u32, u32)>) -> Vec<(u32, u32)> {
+        let mut out: Vec<(u32, u32)> = Vec::new();
+        for (id, p) in v {
+            if !out.iter().any(|(i, _)| *i == id) {
+                out.push((id, p));
+            }
+        }
+        out
+    }
+
+    /// Every alternative of `fix`, applied to the inputs, lets `cred` in.
+    fn assert_fix_works(
+        fix: &AccessFix,
+        n: &DrmNode,
+        acl: Option<&Acl>,
+        cred: &Credentials,
+    ) -> Result<(), TestCaseError> {
+        prop_assert!(!fix.alternatives.is_empty());
+        for i in 0..fix.alternatives.len() {
+            let changes = fix.changes(i);
+            prop_assert!(!changes.is_empty(), "an empty alternative changes nothing");
+            prop_assert!(
+                access::passes_after(&changes, &n.stat, acl, cred, RW),
+                "alternative {i} {changes:?} does not let {cred:?} open {:?} acl {acl:?} ({})",
+                n.stat,
+                fix.remedy().text
+            );
+        }
+        prop_assert!(!fix.remedy().text.is_empty());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+        /// Whenever a remedy is printed, applying it to the inputs and deciding again passes.
+        #[test]
+        fn every_printed_access_remedy_makes_the_check_pass(
+            owner in proptest::sample::select(&IDS[..]),
+            node_gid in proptest::sample::select(&IDS[..]),
+            mode in 0u32..0o1000,
+            users in proptest::collection::vec((proptest::sample::select(&IDS[1..]), 0u32..8), 0..2),
+            groups in proptest::collection::vec((proptest::sample::select(&IDS[..]), 0u32..8), 0..2),
+            group_obj in 0u32..8,
+            render_gid in proptest::sample::select(&[110u32, 303, 1001][..]),
+            // 0: the node's gid is render's, 1: another named group's, 2: no group's (stale).
+            naming in 0u8..3,
+            palav_holds_1000 in any::<bool>(),
+            expected_mode in proptest::option::of(proptest::sample::select(&[0o660u32, 0o666, 0o600][..])),
+            uid in proptest::sample::select(&IDS[1..]),
+            gid in proptest::sample::select(&IDS[..]),
+            extra in proptest::collection::vec(proptest::sample::select(&IDS[..]), 0..2),
+        ) {
+            let (mode, acl) = acl_for(mode, &dedup(users), &dedup(groups), group_obj);
+            let mut db = vec![group("render", render_gid)];
+            let (gid_of_node, name) = match naming {
+                0 => (render_gid, Some("render")),
+                1 if node_gid != render_gid => (node_gid, Some("video")),
+                _ if node_gid != render_gid => (node_gid, None),
+                _ => (render_gid, Some("render")),
+            };
+            if name == Some("video") {
+                db.push(group("video", gid_of_node));
+            }
+            if palav_holds_1000 && render_gid != 1000 && gid_of_node != 1000 {
+                db.push(group("palav", 1000));
+            }
+            let ids = IdentityDb::from_entries(db, Vec::new());
+            let n = node(owner, gid_of_node, mode, name, acl.clone());
+            let a = AccessExpectation { name: None, uid, gid, groups: extra };
+            let r = render_exp(expected_mode, vec![a.clone()]);
+            let ctx = AccessContext { n: &n, r: &r, render_gid: Some(render_gid), ids: &ids, udevd: &Udevd::SystemdUnit };
+            let cred = Credentials { uid, gid, groups: a.groups.clone() };
+            let mut findings = Vec::new();
+            node_findings(&n, &ids, &r, &Udevd::SystemdUnit, &mut findings);
+            let printed = remedy_of(&findings, "render_access");
+
+            let d = access::decide(&n.stat, acl.as_ref(), &cred, RW);
+            match (d.allowed, d.via) {
+                (false, _) => {
+                    let fix = access_fix(&ctx, acl.as_ref(), &cred, true);
+                    prop_assert!(fix.is_some(), "no remedy for a denied {cred:?} on {:?} {acl:?}", n.stat);
+                    let fix = fix.unwrap();
+                    assert_fix_works(&fix, &n, acl.as_ref(), &cred)?;
+                    prop_assert_eq!(printed.remedy.as_ref().map(|r| &r.text), Some(&fix.remedy().text));
+                }
+                (true, Via::AclUser) => {
+                    let headless = without_user_entry(acl.as_ref(), uid);
+                    if let Some(fix) = access_fix(&ctx, headless.as_ref(), &cred, true) {
+                        assert_fix_works(&fix, &n, headless.as_ref(), &cred)?;
+                        prop_assert_eq!(printed.remedy.as_ref().map(|r| &r.text), Some(&fix.remedy().text));
+                    } else {
+                        prop_assert_eq!(printed.status, Status::Pass);
+                    }
+                }
+                (true, _) => prop_assert!(printed.remedy.is_none(), "a remedy for a credential that passes: {printed:?}"),
+            }
+            // The render group's own access, which can only be fixed on the node.
+            let group_cred = Credentials { uid: u32::MAX - 1, gid: render_gid, groups: Vec::new() };
+            if let Some(fix) = access_fix(&ctx, acl.as_ref(), &group_cred, false) {
+                assert_fix_works(&fix, &n, acl.as_ref(), &group_cred)?;
+                let joins = fix.alternatives.iter().flatten().any(|s| matches!(s.change, Change::JoinGroup { .. } | Change::SetPrimaryGroup { .. }));
+                prop_assert!(!joins, "the render group cannot join a group: {}", fix.remedy().text);
+            }
+        }
     }
 }

@@ -2,9 +2,14 @@
 //!
 //! The safety model (docs/drift.md says it for users):
 //! - a plan ([`crate::drift::scan`]) changes nothing; [`apply`] is the only writer;
-//! - roots are refused when they are `/`, given through a symbolic link or with `..`
-//!   (`prepare_roots`); the walk itself opens every directory relative to its
-//!   parent with `O_NOFOLLOW`, so no change can land outside the roots;
+//! - roots are refused when they are a system directory by identity (`/` through a bind
+//!   mount included, [`crate::drift::guard`]), given through a symbolic link or with `..`
+//!   (`prepare_roots`); the walk itself opens every directory relative to its parent with
+//!   `O_NOFOLLOW`, so no change can land outside the roots;
+//! - the fix is planned first (a read-only walk): a system directory reached anywhere refuses
+//!   it before the journal exists, and the plan sees which files have links it did not see;
+//!   set-id files, files with capabilities and files with links outside are left alone unless
+//!   allowed (chown clears those bits; a link outside changes with the file);
 //! - every change is journaled ([`crate::drift::journal`]) and synced *before* it is made;
 //! - each change is `fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW)` relative to the
 //!   directory the entry was read from, right after a fresh `statx` shows it is still the same
@@ -33,7 +38,7 @@ use crate::scan::escape::{escape, escape_path, unescape_path};
 pub struct FixSummary {
     /// The journal (escaped path).
     pub journal: String,
-    /// Owners changed.
+    /// Owners changed (a file with several names counts once per name).
     pub changed: u64,
     /// Entries left alone because they changed (or vanished) between the scan and the fix.
     pub skipped: u64,
@@ -42,10 +47,36 @@ pub struct FixSummary {
     pub failed: u64,
     /// The first failures: path and error.
     pub failures: Vec<String>,
+    /// Set-id files and files with capabilities left alone (no `allow_setid`).
+    pub held_setid: u64,
+    /// Files left alone because they have hard links the walk did not see (no
+    /// `include_outside_links`).
+    pub held_outside_links: u64,
+    /// Changed files whose set-user-ID/set-group-ID bits chown cleared (`allow_setid`).
+    pub cleared_setid: u64,
+    /// Changed files whose capabilities chown removed (`allow_setid`).
+    pub cleared_capabilities: u64,
+    /// The first of those: path and what was cleared. Undo puts it back; the fix never
+    /// re-applies it under the new owner.
+    pub cleared: Vec<String>,
+    /// Changed files with hard links outside the walk (`include_outside_links`): their other
+    /// names changed too.
+    pub changed_outside_links: u64,
+    /// Set when the walk reached a system directory and stopped there (something was mounted
+    /// after the plan): what it was. The changes made before it are in the journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+impl FixSummary {
+    /// Entries the fix left alone on purpose (set-id, capabilities, links outside).
+    pub fn held(&self) -> u64 {
+        self.held_setid + self.held_outside_links
+    }
 }
 
 const MASK: StatxFlags = StatxFlags::TYPE.union(StatxFlags::UID).union(StatxFlags::GID).union(StatxFlags::INO);
-const FIX_MASK: StatxFlags = MASK.union(StatxFlags::MODE).union(StatxFlags::BTIME);
+const FIX_MASK: StatxFlags = MASK.union(StatxFlags::MODE).union(StatxFlags::BTIME).union(StatxFlags::NLINK);
 
 fn dev_of(stx: &rustix::fs::Statx) -> u64 {
     rustix::fs::makedev(stx.stx_dev_major, stx.stx_dev_minor)
@@ -59,17 +90,26 @@ fn btime_of(stx: &rustix::fs::Statx) -> Option<String> {
 
 const CAPS_XATTR: &CStr = c"security.capability";
 
-/// The `security.capability` attribute of entry `name` of `dir`, hex, if it has one. Read
-/// through `/proc/self/fd/DIRFD/NAME` with `lgetxattr`, so the path is resolved from the open
+/// The path of entry `name` of `dir` through `/proc/self/fd`, so it is resolved from the open
 /// directory, never from the root again.
-fn file_caps(dir: &DirRef<'_>, name: &CStr) -> Option<String> {
+fn proc_path(dir: &DirRef<'_>, name: &CStr) -> Option<CString> {
     use rustix::fd::AsRawFd;
     let mut p = format!("/proc/self/fd/{}/", dir.fd().as_raw_fd()).into_bytes();
     p.extend_from_slice(name.to_bytes());
-    let p = CString::new(p).ok()?;
+    CString::new(p).ok()
+}
+
+/// The `security.capability` attribute of entry `name` of `dir`, if it has one (`lgetxattr`
+/// through [`proc_path`]).
+pub(crate) fn file_caps(dir: &DirRef<'_>, name: &CStr) -> Option<Vec<u8>> {
+    let p = proc_path(dir, name)?;
     let mut buf = [0u8; 256];
     let n = rustix::fs::lgetxattr(p.as_c_str(), CAPS_XATTR, &mut buf[..]).ok()?;
-    Some(buf[..n].iter().map(|b| format!("{b:02x}")).collect())
+    Some(buf[..n].to_vec())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
@@ -77,16 +117,126 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
 
+/// Capability names by number (linux/capability.h).
+const CAP_NAMES: [&str; 41] = [
+    "chown",
+    "dac_override",
+    "dac_read_search",
+    "fowner",
+    "fsetid",
+    "kill",
+    "setgid",
+    "setuid",
+    "setpcap",
+    "linux_immutable",
+    "net_bind_service",
+    "net_broadcast",
+    "net_admin",
+    "net_raw",
+    "ipc_lock",
+    "ipc_owner",
+    "sys_module",
+    "sys_rawio",
+    "sys_chroot",
+    "sys_ptrace",
+    "sys_pacct",
+    "sys_admin",
+    "sys_boot",
+    "sys_nice",
+    "sys_resource",
+    "sys_time",
+    "sys_tty_config",
+    "mknod",
+    "lease",
+    "audit_write",
+    "audit_control",
+    "setfcap",
+    "mac_override",
+    "mac_admin",
+    "syslog",
+    "wake_alarm",
+    "block_suspend",
+    "audit_read",
+    "perfmon",
+    "bpf",
+    "checkpoint_restore",
+];
+
+/// A `security.capability` value as getcap(8) writes it (`cap_net_raw=ep`), from its
+/// `vfs_cap_data` layout (linux/capability.h: `magic_etc` with the revision and the effective
+/// flag, then permitted and inheritable words, low then high; revision 3 adds the root uid).
+/// Anything else is shown in hex.
+pub fn caps_text(value: &[u8]) -> String {
+    let word = |i: usize| value.get(i * 4..i * 4 + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let Some(magic) = word(0) else { return format!("0x{}", hex(value)) };
+    let words = match (magic & 0xff00_0000, value.len()) {
+        (0x0100_0000, 12) => 1,
+        (0x0200_0000, 20) | (0x0300_0000, 24) => 2,
+        _ => return format!("0x{}", hex(value)),
+    };
+    let effective = magic & 1 != 0;
+    let (mut permitted, mut inheritable) = (0u64, 0u64);
+    for w in 0..words {
+        permitted |= u64::from(word(1 + 2 * w).unwrap_or(0)) << (32 * w);
+        inheritable |= u64::from(word(2 + 2 * w).unwrap_or(0)) << (32 * w);
+    }
+    // Capabilities grouped by their flags, in number order: "cap_a,cap_b=ep cap_c=i".
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for bit in 0..64 {
+        let (p, i) = (permitted >> bit & 1 == 1, inheritable >> bit & 1 == 1);
+        if !p && !i {
+            continue;
+        }
+        let flags =
+            format!("{}{}{}", if effective { "e" } else { "" }, if i { "i" } else { "" }, if p { "p" } else { "" });
+        let name = CAP_NAMES.get(bit).map_or_else(|| format!("cap_{bit}"), |n| format!("cap_{n}"));
+        match groups.iter_mut().find(|(f, _)| *f == flags) {
+            Some((_, names)) => names.push(name),
+            None => groups.push((flags, vec![name])),
+        }
+    }
+    let mut text: Vec<String> = groups.into_iter().map(|(f, names)| format!("{}={f}", names.join(","))).collect();
+    if text.is_empty() {
+        text.push("(none)".into());
+    }
+    if words == 2 && value.len() == 24 {
+        text.push(format!("[rootid={}]", word(5).unwrap_or(0)));
+    }
+    text.join(" ")
+}
+
 /// The identity the journal records: device, inode and birth time.
 fn same_file(stx: &rustix::fs::Statx, id: FileId, btime: &Option<String>) -> bool {
     stx.stx_ino == id.ino && dev_of(stx) == id.dev && btime_of(stx) == *btime
 }
 
-/// Scans `opts.roots` and changes the owner of every offending entry to `opts.expected`,
-/// journaling each change in `journal_path` (created; must not exist) before making it.
-/// Roots are checked with `for_fix` (see the drift module: `prepare_roots`).
+/// One entry the fix will change, with what its change may clear.
+struct Todo {
+    index: usize,
+    btime: Option<String>,
+    setid: bool,
+    caps: bool,
+    linked: bool,
+}
+
+/// Plans the fix, then makes it: scans `opts.roots` once read-only ([`DriftOptions::plan_fix`]:
+/// a root or directory that is a system one refuses the whole fix here, before anything is
+/// written, and the plan learns which files have links the walk did not see), then creates
+/// `journal_path` (it must not exist) and walks again, changing the owner of every offending
+/// entry to `opts.expected`, each change journaled before it is made. Set-id files and files
+/// with capabilities are left alone without [`DriftOptions::allow_setid`], files with links
+/// outside the walk without [`DriftOptions::include_outside_links`]. Roots are checked with
+/// `for_fix` (see the drift module: `prepare_roots`).
 pub fn apply(opts: &DriftOptions, journal_path: &Path) -> Result<DriftReport, DriftError> {
-    let roots = prepare_roots(&opts.roots, true)?;
+    let system = opts.system_dirs();
+    let roots = prepare_roots(&opts.roots, true, &system)?;
+    let mut plan_opts = opts.clone();
+    plan_opts.plan_fix = true;
+    plan_opts.progress = None;
+    let (planned, seen_links, refused) = scan_prepared(&roots, &plan_opts, &system, None, None)?;
+    if let Some(r) = refused {
+        return Err(DriftError::SystemDirectory(r));
+    }
     let mut root_devs = Vec::with_capacity(roots.len());
     for r in &roots {
         let stx = rustix::fs::statx(CWD, r.as_path(), AtFlags::SYMLINK_NOFOLLOW, StatxFlags::INO)
@@ -110,48 +260,70 @@ pub fn apply(opts: &DriftOptions, journal_path: &Path) -> Result<DriftReport, Dr
     let samples = opts.samples.max(1);
     let state = Mutex::new((writer, FixSummary { journal: escape_path(journal_path), ..FixSummary::default() }));
     let (uid, gid) = (Uid::from_raw(opts.expected.uid), Gid::from_raw(opts.expected.gid));
+    let expected = (opts.expected.uid, opts.expected.gid);
+    let is_dir = |m: u16| u32::from(m) & 0o170000 == 0o040000;
     let sink = |_worker: usize, dir: &DirRef<'_>, entries: &Offenders<'_>| {
         // Look at each entry once more, now with its birth time: that, with device and inode,
         // is what undo will check. An entry that changed since the scan is left alone.
         let mut lines = String::new();
         let mut path = Vec::new();
-        let mut todo: Vec<(usize, Option<String>)> = Vec::with_capacity(entries.len());
-        let mut skipped = 0u64;
+        let mut todo: Vec<Todo> = Vec::with_capacity(entries.len());
+        let (mut skipped, mut held_setid, mut held_links) = (0u64, 0u64, 0u64);
         for (i, e) in entries.iter().enumerate() {
-            match rustix::fs::statx(dir.fd(), e.name, AtFlags::SYMLINK_NOFOLLOW, FIX_MASK) {
-                Ok(now)
-                    if now.stx_ino == e.id.ino
-                        && dev_of(&now) == e.id.dev
-                        && (now.stx_uid, now.stx_gid) == (e.owner.uid, e.owner.gid) =>
-                {
-                    let btime = btime_of(&now);
-                    let caps =
-                        if u32::from(now.stx_mode) & 0o170000 == 0o100000 { file_caps(dir, e.name) } else { None };
-                    path.clear();
-                    dir.write_entry_path(e.name, &mut path);
-                    let rec = Record {
-                        path: escape(&path),
-                        dev: e.id.dev,
-                        ino: e.id.ino,
-                        btime: btime.clone(),
-                        mode: u32::from(now.stx_mode),
-                        caps,
-                        uid: e.owner.uid,
-                        gid: e.owner.gid,
-                        new_uid: opts.expected.uid,
-                        new_gid: opts.expected.gid,
-                    };
-                    // Plain data: serialisation cannot fail.
-                    lines.push_str(&serde_json::to_string(&rec).unwrap_or_default());
-                    lines.push('\n');
-                    todo.push((i, btime));
+            let now = match rustix::fs::statx(dir.fd(), e.name, AtFlags::SYMLINK_NOFOLLOW, FIX_MASK) {
+                Ok(now) if now.stx_ino == e.id.ino && dev_of(&now) == e.id.dev => now,
+                _ => {
+                    skipped += 1;
+                    continue;
                 }
-                _ => skipped += 1,
+            };
+            let linked = !is_dir(now.stx_mode) && now.stx_nlink > 1;
+            if (now.stx_uid, now.stx_gid) != (e.owner.uid, e.owner.gid) {
+                // Another name of a linked file changed through an earlier one: counted there.
+                if !(linked && (now.stx_uid, now.stx_gid) == expected) {
+                    skipped += 1;
+                }
+                continue;
             }
+            // Every name of a linked file must have been seen by the plan, unless allowed.
+            let all_seen = seen_links.get(&e.id).is_some_and(|&(n, seen)| n == now.stx_nlink && seen >= n);
+            if linked && !opts.include_outside_links && !all_seen {
+                held_links += 1;
+                continue;
+            }
+            let mode = u32::from(now.stx_mode);
+            let regular = mode & 0o170000 == 0o100000;
+            let setid = regular && crate::drift::setid_cleared_by_chown(mode) != 0;
+            let caps = if regular { file_caps(dir, e.name) } else { None };
+            if (setid || caps.is_some()) && !opts.allow_setid {
+                held_setid += 1;
+                continue;
+            }
+            let btime = btime_of(&now);
+            path.clear();
+            dir.write_entry_path(e.name, &mut path);
+            let rec = Record {
+                path: escape(&path),
+                dev: e.id.dev,
+                ino: e.id.ino,
+                btime: btime.clone(),
+                mode,
+                caps: caps.as_deref().map(hex),
+                uid: e.owner.uid,
+                gid: e.owner.gid,
+                new_uid: opts.expected.uid,
+                new_gid: opts.expected.gid,
+            };
+            // Plain data: serialisation cannot fail.
+            lines.push_str(&serde_json::to_string(&rec).unwrap_or_default());
+            lines.push('\n');
+            todo.push(Todo { index: i, btime, setid, caps: caps.is_some(), linked });
         }
         let mut guard = state.lock().unwrap_or_else(|p| p.into_inner());
         let (writer, sum) = &mut *guard;
         sum.skipped += skipped;
+        sum.held_setid += held_setid;
+        sum.held_outside_links += held_links;
         if todo.is_empty() {
             return;
         }
@@ -165,8 +337,8 @@ pub fn apply(opts: &DriftOptions, journal_path: &Path) -> Result<DriftReport, Dr
             return;
         }
         let all: Vec<_> = entries.iter().collect();
-        for (i, btime) in todo {
-            let e = all[i];
+        for t in todo {
+            let e = all[t.index];
             let fail = |sum: &mut FixSummary, err: Errno| {
                 sum.failed += 1;
                 if sum.failures.len() < samples {
@@ -180,22 +352,65 @@ pub fn apply(opts: &DriftOptions, journal_path: &Path) -> Result<DriftReport, Dr
             // Still the same file with the same owner, right before the change.
             match rustix::fs::statx(dir.fd(), e.name, AtFlags::SYMLINK_NOFOLLOW, FIX_MASK) {
                 Ok(now)
-                    if same_file(&now, e.id, &btime) && (now.stx_uid, now.stx_gid) == (e.owner.uid, e.owner.gid) =>
+                    if same_file(&now, e.id, &t.btime) && (now.stx_uid, now.stx_gid) == (e.owner.uid, e.owner.gid) =>
                 {
                     match rustix::fs::chownat(dir.fd(), e.name, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW) {
-                        Ok(()) => sum.changed += 1,
+                        Ok(()) => {
+                            // Every name of it the walk saw changed with it: count them all
+                            // here, once (the others are passed over below or never reported).
+                            let (links, names) = seen_links.get(&e.id).copied().unwrap_or((1, 1));
+                            sum.changed += u64::from(if t.linked { names.max(1) } else { 1 });
+                            if t.linked && names < links {
+                                sum.changed_outside_links += u64::from(names.max(1));
+                            }
+                            if t.setid || t.caps {
+                                note_cleared(sum, dir, e.name, u32::from(now.stx_mode), t.caps, samples);
+                            }
+                        }
                         Err(err) => fail(sum, err),
                     }
                 }
+                // Changed meanwhile through another of its names (another worker): counted there.
+                Ok(now) if t.linked && (now.stx_uid, now.stx_gid) == expected => {}
                 Ok(_) | Err(Errno::NOENT) => sum.skipped += 1,
                 Err(err) => fail(sum, err),
             }
         }
     };
-    let mut report = scan_prepared(&roots, opts, Some(skip), Some(&sink))?;
-    let (_, summary) = state.into_inner().unwrap_or_else(|p| p.into_inner());
+    let (walked, _, refused) = scan_prepared(&roots, opts, &system, Some(skip), Some(&sink))?;
+    let (_, mut summary) = state.into_inner().unwrap_or_else(|p| p.into_inner());
+    summary.refused = refused.map(|r| r.to_string());
+    // The report is the plan's walk (what was found); the fix's walk adds what it could not
+    // read or where it stopped.
+    let mut report = planned;
+    if walked.errors > report.errors {
+        report.errors = walked.errors;
+        report.error_samples = walked.error_samples;
+    }
+    report.stats.stopped = report.stats.stopped.or(walked.stats.stopped);
+    report.elapsed_seconds += walked.elapsed_seconds;
     report.fix = Some(summary);
     Ok(report)
+}
+
+/// Counts what chown really cleared on a file just changed (set-id bits, capabilities), by
+/// looking again: the kernel decides, not our expectation of it.
+fn note_cleared(sum: &mut FixSummary, dir: &DirRef<'_>, name: &CStr, mode_before: u32, had_caps: bool, samples: usize) {
+    let mode_after = rustix::fs::statx(dir.fd(), name, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::MODE)
+        .map_or(mode_before, |s| u32::from(s.stx_mode));
+    let lost = mode_before & 0o6000 & !mode_after;
+    let mut what = Vec::new();
+    if lost != 0 {
+        sum.cleared_setid += 1;
+        what.push(format!("mode {:04o} -> {:04o}", mode_before & 0o7777, mode_after & 0o7777));
+    }
+    if had_caps && file_caps(dir, name).is_none() {
+        sum.cleared_capabilities += 1;
+        what.push("capabilities removed".to_owned());
+    }
+    if !what.is_empty() && sum.cleared.len() < samples {
+        sum.cleared.push(format!("{}: {}", escape_path(&dir.entry_path(name)), what.join(", ")));
+    }
 }
 
 /// What [`undo`] did.
@@ -243,6 +458,7 @@ pub fn undo(journal_path: &Path) -> Result<UndoReport, DriftError> {
     let mut reader = journal::read(journal_path)?;
     let bad = |message: String| DriftError::Journal { path: journal_path.to_path_buf(), message };
     let mut roots = Vec::new();
+    let system = crate::drift::guard::SystemDirs::load();
     for (text, &old_dev) in reader.header.roots.iter().zip(&reader.header.root_devs) {
         let path = unescape_path(text).map_err(|e| bad(format!("line 1: root {text:?}: {e}")))?;
         let real = path.canonicalize().map_err(|e| bad(format!("root {}: {e}", escape_path(&path))))?;
@@ -253,6 +469,9 @@ pub fn undo(journal_path: &Path) -> Result<UndoReport, DriftError> {
                 escape_path(&real)
             )));
         }
+        // A root that is a system directory now (a bind mount of `/` put there since) is
+        // refused like a fix's root.
+        system.check(&path).map_err(|r| bad(format!("root: {r}")))?;
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(CWD, path.as_path(), flags, Mode::empty())
             .map_err(|e| bad(format!("root {}: {e}", escape_path(&path))))?;

@@ -6,17 +6,25 @@
 //! are validated. The probe that turns a report into findings is `check`'s drift probe.
 //!
 //! Roots are validated before anything is read (`prepare_roots`): they must exist and be
-//! directories, `/` is refused (system files belong to root: a drift check of `/` against one
-//! owner means a typo), nested roots are walked once. For a fix, a root named through a
-//! symbolic link or with a `..` component is refused too: the fix must change only what the
-//! user named, so the user must name the real directory.
+//! directories, system directories are refused by what they are, not what they are called
+//! ([`guard`]: `/` through a bind mount is still `/`; system files belong to root, so a drift
+//! check of one against one owner means a mistake), nested roots are walked once. For a fix, a
+//! root named through a symbolic link or with a `..` component is refused too: the fix must
+//! change only what the user named, so the user must name the real directory. The walk asks
+//! [`guard`] about every directory it reaches and stops at a system one.
+//!
+//! With [`DriftOptions::plan_fix`] the report also holds the [`FixPlan`]: which entries the
+//! fix would change and which it leaves alone (set-id files and files with capabilities, whose
+//! bits chown clears; files with hard links the walk did not see, which chown changes there too).
 
 pub mod fix;
+pub mod guard;
 #[doc(hidden)]
 pub mod journal;
 
 use std::collections::{BinaryHeap, HashMap};
-use std::path::{Component, Path, PathBuf};
+use std::ffi::CStr;
+use std::path::{Component, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,6 +61,15 @@ pub struct DriftOptions {
     pub max_duration: Option<Duration>,
     /// Live counters for a progress bar.
     pub progress: Option<Arc<Progress>>,
+    /// Also look at what a fix would meet ([`FixPlan`]): set-id bits, file capabilities
+    /// (one `getxattr` per offending regular file) and hard links.
+    pub plan_fix: bool,
+    /// Change set-id files and files with capabilities too (chown clears those bits).
+    pub allow_setid: bool,
+    /// Change files with hard links outside what the walk saw too (the other names change).
+    pub include_outside_links: bool,
+    /// More directories refused like the system ones, by identity ([`guard::SystemDirs::add`]).
+    pub protect: Vec<PathBuf>,
 }
 
 impl DriftOptions {
@@ -69,7 +86,20 @@ impl DriftOptions {
             max_entries: None,
             max_duration: None,
             progress: None,
+            plan_fix: false,
+            allow_setid: false,
+            include_outside_links: false,
+            protect: Vec::new(),
         }
+    }
+
+    /// The system directories and [`DriftOptions::protect`].
+    fn system_dirs(&self) -> guard::SystemDirs {
+        let mut s = guard::SystemDirs::load();
+        for p in &self.protect {
+            s.add(p, &format!("`{}` (protected)", escape_path(p)));
+        }
+        s
     }
 }
 
@@ -88,6 +118,9 @@ pub enum DriftError {
         /// Why.
         message: String,
     },
+    /// A root, or a directory reached from one, is a system directory.
+    #[error("{0}")]
+    SystemDirectory(guard::Refused),
     /// An exclude pattern is not a valid glob.
     #[error("bad --exclude pattern: {0}")]
     Exclude(#[from] globset::Error),
@@ -101,11 +134,16 @@ pub enum DriftError {
     },
 }
 
-/// Checks and normalises `roots`: each must be an existing directory, `/` is refused, roots
+/// Checks and normalises `roots`: each must be an existing directory, a system directory
+/// (by identity, as given and canonical: [`guard::SystemDirs::check`]) is refused, roots
 /// inside another root are dropped. With `for_fix`, a root named through a symbolic link or
 /// with `.`/`..` components is refused (the error names the real directory to use instead).
 /// Returns absolute paths without symbolic links.
-pub(crate) fn prepare_roots(roots: &[PathBuf], for_fix: bool) -> Result<Vec<PathBuf>, DriftError> {
+pub(crate) fn prepare_roots(
+    roots: &[PathBuf],
+    for_fix: bool,
+    system: &guard::SystemDirs,
+) -> Result<Vec<PathBuf>, DriftError> {
     if roots.is_empty() {
         return Err(DriftError::NoRoots);
     }
@@ -116,12 +154,9 @@ pub(crate) fn prepare_roots(roots: &[PathBuf], for_fix: bool) -> Result<Vec<Path
         if !real.is_dir() {
             return Err(bad("not a directory".into()));
         }
-        if real == Path::new("/") {
-            return Err(bad(
-                "refusing to scan or fix `/`: system files belong to root; name the data directory (e.g. /mnt/media)"
-                    .into(),
-            ));
-        }
+        // As given (a bind mount has a path of its own) and canonical.
+        system.check(given).map_err(DriftError::SystemDirectory)?;
+        system.check(&real).map_err(DriftError::SystemDirectory)?;
         if for_fix {
             if given.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
                 return Err(bad(format!(
@@ -218,9 +253,80 @@ pub struct DriftReport {
     pub threads: usize,
     /// Wall time of the walk.
     pub elapsed_seconds: f64,
+    /// What a fix would meet and leave alone ([`DriftOptions::plan_fix`]; with `--fix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<FixPlan>,
     /// What a fix did, when one was applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fix: Option<fix::FixSummary>,
+}
+
+/// Entries of one kind a fix must say something about, with the lexically first ones.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Flagged {
+    /// How many entries.
+    pub count: u64,
+    /// The lexically first.
+    pub samples: Vec<FlaggedPath>,
+}
+
+/// One flagged entry.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FlaggedPath {
+    /// The path (escaped).
+    pub path: String,
+    /// What about it: `mode 4755 (set-user-ID)`, `cap_net_raw=ep`, `3 links, 1 seen`.
+    pub detail: String,
+}
+
+/// What a fix would do, and what it leaves alone unless told otherwise.
+///
+/// chown(2) clears the set-user-ID bit, the set-group-ID bit of a group-executable file and
+/// the file capabilities (`security.capability`) of everything but a directory: a set-id root
+/// program that becomes set-id 1000 is a change of privilege, so such files are left alone
+/// without `allow_setid`. A file with hard links that the walk did not see (outside the roots,
+/// or excluded) shares its inode with them, so changing it changes them: left alone without
+/// `include_outside_links`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FixPlan {
+    /// Offending entries the fix changes.
+    pub changes: u64,
+    /// Offending entries it leaves alone (the flagged ones that are not allowed).
+    pub held: u64,
+    /// Regular files with the set-user-ID bit, or the set-group-ID bit with group execute.
+    pub setid: Flagged,
+    /// Regular files with file capabilities.
+    pub capabilities: Flagged,
+    /// Non-directories with more hard links than the walk saw names.
+    pub outside_links: Flagged,
+    /// Whether set-id files and files with capabilities are changed (their bits cleared).
+    pub allow_setid: bool,
+    /// Whether files with links outside are changed.
+    pub include_outside_links: bool,
+}
+
+/// Set-id bits chown clears on a non-directory: set-user-ID always, set-group-ID when the
+/// group may execute (without it the bit marks mandatory locking and stays).
+pub fn setid_cleared_by_chown(mode: u32) -> u32 {
+    let mut bits = mode & 0o4000;
+    if mode & 0o2010 == 0o2010 {
+        bits |= 0o2000;
+    }
+    bits
+}
+
+fn is_regular(mode: u32) -> bool {
+    mode & 0o170000 == 0o100000
+}
+
+fn setid_text(mode: u32) -> String {
+    let bits = setid_cleared_by_chown(mode);
+    let what = match bits {
+        0o6000 => "set-user-ID and set-group-ID",
+        0o4000 => "set-user-ID",
+        _ => "set-group-ID",
+    };
+    format!("mode {:04o} ({what})", mode & 0o7777)
 }
 
 impl DriftReport {
@@ -230,11 +336,18 @@ impl DriftReport {
     }
 
     /// The run's verdict (`drift`'s exit status 0): without a fix, [`DriftReport::clean`];
-    /// after an applied fix, every planned change was made, every directory could be read and
-    /// the scan was not cut short (what the fix found offending now has the expected owner).
+    /// after an applied fix, every offending entry was changed (none failed, none was left
+    /// alone on purpose), every directory could be read and the walk was not cut short (what
+    /// the fix found offending now has the expected owner).
     pub fn ok(&self) -> bool {
         match &self.fix {
-            Some(f) => f.failed == 0 && self.errors == 0 && self.stats.stopped.is_none(),
+            Some(f) => {
+                f.failed == 0
+                    && f.held() == 0
+                    && f.refused.is_none()
+                    && self.errors == 0
+                    && self.stats.stopped.is_none()
+            }
             None => self.clean(),
         }
     }
@@ -246,17 +359,30 @@ pub type Sink<'a> = &'a (dyn Fn(usize, &DirRef<'_>, &Offenders<'_>) + Sync);
 
 /// Scans `opts.roots` (already prepared or not: they are prepared here for a scan)
 /// and returns the report. `sink` sees every offending entry too.
+/// A walk that reaches a system directory is refused ([`DriftError::SystemDirectory`]).
 pub fn scan(opts: &DriftOptions, sink: Option<Sink<'_>>) -> Result<DriftReport, DriftError> {
-    let roots = prepare_roots(&opts.roots, false)?;
-    scan_prepared(&roots, opts, None, sink)
+    let system = opts.system_dirs();
+    let roots = prepare_roots(&opts.roots, opts.plan_fix, &system)?;
+    let (report, _, refused) = scan_prepared(&roots, opts, &system, None, sink)?;
+    match refused {
+        Some(r) => Err(DriftError::SystemDirectory(r)),
+        None => Ok(report),
+    }
 }
 
+/// Offending inodes with more than one link: (device, inode) -> (links, names the walk saw).
+pub(crate) type SeenLinks = HashMap<scan::FileId, (u32, u32)>;
+
+/// Walks prepared roots. Returns the report, the offending inodes with several links and how
+/// many of their names were seen (with `plan_fix`, for the fix), and the system directory the
+/// walk reached, if it did (it stopped there).
 pub(crate) fn scan_prepared(
     roots: &[PathBuf],
     opts: &DriftOptions,
+    system: &guard::SystemDirs,
     skip: Option<scan::FileId>,
     sink: Option<Sink<'_>>,
-) -> Result<DriftReport, DriftError> {
+) -> Result<(DriftReport, SeenLinks, Option<guard::Refused>), DriftError> {
     let exclude = Exclude::new(&opts.exclude)?;
     let start = Instant::now();
     let threads = scan::worker_count(opts.threads);
@@ -275,15 +401,20 @@ pub(crate) fn scan_prepared(
         sink,
         workers: (0..threads).map(|_| Mutex::new(Agg::default())).collect(),
         roots,
+        plan: opts.plan_fix,
+        system,
+        refused: Mutex::new(None),
     };
     let stats = scan::scan(roots, &so, &collector).map_err(|e| DriftError::Root {
         path: e.path.clone(),
         message: format!("cannot use as a root: {}", e.source),
     })?;
+    let refused = collector.refused.into_inner().unwrap_or_else(|p| p.into_inner());
     let mut all = Agg::default();
     for w in collector.workers {
         all.merge(w.into_inner().unwrap_or_else(|p| p.into_inner()), opts.samples);
     }
+    let (plan, seen_links) = if opts.plan_fix { all.plan(opts) } else { (None, SeenLinks::new()) };
     let mut by_owner: Vec<OwnerCount> = all
         .by_owner
         .into_iter()
@@ -304,7 +435,7 @@ pub(crate) fn scan_prepared(
     by_top_level.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.root, &a.name).cmp(&(&b.root, &b.name))));
     let mut errs: Vec<(Vec<u8>, Op, String)> = all.errors.into_vec();
     errs.sort();
-    Ok(DriftReport {
+    let report = DriftReport {
         roots: roots.iter().map(|r| escape_path(r)).collect(),
         expected: opts.expected,
         exclude: opts.exclude.clone(),
@@ -318,8 +449,14 @@ pub(crate) fn scan_prepared(
         vanished: all.vanished,
         threads,
         elapsed_seconds: start.elapsed().as_secs_f64(),
+        plan,
         fix: None,
-    })
+    };
+    Ok((report, seen_links, refused))
+}
+
+fn by_owner_total(a: &Agg) -> u64 {
+    a.by_owner.values().map(|c| c.count).sum()
 }
 
 fn sorted_samples(heap: BinaryHeap<Vec<u8>>) -> Vec<String> {
@@ -332,8 +469,59 @@ struct Class {
     samples: BinaryHeap<Vec<u8>>,
 }
 
+/// An inode with more than one link, offending: how many of its names the walk saw.
+struct Linked {
+    nlink: u32,
+    seen: u32,
+    /// Whether it is also set-id or has capabilities.
+    flagged: bool,
+    /// The lexically first of its names seen.
+    first: Vec<u8>,
+}
+
+/// Flagged entries of one kind: the count and the lexically first (path, detail).
+#[derive(Default)]
+struct FlagAgg {
+    count: u64,
+    samples: BinaryHeap<(Vec<u8>, String)>,
+}
+
+impl FlagAgg {
+    fn add(&mut self, n: usize, path: &[u8], detail: impl FnOnce() -> String) {
+        self.count += 1;
+        if self.samples.len() < n || self.samples.peek().is_some_and(|(max, _)| path < max.as_slice()) {
+            keep_smallest(&mut self.samples, n, (path.to_vec(), detail()));
+        }
+    }
+
+    fn merge(&mut self, other: FlagAgg, n: usize) {
+        self.count += other.count;
+        for s in other.samples {
+            keep_smallest(&mut self.samples, n, s);
+        }
+    }
+
+    fn done(self) -> Flagged {
+        Flagged {
+            count: self.count,
+            samples: self
+                .samples
+                .into_sorted_vec()
+                .into_iter()
+                .map(|(p, detail)| FlaggedPath { path: escape(&p), detail })
+                .collect(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Agg {
+    /// Set-id regular files, files with capabilities, entries that are either (plan only).
+    setid: FlagAgg,
+    caps: FlagAgg,
+    flagged_entries: u64,
+    /// Offending inodes with more than one link (plan only).
+    links: HashMap<scan::FileId, Linked>,
     by_owner: HashMap<Owner, Class>,
     /// Per root: top-level name -> count.
     by_top: HashMap<usize, HashMap<Vec<u8>, u64>>,
@@ -389,6 +577,59 @@ impl Agg {
         }
         self.error_count += other.error_count;
         self.vanished += other.vanished;
+        self.setid.merge(other.setid, n);
+        self.caps.merge(other.caps, n);
+        self.flagged_entries += other.flagged_entries;
+        for (id, l) in other.links {
+            match self.links.get_mut(&id) {
+                Some(mine) => {
+                    mine.seen += l.seen;
+                    mine.nlink = mine.nlink.max(l.nlink);
+                    mine.flagged |= l.flagged;
+                    if l.first < mine.first {
+                        mine.first = l.first;
+                    }
+                }
+                None => {
+                    self.links.insert(id, l);
+                }
+            }
+        }
+    }
+
+    /// The fix plan from the merged counts, and the offending inodes with several links.
+    fn plan(&mut self, opts: &DriftOptions) -> (Option<FixPlan>, SeenLinks) {
+        let n = opts.samples;
+        let mut outside = FlagAgg::default();
+        let mut both = 0u64;
+        let mut seen_all = SeenLinks::new();
+        for (id, l) in self.links.drain() {
+            seen_all.insert(id, (l.nlink, l.seen));
+            if l.seen >= l.nlink {
+                continue;
+            }
+            outside.count += u64::from(l.seen);
+            let detail = format!("{} links, {} seen here", l.nlink, l.seen);
+            keep_smallest(&mut outside.samples, n, (l.first, detail));
+            if l.flagged {
+                both += u64::from(l.seen);
+            }
+        }
+        let held_setid = if opts.allow_setid { 0 } else { self.flagged_entries };
+        let held_links = if opts.include_outside_links { 0 } else { outside.count };
+        let overlap = if opts.allow_setid || opts.include_outside_links { 0 } else { both };
+        let held = held_setid + held_links - overlap;
+        let offending = by_owner_total(self);
+        let plan = FixPlan {
+            changes: offending.saturating_sub(held),
+            held,
+            setid: std::mem::take(&mut self.setid).done(),
+            capabilities: std::mem::take(&mut self.caps).done(),
+            outside_links: outside.done(),
+            allow_setid: opts.allow_setid,
+            include_outside_links: opts.include_outside_links,
+        };
+        (Some(plan), seen_all)
     }
 }
 
@@ -397,6 +638,51 @@ struct Collector<'a> {
     sink: Option<Sink<'a>>,
     workers: Vec<Mutex<Agg>>,
     roots: &'a [PathBuf],
+    /// Look at set-id bits, capabilities and links (a fix plan).
+    plan: bool,
+    system: &'a guard::SystemDirs,
+    /// The first system directory the walk reached.
+    refused: Mutex<Option<guard::Refused>>,
+}
+
+impl Collector<'_> {
+    /// What a fix would meet at offending non-directory `e`: set-id bits, capabilities (read
+    /// for regular files only), more links than this name.
+    fn look_closer(&self, agg: &mut Agg, dir: &DirRef<'_>, e: &scan::Entry<'_>) {
+        let mode = u32::from(e.mode);
+        let regular = is_regular(mode);
+        let setid = regular && setid_cleared_by_chown(mode) != 0;
+        let caps = if regular { fix::file_caps(dir, e.name) } else { None };
+        if !setid && caps.is_none() && e.nlink <= 1 {
+            return;
+        }
+        let n = self.samples.max(1);
+        let mut path = Vec::new();
+        dir.write_entry_path(e.name, &mut path);
+        if setid {
+            agg.setid.add(n, &path, || setid_text(mode));
+        }
+        if let Some(c) = &caps {
+            agg.caps.add(n, &path, || fix::caps_text(c));
+        }
+        if setid || caps.is_some() {
+            agg.flagged_entries += 1;
+        }
+        if e.nlink > 1 {
+            let l = agg.links.entry(e.id).or_insert_with(|| Linked {
+                nlink: e.nlink,
+                seen: 0,
+                flagged: false,
+                first: path.clone(),
+            });
+            l.seen += 1;
+            l.nlink = l.nlink.max(e.nlink);
+            l.flagged |= setid || caps.is_some();
+            if path < l.first {
+                l.first = path;
+            }
+        }
+    }
 }
 
 impl Visitor for Collector<'_> {
@@ -418,10 +704,23 @@ impl Visitor for Collector<'_> {
                     }
                 }
                 agg.add_top(root, dir.top_level(e.name), 1);
+                if self.plan && !e.is_dir() {
+                    self.look_closer(agg, dir, &e);
+                }
             }
         }
         if let Some(sink) = self.sink {
             sink(worker, dir, entries);
+        }
+    }
+
+    fn allow_dir(&self, _worker: usize, dir: &DirRef<'_>, name: &CStr, id: scan::FileId, mount: bool) -> bool {
+        match self.system.check_entry(dir.fd(), name, id, mount, || dir.entry_path(name)) {
+            Ok(()) => true,
+            Err(r) => {
+                self.refused.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(r);
+                false
+            }
         }
     }
 

@@ -18,6 +18,7 @@ pub mod identity;
 mod load;
 pub mod mounts;
 pub mod nvml;
+pub mod udevd;
 pub mod userns;
 pub mod vaapi;
 

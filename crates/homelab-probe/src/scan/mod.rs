@@ -7,9 +7,10 @@
 //! - directories are read with `getdents64` ([`rustix::fs::RawDir`]) into one buffer per
 //!   worker, reused for every directory;
 //! - every entry is `statx`ed relative to its directory's file descriptor with
-//!   `AT_SYMLINK_NOFOLLOW` and only `STATX_TYPE | STATX_UID | STATX_GID | STATX_INO`
-//!   asked for, so no path is resolved twice and symbolic links are never followed (a link
-//!   is reported as itself; loops cannot happen);
+//!   `AT_SYMLINK_NOFOLLOW` and only `STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_UID |
+//!   STATX_GID | STATX_INO` asked for (all in the inode the kernel reads anyway), so no path
+//!   is resolved twice and symbolic links are never followed (a link is reported as itself;
+//!   loops cannot happen);
 //! - subdirectories are opened with `openat(parent, name, O_DIRECTORY | O_NOFOLLOW)`;
 //! - nothing is allocated per entry: names stay in the read buffer; a path is built only for
 //!   an entry that is reported or an error; one small job is allocated per subdirectory;
@@ -139,6 +140,8 @@ pub enum StopReason {
     MaxEntries,
     /// [`ScanOptions::deadline`] passed.
     Deadline,
+    /// The visitor refused a directory ([`Visitor::allow_dir`]): nothing after it was reported.
+    Refused,
 }
 
 /// Counts of one walk.
@@ -294,6 +297,8 @@ pub struct Entry<'a> {
     pub owner: Owner,
     /// `stx_mode`: type and permission bits.
     pub mode: u16,
+    /// Hard links to the inode (`stx_nlink`).
+    pub nlink: u32,
 }
 
 impl Entry<'_> {
@@ -316,6 +321,7 @@ struct Rec {
     id: FileId,
     owner: Owner,
     mode: u16,
+    nlink: u32,
 }
 
 impl<'a> Offenders<'a> {
@@ -338,6 +344,7 @@ impl<'a> Offenders<'a> {
             id: r.id,
             owner: r.owner,
             mode: r.mode,
+            nlink: r.nlink,
         })
     }
 }
@@ -349,6 +356,15 @@ pub trait Visitor: Sync {
     fn offenders(&self, worker: usize, dir: &DirRef<'_>, entries: &Offenders<'_>);
     /// An error on one path; the walk goes on.
     fn problem(&self, worker: usize, problem: Problem);
+    /// Directory `name` of `dir`, with identity `id`, before it is reported or descended;
+    /// `mount` says it is the root of another mount (another device, or
+    /// `STATX_ATTR_MOUNT_ROOT`). Returning false refuses it: it is neither reported nor
+    /// descended, and the walk stops ([`StopReason::Refused`]) without reporting anything
+    /// more. Asked for every directory below the roots (not for the roots themselves).
+    fn allow_dir(&self, worker: usize, dir: &DirRef<'_>, name: &CStr, id: FileId, mount: bool) -> bool {
+        let _ = (worker, dir, name, id, mount);
+        true
+    }
 }
 
 /// Why a walk could not start.

@@ -94,7 +94,14 @@ pub fn scan(roots: &[PathBuf], opts: &ScanOptions, visitor: &dyn Visitor) -> Res
     Ok(stats)
 }
 
-const MASK: StatxFlags = StatxFlags::TYPE.union(StatxFlags::UID).union(StatxFlags::GID).union(StatxFlags::INO);
+// The permission bits (set-id) and the link count come with the same statx: the fix plan needs
+// them for the entries it reports, at no cost to the others.
+const MASK: StatxFlags = StatxFlags::TYPE
+    .union(StatxFlags::MODE)
+    .union(StatxFlags::NLINK)
+    .union(StatxFlags::UID)
+    .union(StatxFlags::GID)
+    .union(StatxFlags::INO);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -149,8 +156,19 @@ struct Ctx<'c> {
 
 impl Ctx<'_> {
     fn halt(&self, why: StopReason) {
+        let mut reason = lock(&self.stop_reason);
+        // A refusal is the reason that matters, whatever limit was reached before it.
+        if why == StopReason::Refused {
+            *reason = Some(why);
+        } else {
+            reason.get_or_insert(why);
+        }
         self.stop.store(true, Ordering::Relaxed);
-        lock(&self.stop_reason).get_or_insert(why);
+    }
+
+    /// Whether the visitor refused a directory: the walk stops and reports nothing more.
+    fn refused(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) && *lock(&self.stop_reason) == Some(StopReason::Refused)
     }
 
     fn root_dev(&self, root: u32) -> u64 {
@@ -348,6 +366,11 @@ impl WorkerState {
                 continue;
             }
             self.visit(ctx, &node, fd.fd.as_fd(), name);
+            if ctx.refused() {
+                // Nothing more of this directory reaches the visitor (a fixer).
+                self.drop_pending();
+                return;
+            }
             seen += 1;
             if seen == SPLIT_AFTER && split {
                 chunk = Some((Vec::with_capacity(CHUNK * 24), 0));
@@ -369,6 +392,10 @@ impl WorkerState {
         for name in names.split_inclusive(|&b| b == 0) {
             let name = CStr::from_bytes_with_nul(name).unwrap_or_default();
             self.visit(ctx, node, fd.fd.as_fd(), name);
+            if ctx.refused() {
+                self.drop_pending();
+                return;
+            }
         }
         self.flush(ctx, node, fd.fd.as_fd());
         self.push_dirs(ctx, node, fd);
@@ -404,16 +431,25 @@ impl WorkerState {
             }
         };
         self.stats.entries += 1;
+        if u32::from(stx.stx_mode) & 0o170000 != 0o040000 {
+            self.check_entry(ctx, name, &stx);
+            return;
+        }
+        let dev = rustix::fs::makedev(stx.stx_dev_major, stx.stx_dev_minor);
+        let mount_root = stx.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
+            && stx.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
+        let mount = mount_root || dev != ctx.root_dev(node.root);
+        let id = FileId { dev, ino: stx.stx_ino };
+        // Asked before the directory is reported or descended: a refused one is neither.
+        if !ctx.visitor.allow_dir(self.me, &DirRef { node, fd: dirfd }, name, id, mount) {
+            ctx.halt(StopReason::Refused);
+            return;
+        }
         self.check_entry(ctx, name, &stx);
-        if u32::from(stx.stx_mode) & 0o170000 == 0o040000 {
-            let dev = rustix::fs::makedev(stx.stx_dev_major, stx.stx_dev_minor);
-            let mount_root = stx.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT)
-                && stx.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
-            if !ctx.opts.cross_mounts && (mount_root || dev != ctx.root_dev(node.root)) {
-                self.stats.mount_points += 1;
-            } else {
-                self.dirs_found.push((name.to_owned(), FileId { dev, ino: stx.stx_ino }));
-            }
+        if !ctx.opts.cross_mounts && mount {
+            self.stats.mount_points += 1;
+        } else {
+            self.dirs_found.push((name.to_owned(), id));
         }
     }
 
@@ -429,11 +465,27 @@ impl WorkerState {
         self.offending += 1;
         let start = self.names.len() as u32;
         self.names.extend_from_slice(name.to_bytes_with_nul());
-        self.recs.push(Rec { start, end: self.names.len() as u32, id, owner, mode: stx.stx_mode });
+        self.recs.push(Rec {
+            start,
+            end: self.names.len() as u32,
+            id,
+            owner,
+            mode: stx.stx_mode,
+            nlink: stx.stx_nlink,
+        });
+    }
+
+    /// Forgets what was found in the directory being read (the walk was refused).
+    fn drop_pending(&mut self) {
+        self.recs.clear();
+        self.names.clear();
+        self.dirs_found.clear();
     }
 
     fn flush(&mut self, ctx: &Ctx<'_>, node: &PathNode, fd: BorrowedFd<'_>) {
-        if self.recs.is_empty() {
+        if self.recs.is_empty() || ctx.refused() {
+            self.recs.clear();
+            self.names.clear();
             return;
         }
         for part in self.recs.chunks(BATCH) {
