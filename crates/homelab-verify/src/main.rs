@@ -8,6 +8,7 @@
 // there is a placeholder for the reader, not an HTML tag.
 #![allow(rustdoc::invalid_html_tags)]
 
+mod baseline;
 mod drift;
 mod human;
 mod migrate;
@@ -47,6 +48,8 @@ enum Command {
     Check(CheckArgs),
     /// Find files whose owner or group is not the expected uid/gid; plan, apply and undo a fix.
     Drift(drift::DriftArgs),
+    /// Record owners and modes of mixed-owner trees; check against the record; put owners back.
+    Baseline(baseline::BaselineArgs),
     /// Snapshot the old host before the move: users, groups, GPUs, render nodes, compose stacks.
     #[command(after_help = EXIT_CODES_MIGRATION)]
     Capture(migrate::CaptureArgs),
@@ -99,6 +102,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Check(a)) => run_check(&a),
         Some(Command::Drift(a)) => drift::run(&a),
+        Some(Command::Baseline(a)) => baseline::run(&a),
         Some(Command::Capture(a)) => migrate::run_capture(&a),
         Some(Command::Plan(a)) => migrate::run_plan(&a),
         Some(Command::Completions(a)) => packaging::completions(&a, Cli::command()),

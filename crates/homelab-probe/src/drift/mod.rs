@@ -11,9 +11,11 @@
 //! symbolic link or with a `..` component is refused too: the fix must change only what the
 //! user named, so the user must name the real directory.
 
+pub(crate) mod entry;
 pub mod fix;
 #[doc(hidden)]
 pub mod journal;
+pub(crate) mod system;
 
 use std::collections::{BinaryHeap, HashMap};
 use std::path::{Component, Path, PathBuf};

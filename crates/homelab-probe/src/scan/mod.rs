@@ -36,6 +36,7 @@
 //! descriptor budget are in `walk.rs`.
 
 pub mod escape;
+pub mod ordered;
 mod pool;
 mod walk;
 
