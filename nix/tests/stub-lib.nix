@@ -1,11 +1,10 @@
 # A recorder standing in for the parts of nixpkgs' `lib` (and `pkgs.formats.toml`) that the
-# option declarations of nix/module.nix use, so that the declarations can be read on a machine
-# without nixpkgs: `mkOption` returns its arguments, types describe themselves. It is NOT the
-# module system (no merging, priorities or type checks): it is used to read the option tree,
-# defaults and descriptions of nix/module.nix (nix/tests/options.nix), and the unit the module
-# defines for given option values (nix/tests/unit.nix). The few list/string functions below
-# do what nixpkgs' do. Evaluating the module in a NixOS configuration needs real nixpkgs
-# (`nix flake check`).
+# option declarations of nix/module.nix use: `mkOption` returns its arguments, types describe
+# themselves. It is NOT the module system (no merging, priorities or type checks): it only reads
+# the option tree, defaults and descriptions of nix/module.nix for the documentation
+# (nix/tests/options.nix, scripts/gen-nixos-options) and the VM tests' scripts for pyflakes.
+# Everything that evaluates a module uses the real module system: nix/tests/nixos (the NixOS
+# stand-in on the pinned nixpkgs lib), nix/tests/unit.nix, nix/tests/vm-nodes.nix.
 let
   mkType = name: description: extra: { _type = "type"; inherit name description; } // extra;
 in

@@ -1,72 +1,73 @@
-# The homelab-probe-check.service the module defines, for given option values, read through
-# the recorder in stub-lib.nix (see there). `/PKG`, `/JQ` and `/SYSTEMD` stand for the store
-# paths of homelab-verify, jq and systemd. crates/homelab-verify/tests/nix_unit.rs runs the
-# unit's script against fixture hosts with the real homelab-verify.
-#   settings / expectationsFile   as the options (a `settings` definition, filled with the
-#                                 declared defaults); afterMountsDefault is what `afterMounts`
-#                                 defaults to for them;
-#   fileSystems                   as `config.fileSystems` (for the warnings).
+# homelab-probe-check.service and /etc/homelab-probe.toml as nix/module.nix defines them for
+# given option values, evaluated with the real NixOS module system (lib.evalModules of the
+# pinned nixpkgs lib, with the NixOS stand-in of ./nixos: real option types, merging,
+# priorities and assertions). crates/homelab-verify/tests/nix_unit.rs runs the unit's script
+# against fixture hosts with the real homelab-verify; crates/homelab-probe/tests/nix_module.rs
+# checks what the typed settings render to.
+#   nixpkgsLib                    the directory holding nixpkgs' lib/ (docs/testing.md)
+#   settings / expectationsFile   as the options (left unset when null)
+#   afterMounts                   as the option (its default when null)
+#   fileSystems                   as `fileSystems` (for the warnings)
+#   modules                       more modules of the configuration
+# Evaluates to the unit's parts, the store paths the script names (`paths`), what the module
+# renders to /etc/homelab-probe.toml (`expectations`, null for an expectations file), the
+# failed assertions and warnings; or { typeError = true; } when the module system refuses a
+# definition (a type error or conflicting definitions: `builtins.tryEval` catches those).
 {
+  nixpkgsLib,
   jsonReport ? true,
-  afterMounts ? [ ],
+  afterMounts ? null,
   systemdVersion ? "257.6",
   extraArgs ? [ ],
-  settings ? { },
+  settings ? null,
   expectationsFile ? null,
   fileSystems ? { },
+  modules ? [ ],
 }:
 let
-  stub = import ./stub-lib.nix;
-  settingsDef = settings;
-  module = import ../module.nix {
-    lib = stub;
-    pkgs = stub.pkgs // {
-      jq = {
-        outPath = "/JQ";
-        meta.mainProgram = "jq";
-      };
-    };
-    config = {
-      services.homelab-probe = {
+  nixos = import ./nixos { inherit nixpkgsLib systemdVersion; };
+  inherit (nixos) lib pkgs;
+
+  configuration = {
+    imports = [ ../module.nix ];
+    services.homelab-probe =
+      {
         enable = true;
-        package = "/PKG";
-        settings = (import ./options.nix).settingsWith settingsDef;
-        inherit
-          expectationsFile
-          jsonReport
-          afterMounts
-          extraArgs
-          ;
+        inherit jsonReport extraArgs;
         timeout = "5min";
-      };
-      inherit fileSystems;
-      systemd.mounts = [ ];
-      systemd.package = {
-        outPath = "/SYSTEMD";
-        version = systemdVersion;
-      };
-      users = {
-        groups = { };
-        users = { };
-        mutableUsers = true;
-      };
-    };
-    options.services.homelab-probe.settings.highestPrio = 1500;
+      }
+      // lib.optionalAttrs (settings != null) { inherit settings; }
+      // lib.optionalAttrs (expectationsFile != null) { inherit expectationsFile; }
+      // lib.optionalAttrs (afterMounts != null) { inherit afterMounts; };
+    inherit fileSystems;
   };
-  unit = module.config.content.systemd.services.homelab-probe-check;
+
+  evaluated = nixos.eval ([ configuration ] ++ modules);
+  inherit (evaluated) config;
+  unit = config.systemd.services.homelab-probe-check;
+  toml = config.environment.etc."homelab-probe.toml".source;
+
+  result = {
+    inherit (unit)
+      wantedBy
+      after
+      environment
+      script
+      serviceConfig
+      unitConfig
+      ;
+    unitText = config.systemd.units."homelab-probe-check.service".text;
+    etcSource = toString toml;
+    expectations = toml.value or null;
+    afterMountsDefault = evaluated.options.services.homelab-probe.afterMounts.default;
+    paths = {
+      package = toString pkgs.homelab-verify;
+      jq = toString pkgs.jq;
+      systemd = toString config.systemd.package;
+    };
+    failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) config.assertions);
+    inherit (config) warnings;
+  };
+  tried = builtins.tryEval (builtins.deepSeq result result);
 in
-{
-  inherit (unit)
-    wantedBy
-    after
-    environment
-    script
-    serviceConfig
-    ;
-  unitConfig = if unit.unitConfig.condition then unit.unitConfig.content else { };
-  etc = module.config.content.environment.etc;
-  afterMountsDefault = module.options.services.homelab-probe.afterMounts.default;
-  # The messages of the assertions that fail, and the warnings.
-  failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) module.config.content.assertions);
-  inherit (module.config.content) warnings;
-}
+if tried.success then tried.value // { typeError = false; } else { typeError = true; }

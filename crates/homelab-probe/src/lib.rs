@@ -24,7 +24,8 @@
 //! ```
 //!
 //! The migration pair is [`capture()`] (the old host -> a [`Snapshot`]) and [`plan()`] (a
-//! snapshot -> a NixOS module, expectations and a checklist). File-ownership drift is
+//! snapshot -> a NixOS module, expectations and a checklist, or [`PlanError::Refused`] when no
+//! NixOS module can keep what the snapshot needs). File-ownership drift is
 //! [`drift::scan`], [`drift::fix::apply`] and [`drift::fix::undo`].
 //!
 //! ## The contract
@@ -56,13 +57,14 @@ pub mod host;
 #[doc(hidden)]
 pub mod nix_expr;
 #[doc(hidden)]
+pub mod nixos;
+#[doc(hidden)]
 pub mod scan;
 #[doc(hidden)]
 pub mod sources;
 #[doc(hidden)]
 pub mod systemd;
 
-mod nixos;
 mod shell;
 
 pub use capture::{CaptureOptions, capture};
@@ -71,4 +73,4 @@ pub use model::expectations::{EXPECTATIONS_VERSION, Expectations, ExpectationsEr
 pub use model::finding::{Finding, Probe, Remedy, RemedyKind, Status};
 pub use model::report::{HostInfo, REPORT_SCHEMA_VERSION, Report, Summary};
 pub use model::snapshot::{SNAPSHOT_SCHEMA_VERSION, Snapshot, SnapshotError};
-pub use plan::{Plan, plan};
+pub use plan::{Plan, PlanError, plan};

@@ -11,7 +11,7 @@ use crate::nix_expr;
 mod groups;
 mod ids_table;
 
-pub use groups::always_present_group;
+pub use groups::{ALWAYS_PRESENT_GROUPS, always_present_group};
 pub use ids_table::{STATIC_GIDS, STATIC_UIDS};
 
 /// The gid NixOS reserves for group `name`, if any.
@@ -32,6 +32,44 @@ pub fn gid_reserved_by(gid: u32) -> Option<&'static str> {
 /// The uid name NixOS reserves `uid` for, if any.
 pub fn uid_reserved_by(uid: u32) -> Option<&'static str> {
     STATIC_UIDS.iter().find(|&&(_, u)| u == uid).map(|&(n, _)| n)
+}
+
+/// The users every NixOS system has, with their static uids (users-groups.nix declares `root`
+/// and `nobody` unconditionally).
+pub const ALWAYS_PRESENT_USERS: &[&str] = &["root", "nobody"];
+
+/// Why NixOS refuses `name` as a user name, if it does. nixpkgs'
+/// `nixos/modules/config/users-groups.nix` (@ 005ab72f) aborts evaluation on names of 32
+/// characters or more (`Username '...' is longer than 31 characters`) and asserts that the name
+/// matches `[a-zA-Z0-9_.][a-zA-Z0-9_.-]*` (shadow's is_valid_name without the trailing `$`).
+pub fn user_name_problem(name: &str) -> Option<String> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.'));
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !first_ok || !rest_ok {
+        Some("NixOS only accepts user names matching [a-zA-Z0-9_.][a-zA-Z0-9_.-]*".into())
+    } else if name.len() >= 32 {
+        Some(format!("NixOS aborts on user names longer than 31 characters (this one has {})", name.len()))
+    } else {
+        None
+    }
+}
+
+/// Why NixOS refuses `name` as a group name, if it does. users-groups.nix types group names as
+/// `passwdEntry str` (no `:`, no line break) and aborts when a user's primary group name is
+/// longer than 31 characters (`Group name '...' is longer than 31 characters`); a longer name is
+/// refused here for every group, since any declared group may be someone's primary group and
+/// shadow's groupadd refuses it too. An empty name would write a broken /etc/group line.
+pub fn group_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        Some("an empty group name cannot be declared".into())
+    } else if name.contains(':') || name.contains('\n') {
+        Some("NixOS refuses group names with `:` or a line break (passwdEntry)".into())
+    } else if name.chars().count() >= 32 || name.len() >= 32 {
+        Some(format!("NixOS aborts on group names longer than 31 characters (this one has {})", name.len()))
+    } else {
+        None
+    }
 }
 
 /// `users.groups.<name>.gid = <gid>;`, with `lib.mkForce` when NixOS pins that group's gid.
@@ -65,6 +103,34 @@ pub fn user_extra_groups_line(name: &str, groups: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("palav", true)]
+    #[case("_svc.1-a", true)]
+    #[case(".hidden", true)]
+    #[case("-dash", false)]
+    #[case("a b", false)]
+    #[case("名前", false)]
+    #[case("host$", false)]
+    #[case("", false)]
+    #[case("u234567890123456789012345678901", true)]
+    #[case("u2345678901234567890123456789012", false)]
+    fn user_names_as_users_groups_nix_decides(#[case] name: &str, #[case] ok: bool) {
+        assert_eq!(user_name_problem(name).is_none(), ok, "{name:?}: {:?}", user_name_problem(name));
+    }
+
+    #[rstest]
+    #[case("render", true)]
+    #[case("a b", true)]
+    #[case("with:colon", false)]
+    #[case("x\ny", false)]
+    #[case("", false)]
+    #[case("g234567890123456789012345678901", true)]
+    #[case("g2345678901234567890123456789012", false)]
+    fn group_names_as_users_groups_nix_decides(#[case] name: &str, #[case] ok: bool) {
+        assert_eq!(group_name_problem(name).is_none(), ok, "{name:?}: {:?}", group_name_problem(name));
+    }
 
     #[test]
     fn render_and_video_are_pinned() {

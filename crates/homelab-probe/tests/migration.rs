@@ -3,6 +3,12 @@
 //! generated expectations against fixture "new hosts": one that matches, one where render kept
 //! NixOS's gid 303, one with a data disk missing, one without the VA-API driver. Every
 //! generated module must parse with the real Nix parser.
+//!
+//! Old hosts at the edges (render at docker's 131, a data group at NixOS's video gid,
+//! duplicate lines in /etc/group, /etc/passwd and fstab) go the whole way: capture, plan, the
+//! module evaluated with the real NixOS module system (nix/tests/nixos), and a new host whose
+//! /etc/group, /etc/passwd and render nodes are what that evaluation declares, checked with the
+//! plan's expectations.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,6 +20,7 @@ use homelab_probe::plan;
 use homelab_probe::{Expectations, Host, Status, check};
 
 mod common;
+mod nixos_eval;
 
 fn fixture(name: &str) -> PathBuf {
     homelab_test_support::sysroot(&format!("migration/{name}"))
@@ -25,15 +32,21 @@ fn fixture(name: &str) -> PathBuf {
 /// copy is chowned and the directory made here; that needs root, as the test suite has (CI
 /// runs it as root).
 fn materialized(name: &str) -> tempfile::TempDir {
+    materialized_as(name, (1000, 110))
+}
+
+/// [`materialized`], the media owned by `owner` (uid, gid).
+fn materialized_as(name: &str, owner: (u32, u32)) -> tempfile::TempDir {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("root");
     assert!(Command::new("cp").arg("-a").arg(fixture(name)).arg(&root).status().unwrap().success());
     let media = root.join("mnt/PlexStorage");
     if media.exists() {
-        let out = Command::new("chown").args(["-R", "-h", "1000:110"]).arg(&media).output().unwrap();
+        let out =
+            Command::new("chown").args(["-R", "-h", &format!("{}:{}", owner.0, owner.1)]).arg(&media).output().unwrap();
         assert!(
             out.status.success(),
-            "chown 1000:110 needs root (run the tests as root, as CI does): {}",
+            "chown needs root (run the tests as root, as CI does): {}",
             String::from_utf8_lossy(&out.stderr)
         );
         let lf = media.join("lost+found");
@@ -301,5 +314,206 @@ fn new_host_without_the_va_api_driver_fails_on_the_render_node_with_the_package(
     );
     for f in findings.iter().filter(|f| f.status == Status::Fail) {
         assert!(f.remedy.as_ref().unwrap().text.contains("pkgs.intel-media-driver"), "{f:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Old hosts at the edges, the whole way round
+
+/// What the real module system makes of `module` (nix/tests/nixos `summary`): users.groups
+/// gids, users.users; the test fails on a failed assertion.
+fn evaluated(module: &str) -> serde_json::Value {
+    let lib = nixos_eval::nixpkgs_lib();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hardware-parity.nix");
+    std::fs::write(&file, module).unwrap();
+    let v = nixos_eval::eval(&format!(
+        "let s = {}; in s.summary (s.eval [ {} ]).config",
+        nixos_eval::stand_in(&lib),
+        nixos_eval::nix_path(&file)
+    ));
+    assert_eq!(v["failedAssertions"], serde_json::json!([]), "{module}");
+    v
+}
+
+/// A new host as the evaluated configuration makes it: a copy of `newhost-ok` whose
+/// /etc/group and /etc/passwd hold exactly the groups and users the configuration declares (a
+/// group without a gid gets a free one, as activation gives it), whose render nodes belong to
+/// the configuration's render group (udev assigns them by name), and whose media disk is owned
+/// by `owner`.
+fn new_host_from(config: &serde_json::Value, owner: (u32, u32)) -> tempfile::TempDir {
+    let t = materialized_as("newhost-ok", owner);
+    let root = t.path().join("root");
+    let mut gids: Vec<(String, u32)> = Vec::new();
+    let mut free = 400;
+    for (name, gid) in config["groups"].as_object().unwrap() {
+        let gid = match gid.as_u64() {
+            Some(g) => g as u32,
+            None => {
+                while config["groups"].as_object().unwrap().values().any(|g| g.as_u64() == Some(free)) {
+                    free += 1;
+                }
+                free += 1;
+                (free - 1) as u32
+            }
+        };
+        gids.push((name.clone(), gid));
+    }
+    let users = config["users"].as_object().unwrap();
+    let group_lines: String = gids
+        .iter()
+        .map(|(name, gid)| {
+            let members: Vec<&str> = users
+                .iter()
+                .filter(|(_, u)| u["extraGroups"].as_array().unwrap().iter().any(|g| g == name))
+                .map(|(n, _)| n.as_str())
+                .collect();
+            format!("{name}:x:{gid}:{}\n", members.join(","))
+        })
+        .collect();
+    let gid_of = |name: &str| gids.iter().find(|(n, _)| n == name).map(|(_, g)| *g).unwrap();
+    let passwd_lines: String = users
+        .iter()
+        .map(|(name, u)| {
+            format!(
+                "{name}:x:{}:{}::{}:/run/current-system/sw/bin/bash\n",
+                u["uid"],
+                gid_of(u["group"].as_str().unwrap()),
+                u["home"].as_str().unwrap()
+            )
+        })
+        .collect();
+    std::fs::write(root.join("etc/group"), group_lines).unwrap();
+    std::fs::write(root.join("etc/passwd"), passwd_lines).unwrap();
+    let manifest = root.join("homelab-sysroot.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let render = format!("gid = {}\nmode = \"0666\"", gid_of("render"));
+    std::fs::write(&manifest, text.replace("gid = 110\nmode = \"0666\"", &render)).unwrap();
+    t
+}
+
+/// The old host captured, changed by `edit` (another old host, built in code), planned; the
+/// plan evaluated and checked on the new host its module makes. Returns the plan and the
+/// evaluated configuration, `None` without the nixpkgs lib outside CI.
+fn round_trip(edit: impl FnOnce(&mut Snapshot), owner: (u32, u32)) -> (plan::Plan, serde_json::Value) {
+    let mut s = capture_old_host();
+    edit(&mut s);
+    let p = plan::plan(&s).unwrap();
+    let config = evaluated(&p.module);
+    let t = new_host_from(&config, owner);
+    let findings = check::run(&host_of(&t), &p.expectations);
+    let failed: Vec<_> = findings.iter().filter(|f| f.status == Status::Fail).collect();
+    assert!(failed.is_empty(), "{failed:#?}\n{}", p.module);
+    // Every expected gid and uid was checked on the new host, and held.
+    for g in p.expectations.groups.keys() {
+        let f = findings.iter().find(|f| f.check == "group_gid" && f.subject == format!("group {g}"));
+        assert_eq!(f.map(|f| f.status), Some(Status::Pass), "group {g}: {f:?}");
+    }
+    for u in p.expectations.users.keys() {
+        let f = findings.iter().find(|f| f.check == "user_uid" && f.subject == format!("user {u}"));
+        assert_eq!(f.map(|f| f.status), Some(Status::Pass), "user {u}: {f:?}");
+    }
+    (p, config)
+}
+
+/// Every place the captured old host has render's gid 110, set to `gid`.
+fn render_at(s: &mut Snapshot, gid: u32) {
+    for g in s.identities.groups.iter_mut().filter(|g| g.name == "render") {
+        g.gid = gid;
+    }
+    for st in &mut s.compose.stacks {
+        for svc in &mut st.services {
+            if svc.env("PGID") == Some("110") {
+                svc.environment.insert("PGID".into(), Some(gid.to_string()));
+            }
+        }
+    }
+    for r in &mut s.data_roots {
+        for o in r.ownership.iter_mut().flat_map(|o| o.by_owner.iter_mut()) {
+            o.gid = gid;
+        }
+    }
+    for n in s.drm_nodes.iter_mut().filter(|n| n.stat.gid == 110) {
+        n.stat.gid = gid;
+    }
+}
+
+#[test]
+fn old_host_with_render_at_dockers_131_round_trips() {
+    // Ubuntu/Pop!_OS can give render 131; the module enables Docker, whose group NixOS puts at
+    // 131: render keeps 131, docker gets a free gid.
+    let (p, config) = round_trip(|s| render_at(s, 131), (1000, 131));
+    assert_eq!(config["groups"]["render"], 131);
+    assert_eq!(config["groups"]["docker"], 995, "docker is kept at the old host's 995 here: 131 is free");
+    assert_eq!(p.expectations.groups["render"], 131);
+    // Without the old host's docker group the module moves NixOS's docker off 131.
+    let (p, config) = round_trip(
+        |s| {
+            render_at(s, 131);
+            s.identities.groups.retain(|g| g.name != "docker");
+            for st in &mut s.compose.stacks {
+                for svc in &mut st.services {
+                    if svc.user.as_deref() == Some("1000:995") {
+                        svc.user = Some("1000:1000".into());
+                    }
+                }
+            }
+        },
+        (1000, 131),
+    );
+    assert_eq!(config["groups"]["render"], 131);
+    assert_eq!(config["groups"]["docker"], serde_json::Value::Null, "a free gid, picked at activation");
+    assert!(p.module.contains("users.groups.docker.gid = lib.mkForce null;"), "{}", p.module);
+}
+
+#[test]
+fn old_host_with_a_data_group_at_nixos_video_gid_round_trips() {
+    // Debian's tape is 26, NixOS's video: a tape-owned media disk keeps gid 26, as video.
+    let (p, config) = round_trip(
+        |s| {
+            render_at(s, 26);
+            for g in s.identities.groups.iter_mut().filter(|g| g.name == "render") {
+                g.name = "tape".into();
+            }
+            for u in &mut s.identities.users {
+                for g in u.groups.iter_mut().filter(|g| *g == "render") {
+                    *g = "tape".into();
+                }
+            }
+        },
+        (1000, 26),
+    );
+    assert_eq!((config["groups"]["video"].as_u64(), config["groups"]["tape"].as_u64()), (Some(26), Some(25)));
+    assert_eq!(p.expectations.groups.get("video"), Some(&26));
+    assert!(p.migration.contains("gid 26 of group `tape` is kept as NixOS's `video`"), "{}", p.migration);
+}
+
+#[test]
+fn old_host_with_duplicate_lines_round_trips() {
+    let (p, config) = round_trip(
+        |s| {
+            let mut render = s.group("render").unwrap().clone();
+            render.gid = 44;
+            s.identities.groups.push(render);
+            let mut palav = s.user("palav").unwrap().clone();
+            palav.uid = 1001;
+            s.identities.users.push(palav);
+            let fstab = s.fstab.as_mut().unwrap();
+            let mut again = fstab.iter().find(|e| e.file == "/mnt/PlexStorage").unwrap().clone();
+            again.line = 20;
+            again.file = "/mnt/PlexStorage/".into();
+            again.spec = "UUID=00000000-0000-4000-8000-000000000000".into();
+            fstab.push(again);
+        },
+        (1000, 110),
+    );
+    assert_eq!(config["groups"]["render"], 110, "the first /etc/group line");
+    assert_eq!(config["users"]["palav"]["uid"], 1000, "the first /etc/passwd line");
+    assert_eq!(p.module.matches("fileSystems.\"/mnt/PlexStorage\"").count(), 1);
+    assert!(p.module.contains("2f5a7c3e-1b9d-4e8f-a6c2-5d3b7e9f1a4c"), "the mounted one: {}", p.module);
+    for want in
+        ["- group `render`: kept gid 110", "- user `palav`: kept uid 1000", "- mount point `/mnt/PlexStorage`: kept"]
+    {
+        assert!(p.migration.contains(want), "{want}: {}", p.migration);
     }
 }

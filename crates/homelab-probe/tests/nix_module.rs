@@ -27,6 +27,8 @@ use homelab_probe::model::text::validate_name;
 use proptest::prelude::*;
 use serde_json::Value;
 
+mod nixos_eval;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
@@ -113,10 +115,15 @@ proptest! {
     }
 }
 
-/// The settings the module gets for `definition` (a Nix expression), rendered as the module
-/// renders them, converted to TOML and read by this library.
+/// What the module renders to /etc/homelab-probe.toml for the `settings` definition `definition`
+/// (a Nix expression), evaluated with the real module system (nix/tests/unit.nix), converted to
+/// TOML and read by this library.
 fn module_expectations(definition: &str) -> (Value, Result<Expectations, String>) {
-    let json = nix_eval(&format!("(import ./nix/tests/options.nix).expectationsWith ({definition})"));
+    let lib = nixos_eval::nixpkgs_lib();
+    let json = nix_eval(&format!(
+        "(import ./nix/tests/unit.nix {{ nixpkgsLib = {}; settings = {definition}; }}).expectations",
+        nixos_eval::nix_path(&lib)
+    ));
     let toml_value: toml::Value = serde_json::from_value(json.clone()).unwrap();
     let text = toml::to_string(&toml_value).unwrap();
     let parsed =
@@ -287,23 +294,33 @@ fn nix_module_new_sections_at_their_defaults_are_the_library_defaults() {
     assert_eq!((&e.mounts, &e.gpu, &e.drift), (&plain.mounts, &plain.gpu, &plain.drift), "{json}");
 }
 
-/// What the module makes of a `settings` definition (nix/tests/options.nix `verdict`).
+/// What the module makes of a `settings` definition, evaluated with the real module system
+/// (nix/tests/unit.nix): refused by an option type, or the assertions that fail and the
+/// warnings, and what it renders.
 struct Verdict {
-    type_errors: Vec<String>,
+    type_errors: bool,
     problems: Vec<String>,
+    warnings: Vec<String>,
     expectations: Value,
 }
 
 fn verdicts(definitions: &[&str]) -> Vec<Verdict> {
+    let lib = nixos_eval::nixpkgs_lib();
     let list = definitions.iter().map(|d| format!("({d})")).collect::<Vec<_>>().join(" ");
-    let got = nix_eval(&format!("map (import ./nix/tests/options.nix).verdict [ {list} ]"));
-    let strings = |v: &Value| v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
+    let got = nix_eval(&format!(
+        "map (d: import ./nix/tests/unit.nix {{ nixpkgsLib = {}; settings = d; }}) [ {list} ]",
+        nixos_eval::nix_path(&lib)
+    ));
+    let strings = |v: &Value| {
+        v.as_array().map(|a| a.iter().map(|s| s.as_str().unwrap().to_owned()).collect()).unwrap_or_default()
+    };
     got.as_array()
         .unwrap()
         .iter()
         .map(|v| Verdict {
-            type_errors: strings(&v["typeErrors"]),
-            problems: strings(&v["problems"]),
+            type_errors: v["typeError"] == Value::Bool(true),
+            problems: strings(&v["failedAssertions"]),
+            warnings: strings(&v["warnings"]),
             expectations: v["expectations"].clone(),
         })
         .collect()
@@ -338,6 +355,10 @@ enum Agreement {
     ModuleStricter,
     /// The module cannot tell: glob syntax (globset) is checked by homelab-verify at run time.
     LibraryStricter,
+    /// The library refuses the raw values, but the module system fills the gap with the
+    /// option's empty value (an undefined `listOf` option is `[ ]`, lib/types.nix
+    /// `emptyValue`), and the library accepts what the module renders.
+    ModuleFills,
 }
 
 #[test]
@@ -374,7 +395,8 @@ fn nix_module_types_and_assertions_refuse_what_the_library_refuses() {
         (r#"{ gpu.nvenc = [ "av1" ]; }"#, false, Same),
         (r#"{ gpu.nvenc = [ "h265" ]; }"#, false, Same),
         (r#"{ gpu.vaapi.encode = [ "av1" ]; }"#, true, Same),
-        (r#"{ gpu.vaapi.node = "/dev/dri/renderD128"; }"#, false, Same),
+        // `encode` left out: the module system makes it `[ ]` (require no encoder).
+        (r#"{ gpu.vaapi.node = "/dev/dri/renderD128"; }"#, true, ModuleFills),
         (r#"{ gpu.vaapi = { encode = [ "h264" ]; node = "/dev/dri/card0"; }; }"#, false, Same),
         (r#"{ gpu.vaapi = { encode = [ "h264" ]; node = "/dev/dri/renderD128/"; }; }"#, false, ModuleStricter),
         (r#"{ gpu.nvidia_containers = true; }"#, true, Same),
@@ -403,13 +425,13 @@ fn nix_module_types_and_assertions_refuse_what_the_library_refuses() {
     let module = verdicts(&defs);
     let library = library_accepts(&defs);
     for (((def, module_accepts, agreement), v), lib) in cases.iter().zip(&module).zip(&library) {
-        let accepted = v.type_errors.is_empty() && v.problems.is_empty();
+        let accepted = !v.type_errors && v.problems.is_empty();
         assert_eq!(accepted, *module_accepts, "{def}: type errors {:?}, assertions {:?}", v.type_errors, v.problems);
         let library_ok = lib.is_ok();
         let want = match agreement {
             Agreement::Same => accepted,
             Agreement::ModuleStricter => true,
-            Agreement::LibraryStricter => false,
+            Agreement::LibraryStricter | Agreement::ModuleFills => false,
         };
         assert_eq!(library_ok, want, "{def}: the library says {lib:?}; listed as {agreement:?}");
         if accepted {
@@ -417,7 +439,8 @@ fn nix_module_types_and_assertions_refuse_what_the_library_refuses() {
             let toml_value: toml::Value = serde_json::from_value(v.expectations.clone()).unwrap();
             let rendered =
                 Expectations::from_toml_str(&toml::to_string(&toml_value).unwrap(), Some(Path::new("x.toml")));
-            assert_eq!(rendered.is_ok(), library_ok, "{def}: rendered {rendered:?}");
+            let want = library_ok || *agreement == Agreement::ModuleFills;
+            assert_eq!(rendered.is_ok(), want, "{def}: rendered {rendered:?}");
         }
     }
 }
@@ -483,14 +506,12 @@ proptest! {
 
 #[test]
 fn nix_module_settings_warnings_name_a_drift_root_listed_twice() {
-    let got = nix_eval(
-        r#"((import ./nix/tests/options.nix).verdict { drift = [ { root = "/d"; uid = 1; gid = 1; } { root = "/d"; uid = 1; gid = 1; } ]; }).warnings"#,
-    );
+    let v = verdicts(&[r#"{ drift = [ { root = "/d"; uid = 1; gid = 1; } { root = "/d"; uid = 1; gid = 1; } ]; }"#]);
     assert_eq!(
-        got,
-        serde_json::json!([
+        v[0].warnings,
+        [
             "services.homelab-probe.settings.drift: /d is listed 2 times with the same owner, so the check scans it 2 times; one entry is enough."
-        ])
+        ]
     );
 }
 
@@ -603,23 +624,193 @@ fn nix_module_vm_test_scripts_pass_pyflakes() {
     }
 }
 
+/// The node configurations of every VM test (nixos-tests/*.nix), with their specialisations,
+/// evaluated with the real module system (nix/tests/vm-nodes.nix), nixos-tests/generated.nix
+/// importing the plan of its committed snapshot written to `planned`.
+fn vm_nodes(lib: &Path, planned: &Path) -> Value {
+    nix_eval(&format!(
+        "import ./nix/tests/vm-nodes.nix {{ nixpkgsLib = {}; planned = {}; }}",
+        nixos_eval::nix_path(lib),
+        nixos_eval::nix_string(planned.to_str().unwrap())
+    ))
+}
+
+/// The plan of nixos-tests/generated.nix's snapshot, written into a new directory `planned`.
+fn generated_vm_plan(dir: &Path) -> (homelab_probe::model::snapshot::Snapshot, homelab_probe::Plan, PathBuf) {
+    let fixtures = repo().join("crates/homelab-probe/tests/fixtures");
+    let snapshot = homelab_probe::model::snapshot::Snapshot::load(&fixtures.join("snapshots/testvm.json")).unwrap();
+    let plan = homelab_probe::plan::plan(&snapshot).unwrap();
+    let planned = dir.join("planned");
+    std::fs::create_dir(&planned).unwrap();
+    for (name, text) in plan.files() {
+        std::fs::write(planned.join(name), text).unwrap();
+    }
+    (snapshot, plan, planned)
+}
+
 #[test]
-fn nix_module_mounts_vm_test_settings_are_what_its_rehearsal_checks() {
-    // The settings of nixos-tests/mounts.nix, as the module renders them, and the file the
-    // rehearsal on a real kernel uses (vm-fixtures/scenarios/nixos_mounts.py): one meaning.
-    let json = nix_eval(
-        r#"let
-          t = import ./nixos-tests/mounts.nix { lib = import ./nix/tests/stub-lib.nix; homelab = { }; };
-          node = t.nodes.machine { config.isSpecialisation = false; };
-        in (import ./nix/tests/options.nix).expectationsWith node.services.homelab-probe.settings"#,
+fn nix_module_vm_test_nodes_evaluate_with_the_module_system() {
+    let lib = nixos_eval::nixpkgs_lib();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, plan, planned) = generated_vm_plan(dir.path());
+    let tests = vm_nodes(&lib, &planned);
+    let mut evaluated = Vec::new();
+    for (test, nodes) in tests.as_object().unwrap() {
+        for (node, v) in nodes.as_object().unwrap() {
+            let mut configs = vec![(format!("{test}/{node}"), &v["node"])];
+            for (s, c) in v["specialisations"].as_object().unwrap() {
+                configs.push((format!("{test}/{node}/specialisation/{s}"), c));
+            }
+            for (name, c) in configs {
+                assert_eq!(c["failedAssertions"], serde_json::json!([]), "{name}: {c}");
+                evaluated.push(name);
+            }
+        }
+    }
+    assert!(evaluated.len() >= 9, "{evaluated:?}");
+    // What each test's script relies on, as the module system decides it.
+    let node = |t: &str, n: &str| &tests[t][n]["node"];
+    assert_eq!(node("render-node", "nixosdefaults")["groups"]["render"], 303);
+    assert_eq!(node("render-node", "render110")["groups"]["render"], 110, "lib.mkForce 110 wins");
+    assert_eq!(node("render-node", "mismatch")["groups"]["render"], 303);
+    let mismatch = node("render-node", "mismatch")["warnings"].as_array().unwrap();
+    assert!(
+        mismatch.iter().any(|w| w.as_str().unwrap().contains("users.groups.render.gid = lib.mkForce 110;")),
+        "{mismatch:?}"
     );
-    let toml_value: toml::Value = serde_json::from_value(json.clone()).unwrap();
+    assert_eq!(node("post-switch", "machine")["users"]["palav"]["extraGroups"], serde_json::json!(["render", "video"]));
+    assert_eq!(
+        tests["post-switch"]["machine"]["specialisations"]["lost-render"]["users"]["palav"]["extraGroups"],
+        serde_json::json!(["video"]),
+        "the specialisation drops render (lib.mkForce)"
+    );
+    // The generated module, as the VM boots it: the plan's ids, its data disk moved to
+    // virtualisation.fileSystems, the check reading the plan's file.
+    let generated = node("generated", "machine");
+    assert_eq!(generated["groups"]["render"], 110);
+    assert_eq!(generated["users"]["palav"]["uid"], 1000);
+    let fs = &plan.expectations.mounts[0];
+    assert_eq!(
+        generated["virtualisationFileSystems"][&fs.path]["device"],
+        format!("/dev/disk/by-uuid/{}", fs.uuid.as_deref().unwrap())
+    );
+    assert_eq!(
+        generated["fileSystems"][&fs.path]["device"],
+        generated["virtualisationFileSystems"][&fs.path]["device"]
+    );
+    // The mounts test's settings render to the file its rehearsal on a real kernel uses
+    // (vm-fixtures/scenarios/nixos_mounts.py); without the disk in the specialisation, the
+    // module warns that nothing mounts it.
+    let mounts = node("mounts", "machine");
+    let toml_value: toml::Value = serde_json::from_value(mounts["expectations"].clone()).unwrap();
     let rendered =
         Expectations::from_toml_str(&toml::to_string(&toml_value).unwrap(), Some(Path::new("rendered.toml"))).unwrap();
     let rehearsal = Expectations::load(&repo().join("nixos-tests/lib/mounts.toml")).unwrap();
-    assert_eq!(rendered, rehearsal, "{json}");
-    assert_eq!(rendered.mounts.len(), 1);
-    assert_eq!(rendered.drift.len(), 1);
+    assert_eq!(rendered, rehearsal);
+    assert_eq!((rendered.mounts.len(), rendered.drift.len()), (1, 1));
+    assert_eq!(mounts["warnings"], serde_json::json!([]), "the disk is declared");
+    let without = &tests["mounts"]["machine"]["specialisations"]["without-disk"];
+    assert!(without["warnings"][0].as_str().unwrap().contains("does not declare it in fileSystems"), "{without}");
+}
+
+#[test]
+fn nix_module_evaluates_with_each_typed_section() {
+    let lib = nixos_eval::nixpkgs_lib();
+    // (section, its definition, the rest of a configuration that agrees with it, a line the
+    // unit must have)
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("defaults", "{ }", "{ }", "ExecStartPre=-"),
+        (
+            "groups",
+            "{ groups = { render = 110; video = 44; }; }",
+            "{ lib, ... }: { users.groups.render.gid = lib.mkForce 110; users.groups.video.gid = lib.mkForce 44; }",
+            "Type=oneshot",
+        ),
+        (
+            "users",
+            r#"{ users.palav = { uid = 1000; groups = [ "render" "video" ]; }; }"#,
+            r#"{ users.users.palav = { isNormalUser = true; uid = 1000; extraGroups = [ "render" "video" ]; }; }"#,
+            "Type=oneshot",
+        ),
+        (
+            "render",
+            r#"{ render = { mode = "0666"; required = true; access = [ { uid = 1000; gid = 110; } ]; }; }"#,
+            "{ }",
+            "Type=oneshot",
+        ),
+        (
+            "mounts",
+            r#"{ mounts = [ { path = "/mnt/PlexStorage"; uuid = "7c1f"; fstype = "ext4"; } ]; }"#,
+            r#"{ fileSystems."/mnt/PlexStorage" = { device = "/dev/disk/by-uuid/7c1f"; fsType = "ext4"; }; }"#,
+            "WantsMountsFor=/mnt/PlexStorage",
+        ),
+        (
+            "gpu",
+            r#"{ gpu = { nvenc = [ "h264" ]; vaapi.encode = [ "h264" ]; nvidia_containers = true; }; }"#,
+            "{ }",
+            "Type=oneshot",
+        ),
+        (
+            "drift",
+            r#"{ drift = [ { root = "/mnt/PlexStorage/media"; uid = 1000; gid = 110; } ]; }"#,
+            "{ }",
+            "WantsMountsFor=/mnt/PlexStorage/media",
+        ),
+    ];
+    let list: Vec<String> =
+        cases.iter().map(|(_, def, rest, _)| format!("{{ settings = {def}; modules = [ ({rest}) ]; }}")).collect();
+    let got = nix_eval(&format!(
+        "map (c: import ./nix/tests/unit.nix {{ nixpkgsLib = {}; inherit (c) settings modules; }}) [ {} ]",
+        nixos_eval::nix_path(&lib),
+        list.join(" ")
+    ));
+    for ((section, def, _, line), v) in cases.iter().zip(got.as_array().unwrap()) {
+        assert_eq!(v["typeError"], false, "{section}: {def}");
+        assert_eq!(
+            (&v["failedAssertions"], &v["warnings"]),
+            (&serde_json::json!([]), &serde_json::json!([])),
+            "{section}: {v}"
+        );
+        // /etc/homelab-probe.toml: what the library reads back, the same as the file written by hand.
+        let toml_value: toml::Value = serde_json::from_value(v["expectations"].clone()).unwrap();
+        let rendered = Expectations::from_toml_str(&toml::to_string(&toml_value).unwrap(), Some(Path::new("x.toml")));
+        assert!(rendered.is_ok(), "{section}: {rendered:?}");
+        assert!(v["etcSource"].as_str().unwrap().ends_with("-homelab-probe.toml"), "{v}");
+        let text = v["unitText"].as_str().unwrap();
+        assert!(text.lines().any(|l| l.starts_with(line)), "{section}: no {line} in\n{text}");
+        assert!(text.contains(&format!("ExecStart={}", "/nix/store/")), "{text}");
+        assert!(v["script"].as_str().unwrap().contains("/bin/homelab-verify check --expect /etc/homelab-probe.toml"));
+    }
+    let defaults = &got[0];
+    let toml_value: toml::Value = serde_json::from_value(defaults["expectations"].clone()).unwrap();
+    let e = Expectations::from_toml_str(&toml::to_string(&toml_value).unwrap(), Some(Path::new("x.toml"))).unwrap();
+    assert_eq!(e, Expectations::builtin(), "the defaults are the built-in expectations");
+}
+
+#[test]
+fn nixos_stand_in_ids_and_groups_are_the_crates() {
+    // The stand-in's ids.nix and always-present groups are the tables the planner decides
+    // with (crates/homelab-probe/src/nixos): one set of facts about NixOS.
+    let lib = nixos_eval::nixpkgs_lib();
+    let v = nix_eval(&format!(
+        "let s = {}; c = (s.eval [ ]).config; in {{ inherit (c.ids) gids uids; groups = builtins.mapAttrs (_: g: g.gid) c.users.groups; users = builtins.mapAttrs (_: u: u.uid) c.users.users; }}",
+        nixos_eval::stand_in(&lib)
+    ));
+    let table = |rows: &[(&str, u32)]| -> Value {
+        Value::Object(rows.iter().map(|(n, id)| ((*n).to_owned(), Value::from(*id))).collect())
+    };
+    assert_eq!(v["gids"], table(homelab_probe::nixos::STATIC_GIDS));
+    assert_eq!(v["uids"], table(homelab_probe::nixos::STATIC_UIDS));
+    let present: Vec<(&str, u32)> = homelab_probe::nixos::ALWAYS_PRESENT_GROUPS
+        .iter()
+        .map(|n| (*n, homelab_probe::nixos::static_gid(n).unwrap()))
+        .collect();
+    assert_eq!(v["groups"], table(&present), "every NixOS system's groups");
+    let users: Vec<(&str, u32)> = homelab_probe::nixos::ALWAYS_PRESENT_USERS
+        .iter()
+        .map(|n| (*n, homelab_probe::nixos::static_uid(n).unwrap()))
+        .collect();
+    assert_eq!(v["users"], table(&users));
 }
 
 #[test]

@@ -172,9 +172,10 @@ fn services_with_unknown_credentials_are_listed_not_guessed() {
 }
 
 #[test]
-fn a_gid_that_every_nixos_system_holds_is_called_out() {
+fn a_gid_that_every_nixos_system_holds_keeps_nixos_name() {
     let mut s = snapshot();
-    // Debian's "media" group at 26 would collide with NixOS's video.
+    // A "media" group at 26 owns the data: NixOS's video has 26, so the number stays, as video
+    // (a second group at 26 would fail NixOS's uniqueness assertion).
     s.identities.groups = vec![CapturedGroup {
         name: "media".into(),
         gid: 26,
@@ -183,9 +184,11 @@ fn a_gid_that_every_nixos_system_holds_is_called_out() {
     }];
     let p = plan::plan(&s).unwrap();
     parses(&p.module).unwrap();
-    assert!(p.module.contains("users.groups.media.gid = 26;"), "{}", p.module);
+    assert!(!p.module.contains("users.groups.media"), "{}", p.module);
+    assert!(p.module.contains("# media (26): owns /srv/media; NixOS's video already has gid 26"), "{}", p.module);
+    assert_eq!(p.expectations.groups.get("video"), Some(&26));
     let w = p.warnings.iter().find(|w| w.subject == "group media").unwrap();
-    assert!(w.message.contains("every NixOS system has video"), "{}", w.message);
+    assert!(w.message.contains("gid 26 is video's on NixOS"), "{}", w.message);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! the tests that use it are listed in `nix/sandbox-tests.txt`.
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -50,4 +50,25 @@ pub fn parse(text: &str) -> Result<(), String> {
     f.write_all(text.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     let out = run(instantiate().arg("--parse").arg(f.path()));
     if out.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+}
+
+/// The environment variable naming the directory that holds nixpkgs' `lib/` (docs/testing.md).
+pub const NIXPKGS_LIB_VAR: &str = "HOMELAB_NIXPKGS_LIB";
+
+/// The pinned nixpkgs lib the module-system tests evaluate with: `$HOMELAB_NIXPKGS_LIB`, else
+/// `../shared/vendor/nixpkgs-lib` beside the repository. A test that needs it fails when it is
+/// missing, saying how to get it: a test that cannot run never passes.
+pub fn nixpkgs_lib() -> PathBuf {
+    let dir = match std::env::var_os(NIXPKGS_LIB_VAR) {
+        Some(d) => PathBuf::from(d),
+        None => crate::repo().join("../shared/vendor/nixpkgs-lib"),
+    };
+    if dir.join("lib/default.nix").is_file() {
+        return dir.canonicalize().unwrap_or(dir);
+    }
+    panic!(
+        "{} has no lib/default.nix: set {NIXPKGS_LIB_VAR} to a nixpkgs lib checkout, or run scripts/fetch-nixpkgs-lib \
+         (scripts/setup-debian --test does)",
+        dir.display()
+    );
 }

@@ -38,8 +38,11 @@ struct Cli {
 
 const EXIT_CODES: &str =
     "Exit codes: 0 all checks passed (warnings allowed), 1 a check failed, 2 bad usage or bad input.";
-/// `capture` and `plan` check nothing: they succeed or meet bad input.
+/// `capture` and `plan` check nothing: they succeed or meet bad input; `plan` also refuses a
+/// snapshot no NixOS module can keep (exit 2, nothing written).
 const EXIT_CODES_MIGRATION: &str = "Exit codes: 0 the files were written, 2 bad usage or bad input.";
+const EXIT_CODES_PLAN: &str = "Exit codes: 0 the files were written, 2 bad usage or bad input, or a refusal: no \
+     NixOS module keeps what the snapshot needs (the message names the conflict and the choices; nothing is written).";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -54,7 +57,7 @@ enum Command {
     #[command(after_help = EXIT_CODES_MIGRATION)]
     Capture(migrate::CaptureArgs),
     /// From a snapshot, write hardware-parity.nix, homelab-probe.toml and MIGRATION.md.
-    #[command(after_help = EXIT_CODES_MIGRATION)]
+    #[command(after_help = EXIT_CODES_PLAN)]
     Plan(migrate::PlanArgs),
     /// Print the shell completion script for SHELL (bash, zsh, fish, elvish, powershell).
     Completions(packaging::CompletionsArgs),

@@ -93,7 +93,19 @@ fn summarize(out: &mut impl std::io::Write, s: &Snapshot) -> std::io::Result<()>
 
 pub fn run_plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let snapshot = Snapshot::load(&args.snapshot)?;
-    let plan = plan::plan(&snapshot).with_context(|| format!("{}: cannot plan", args.snapshot.display()))?;
+    let plan = match plan::plan(&snapshot) {
+        Ok(p) => p,
+        Err(e @ plan::PlanError::Refused { .. }) => {
+            // The refusal is the answer, not a failure of the tool: its lines, each ended.
+            let mut err = anstream::stderr();
+            writeln!(err, "homelab-verify: plan refused for {}", args.snapshot.display())?;
+            for line in e.to_string().lines() {
+                writeln!(err, "{}", printable(line))?;
+            }
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot plan", args.snapshot.display())),
+    };
     for (name, _) in plan.files() {
         refuse_existing(&args.out.join(name), args.force)?;
     }
@@ -105,7 +117,15 @@ pub fn run_plan(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         writeln!(err, "wrote {}", path.display())?;
     }
     for w in &plan.warnings {
-        writeln!(err, "warning: {}: {}", w.subject, w.message)?;
+        writeln!(err, "warning: {}: {}", printable(&w.subject), printable(&w.message))?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `s` with control characters (line breaks, escape sequences, carriage returns from the old
+/// host's files) written as escapes, so that every message is one line and ends with its own
+/// newline: a raw ESC would start a terminal sequence that swallows what follows, the newline
+/// included.
+fn printable(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }

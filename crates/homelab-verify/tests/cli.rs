@@ -242,8 +242,9 @@ fn help_states_the_exit_codes_each_command_has() {
     let help = |args: &[&str]| String::from_utf8(verify().args(args).arg("--help").output().unwrap().stdout).unwrap();
     for cmd in ["capture", "plan"] {
         let h = help(&[cmd]);
-        assert!(h.contains("Exit codes: 0 the files were written, 2 bad usage or bad input."), "{cmd}: {h}");
+        assert!(h.contains("Exit codes: 0 the files were written, 2 bad usage or bad input"), "{cmd}: {h}");
         assert!(!h.contains("a check failed"), "{cmd} never exits 1: {h}");
     }
+    assert!(help(&["plan"]).contains("or a refusal"));
     assert!(help(&["check"]).contains("1 a check failed"));
 }

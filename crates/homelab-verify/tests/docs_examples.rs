@@ -267,29 +267,44 @@ fn is_part(part: &serde_json::Value, whole: &serde_json::Value) -> bool {
 /// Runs a command of docs/migration.md in `dir` (which stands for `/tmp`) as a terminal shows
 /// it (standard error merged), with the homelab-verify under test first on PATH. Only the
 /// commands the page uses, on paths under `dir` (or the built fixtures), are run: this runs as
-/// root.
+/// root. `jq` (the edited snapshots) and `nix-instantiate --eval` (the module system's verdict)
+/// run in the repository root, as the page says, on the committed fixtures and the files the
+/// page wrote under `/tmp`; `../shared/vendor/nixpkgs-lib` is the pinned lib the tests use.
 fn run_doc_command(command: &str, dir: &Path) -> Vec<String> {
     let tmp = dir.to_str().unwrap();
     let migration = homelab_test_support::sysroot("migration/oldhost").parent().unwrap().to_str().unwrap().to_owned();
-    let cmd = command.replace("\"$(cargo fixture migration)\"", &migration).replace("/tmp/", &format!("{tmp}/"));
+    let lib = homelab_test_support::nix::nixpkgs_lib();
+    let cmd = command
+        .replace("\"$(cargo fixture migration)\"", &migration)
+        .replace("/tmp/", &format!("{tmp}/"))
+        .replace("../shared/vendor/nixpkgs-lib", lib.to_str().unwrap());
     let words: Vec<&str> = cmd.split_whitespace().collect();
     assert!(
-        matches!(words[0], "homelab-verify" | "cp" | "chown" | "rm"),
-        "docs/migration.md: this test runs only homelab-verify, cp, chown and rm: {command}"
+        matches!(words[0], "homelab-verify" | "cp" | "chown" | "rm" | "jq" | "nix-instantiate"),
+        "docs/migration.md: this test runs only homelab-verify, cp, chown, rm, jq and nix-instantiate: {command}"
     );
+    if words[0] == "nix-instantiate" {
+        assert!(words.contains(&"--eval"), "docs/migration.md: nix-instantiate only evaluates here: {command}");
+    }
     // What changes files works below the directory that stands for /tmp (cp reads the built
-    // fixtures); homelab-verify only reads, and its paths inside a sysroot are the host's.
-    for w in words.iter().filter(|w| words[0] != "homelab-verify" && w.starts_with('/')) {
+    // fixtures, jq the committed snapshots); homelab-verify only reads, and its paths inside a
+    // sysroot are the host's; nix-instantiate --eval writes nothing.
+    for w in words.iter().filter(|w| !matches!(words[0], "homelab-verify" | "nix-instantiate") && w.starts_with('/')) {
         assert!(
             w.starts_with(tmp) || (words[0] == "cp" && w.starts_with(&migration)),
             "docs/migration.md: {w} is outside the directory that stands for /tmp: {command}"
         );
     }
+    let in_repo = matches!(words[0], "jq" | "nix-instantiate");
     let bin_dir = homelab_test_support::verify_path().parent().unwrap().to_path_buf();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let out = std::process::Command::new("bash")
-        .args(["-c", &format!("{cmd} 2>&1")])
-        .current_dir(dir)
+        // Braces: `a; b` is one command line, and both write to the terminal.
+        .args(["-c", &format!("{{ {cmd}; }} 2>&1")])
+        .current_dir(if in_repo { repo() } else { dir.to_path_buf() })
+        // A Nix without build users (Debian's nix-bin as root) warns that nixbld is missing;
+        // evaluating needs none, and the page shows what Nix prints where it is set up.
+        .env("NIX_CONFIG", "build-users-group =")
         .env("PATH", path)
         .env("NO_COLOR", "1")
         .env_remove("CLICOLOR_FORCE")

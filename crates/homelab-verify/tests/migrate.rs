@@ -84,3 +84,59 @@ fn a_bad_snapshot_is_exit_2_with_file_and_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported snapshot schema_version 7"));
     assert!(!t.path().join("o").exists(), "nothing is written for bad input");
 }
+
+/// The committed snapshot of the VM-shaped old host, changed by `edit`, written to `dir`.
+fn edited_snapshot(dir: &std::path::Path, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let committed = homelab_test_support::fixture("snapshots/testvm.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(committed).unwrap()).unwrap();
+    edit(&mut v);
+    let path = dir.join("snapshot.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn plan_refuses_a_snapshot_no_module_keeps_with_exit_2_and_writes_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    // The media group at gid 1, with palav in it: on NixOS gid 1 is wheel.
+    let snap = edited_snapshot(t.path(), |v| {
+        let groups = v["identities"]["groups"].as_array_mut().unwrap();
+        groups.push(serde_json::json!({
+            "name": "media", "gid": 1, "members": ["palav"],
+            "uses": [{ "kind": "data_root_owner", "path": "/mnt/PlexStorage" }]
+        }));
+        v["identities"]["users"][0]["groups"].as_array_mut().unwrap().push("media".into());
+    });
+    let out = verify().arg("plan").arg(&snap).arg("--out").arg(t.path().join("plan")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("plan refused for"), "{err}");
+    assert!(
+        err.contains("group media: media keeps gid 1 (owns /mnt/PlexStorage), but on NixOS gid 1 is wheel"),
+        "{err}"
+    );
+    assert!(err.contains("groupmod -g <free gid> media"), "{err}");
+    assert!(err.ends_with('\n'), "{err:?}");
+    assert!(!t.path().join("plan").exists(), "a refusal writes nothing");
+}
+
+#[test]
+fn plan_warnings_end_their_lines_whatever_the_snapshot_holds() {
+    let t = tempfile::tempdir().unwrap();
+    // A kernel-name fstab spec and mount point with escape sequences and a carriage return, as
+    // a hand-edited fstab can have: each warning is still one line, ended.
+    let snap = edited_snapshot(t.path(), |v| {
+        v["fstab"].as_array_mut().unwrap().push(serde_json::json!({
+            "line": 9, "spec": "/dev/sdc\u{1b}]1", "file": "/mnt/e\u{1b}[x\r", "vfstype": "ext4",
+            "options": ["defaults"], "freq": 0, "passno": 2
+        }));
+    });
+    let out = verify().arg("plan").arg(&snap).arg("--out").arg(t.path().join("plan")).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.ends_with('\n') && !err.contains('\u{1b}') && !err.contains('\r'), "{err:?}");
+    for line in err.lines() {
+        assert!(line.starts_with("wrote ") || line.starts_with("warning: "), "a message ran into another: {line:?}");
+    }
+    assert!(err.contains("no UUID is known for it\n"), "{err}");
+}

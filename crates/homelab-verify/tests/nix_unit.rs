@@ -1,26 +1,32 @@
-//! homelab-probe-check.service as nix/module.nix defines it (read with the real Nix evaluator
-//! through nix/tests/unit.nix), and its script run with bash -e, as systemd runs a NixOS
+//! homelab-probe-check.service as nix/module.nix defines it (evaluated with the real NixOS module
+//! system through nix/tests/unit.nix: the pinned nixpkgs lib and the stand-in of
+//! nix/tests/nixos), and its script run with bash -e, as systemd runs a NixOS
 //! `script`, against fixture hosts with the real homelab-verify and jq: the journal gets the
 //! human report and ends with the failed checks' fixes; the exit code is the check's.
 //!
 //! Needs nix-instantiate and jq (`scripts/setup-debian --test`). Skipped in the Nix build
 //! sandbox, which has neither (nix/sandbox-tests.txt excludes this binary).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use homelab_test_support::{fixture, sysroot};
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
+#[path = "../../homelab-probe/tests/nixos_eval/mod.rs"]
+mod nixos_eval;
 
-/// The unit for the given `nix/tests/unit.nix` arguments (name, Nix expression).
+/// The unit for the given `nix/tests/unit.nix` arguments (name, Nix expression), evaluated by
+/// the real module system.
 fn unit(args: &[(&str, &str)]) -> Value {
+    let lib = nixos_eval::nixpkgs_lib();
     let call: String = args.iter().map(|(name, expr)| format!("{name} = {expr}; ")).collect();
-    homelab_test_support::nix::eval_in(&repo(), &format!("import ./nix/tests/unit.nix {{ {call}}}"))
-        .unwrap_or_else(|e| panic!("{e}"))
+    let u = nixos_eval::eval(&format!(
+        "import ./nix/tests/unit.nix {{ nixpkgsLib = {}; {call}}}",
+        nixos_eval::nix_path(&lib)
+    ));
+    assert_eq!(u["typeError"], false, "the module system refused {args:?}");
+    u
 }
 
 struct Run {
@@ -43,11 +49,11 @@ fn run_script(json_report: bool, root: &Path, expect: &Path, stale_report: bool)
     let script = u["script"]
         .as_str()
         .unwrap()
-        .replace("/PKG/bin/homelab-verify", bin.to_str().unwrap())
-        .replace("/JQ/bin/jq", "jq")
+        .replace(&format!("{}/bin/homelab-verify", u["paths"]["package"].as_str().unwrap()), bin.to_str().unwrap())
+        .replace(&format!("{}/bin/jq", u["paths"]["jq"].as_str().unwrap()), "jq")
         .replace("/var/lib/homelab-probe/report.json", report.to_str().unwrap())
         .replace("/etc/homelab-probe.toml", expect.to_str().unwrap());
-    assert!(!script.contains("/PKG") && !script.contains("/var/lib"), "{script}");
+    assert!(!script.contains("/nix/store") && !script.contains("/var/lib"), "{script}");
     let mut cmd = Command::new("bash");
     cmd.args(["-e", "-c", &script]).env_clear().env("PATH", std::env::var("PATH").unwrap());
     for (k, v) in u["environment"].as_object().unwrap() {
@@ -68,13 +74,17 @@ fn nix_module_unit_is_a_oneshot_without_remain_after_exit_wanted_by_multi_user()
     assert_eq!(sc["Type"], "oneshot");
     assert_eq!(sc.get("RemainAfterExit"), None, "without it the unit runs again on every switch");
     assert_eq!(sc["StateDirectory"], "homelab-probe");
-    assert_eq!(sc["ExecStartPre"], "-/SYSTEMD/bin/udevadm settle --timeout=60");
+    assert_eq!(
+        sc["ExecStartPre"],
+        format!("-{}/bin/udevadm settle --timeout=60", u["paths"]["systemd"].as_str().unwrap())
+    );
     assert_eq!(u["wantedBy"], serde_json::json!(["multi-user.target"]));
     let after: Vec<&str> = u["after"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(after.contains(&"systemd-udev-settle.service") && after.contains(&"systemd-udev-trigger.service"));
     assert_eq!(u["environment"]["NO_COLOR"], "1");
     assert_eq!(u["unitConfig"], serde_json::json!({}), "no mount dependencies without mounts");
-    assert!(u["etc"]["homelab-probe.toml"]["source"].is_string());
+    assert!(u["etcSource"].as_str().unwrap().ends_with("-homelab-probe.toml"), "{u}");
+    assert!(u["unitText"].as_str().unwrap().contains("\nType=oneshot\n"), "{u}");
 }
 
 #[test]

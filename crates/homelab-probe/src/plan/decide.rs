@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::PlanWarning;
 use super::hardware::nvidia_turing_or_newer;
+use super::{Conflict, PlanWarning};
 use crate::model::compose::{ComposeService, ComposeStack, Credentials};
 use crate::model::expectations::{
     AccessExpectation, DriftExpectation, EXPECTATIONS_VERSION, Expectations, GpuExpectation, RenderExpectation,
@@ -12,7 +12,8 @@ use crate::model::expectations::{
 use crate::model::inventory::IntelGeneration;
 use crate::model::inventory::{DrmNodeKind, GpuVendor};
 use crate::model::mounts::MountExpectation;
-use crate::model::snapshot::{FstabEntry, GroupUse, Snapshot};
+use crate::model::snapshot::{CapturedGroup, FstabEntry, GroupUse, Snapshot};
+use crate::model::text::validate_name;
 use crate::nixos;
 
 /// Mount points that belong to the operating system, not to the data: the new install makes
@@ -66,6 +67,86 @@ pub struct GroupPin {
     /// Another NixOS group holds this gid in ids.nix.
     pub collision: Option<&'static str>,
 }
+
+/// A group the old host had whose gid NixOS already gives another group: the number stays,
+/// under NixOS's name, and no second group is declared (two groups with one gid fail
+/// users-groups.nix's uniqueness assertion).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMapping {
+    /// The old host's name.
+    pub name: String,
+    /// The gid, kept.
+    pub gid: u32,
+    /// The group that holds it on the new host.
+    pub to: String,
+    /// Why the number matters.
+    pub reasons: Vec<String>,
+    /// `to` is NixOS's own group at its static gid (every system has it, or a module the plan
+    /// enables creates it); otherwise it is another kept group of the old host with that gid.
+    pub nixos_own: bool,
+}
+
+/// A group that a module the plan enables creates at a static gid a kept group needs: the
+/// module gives it a free gid instead (`lib.mkForce null`: NixOS picks one at activation; the
+/// group is used by name, so nothing depends on its number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedGroup {
+    /// The group (`docker`).
+    pub name: String,
+    /// Its static gid in ids.nix, now held by `for_group`.
+    pub gid: u32,
+    /// The kept group that needs the gid.
+    pub for_group: String,
+}
+
+/// An id the old host's files or containers use that no group or user of the new host will
+/// have (the old host had no name for it that NixOS accepts): files keep the number, shown bare.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BareId {
+    /// The uid or gid.
+    pub id: u32,
+    /// Why no name holds it.
+    pub why: String,
+}
+
+/// What a duplicate is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicateKind {
+    /// Two `/etc/group` lines with one name.
+    Group,
+    /// Two `/etc/passwd` lines with one name.
+    User,
+    /// Two fstab entries for one mount point.
+    MountPoint,
+}
+
+impl DuplicateKind {
+    /// The words for it in messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            DuplicateKind::Group => "group",
+            DuplicateKind::User => "user",
+            DuplicateKind::MountPoint => "mount point",
+        }
+    }
+}
+
+/// Something the old host's files held twice, resolved as the old system resolved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    /// What it is.
+    pub kind: DuplicateKind,
+    /// The name or mount point.
+    pub name: String,
+    /// The entry the module keeps, and why it wins.
+    pub kept: String,
+    /// The entries left out.
+    pub dropped: Vec<String>,
+}
+
+/// Groups whose membership gives root's powers on NixOS (sudo through wheel, raw disks and
+/// memory, the password hashes): a kept gid is never carried over by making people members.
+const PRIVILEGED_GROUPS: &[&str] = &["root", "wheel", "kmem", "disk", "shadow"];
 
 /// A user the module declares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +228,26 @@ pub struct Decisions {
     pub filesystems: Vec<FsPlan>,
     /// Mounts not carried over, with why.
     pub skipped_mounts: Vec<(String, String)>,
+    /// Groups of the old host whose gid NixOS gives another group: kept under that name.
+    pub mapped: Vec<GroupMapping>,
+    /// Groups NixOS would create at a gid a kept group needs, moved to a free gid.
+    pub moved: Vec<MovedGroup>,
+    /// Who holds each gid on the new host: the groups the module declares and NixOS's own.
+    pub held_gids: BTreeMap<u32, String>,
+    /// Gids the old host uses that no group of the new host will name.
+    pub bare_gids: Vec<BareId>,
+    /// Uids the old host uses that no user of the new host will name.
+    pub bare_uids: Vec<BareId>,
+    /// Users of the old host the module does not declare, with why.
+    pub skipped_users: Vec<(String, String)>,
+    /// Duplicates in the old host's files and how each was resolved.
+    pub duplicates: Vec<Duplicate>,
+    /// Why no sound module exists; `plan` refuses when this is not empty.
+    pub conflicts: Vec<Conflict>,
+    /// Group names NixOS refuses (not declared; memberships dropped unless aliased).
+    pub invalid_groups: BTreeSet<String>,
+    /// Refused group names whose gid keeps another name the old host had for it: old -> kept.
+    pub aliases: BTreeMap<String, String>,
     /// `hardware.graphics.enable`.
     pub graphics: bool,
     /// `hardware.graphics.extraPackages`.
@@ -181,15 +282,34 @@ impl Decisions {
         self.warnings.push(PlanWarning { subject: subject.into(), message: message.into() });
     }
 
+    /// Records a duplicate line of the old host's files (one entry per name, the dropped lines
+    /// added as they come).
+    fn duplicate(&mut self, kind: DuplicateKind, name: &str, kept: String, dropped: String) {
+        match self.duplicates.iter_mut().find(|x| x.kind == kind && x.name == name) {
+            Some(x) => x.dropped.push(dropped),
+            None => self.duplicates.push(Duplicate { kind, name: name.to_owned(), kept, dropped: vec![dropped] }),
+        }
+    }
+
     /// The expectations `check` verifies on the new host.
     pub fn expectations(&self) -> Expectations {
-        let groups = self.groups.iter().map(|g| (g.name.clone(), g.gid)).collect();
+        // A mapped group is expected under the NixOS name that holds its gid. Names the
+        // expectations file cannot hold are left out (decide warned about each).
+        let checkable = |n: &String| validate_name(n).is_ok();
+        let groups = self
+            .groups
+            .iter()
+            .map(|g| (g.name.clone(), g.gid))
+            .chain(self.mapped.iter().map(|m| (m.to.clone(), m.gid)))
+            .filter(|(n, _)| checkable(n))
+            .collect();
         let users = self
             .users
             .iter()
+            .filter(|u| checkable(&u.name))
             .map(|u| {
-                let mut groups = u.extra_groups.clone();
-                if let Some(g) = &u.group {
+                let mut groups: Vec<String> = u.extra_groups.iter().filter(|g| checkable(g)).cloned().collect();
+                if let Some(g) = u.group.as_ref().filter(|g| checkable(g)) {
                     if !groups.contains(g) {
                         groups.insert(0, g.clone());
                     }
@@ -281,7 +401,62 @@ pub fn decide(snapshot: &Snapshot) -> Decisions {
     stacks(snapshot, &mut d);
     render(snapshot, &mut d);
     data_roots(snapshot, &mut d);
+    // Every gid the data and the containers use that no group of the new host holds, listed.
+    for (gid, why) in needed_gids(snapshot, &d) {
+        if !d.held_gids.contains_key(&gid) && !d.bare_gids.iter().any(|b| b.id == gid) {
+            d.bare_gids.push(BareId { id: gid, why: format!("{why}; no group of the new host has it") });
+        }
+    }
+    // NixOS accepts these names, homelab-probe.toml does not hold them (model::text).
+    let unchecked: BTreeSet<String> = d
+        .groups
+        .iter()
+        .map(|g| g.name.clone())
+        .chain(d.users.iter().map(|u| u.name.clone()))
+        .filter(|n| validate_name(n).is_err())
+        .collect();
+    for n in unchecked {
+        let why = validate_name(&n).err().unwrap_or_default();
+        d.warn(
+            n.clone(),
+            format!(
+                "declared in the module, but homelab-probe.toml cannot name it ({why}): `check` does not verify it"
+            ),
+        );
+    }
+    for x in d.duplicates.clone() {
+        d.warn(
+            format!("duplicate {} {}", x.kind.describe(), x.name),
+            format!("the old host lists it more than once: kept {}; left out {}", x.kept, x.dropped.join("; ")),
+        );
+    }
     d
+}
+
+/// The gids the old host's data and containers use, with what uses each: the PGID and groups of
+/// every active service, the groups owning data roots, the primary gids of declared users.
+pub fn needed_gids(snapshot: &Snapshot, d: &Decisions) -> BTreeMap<u32, String> {
+    let mut gids = BTreeMap::new();
+    for st in &snapshot.compose.stacks {
+        for svc in st.services.iter().filter(|s| s.is_active(&st.active_profiles)) {
+            if let Ok(c) = credentials(svc, snapshot) {
+                for g in std::iter::once(c.gid).chain(c.groups.iter().copied()) {
+                    gids.entry(g).or_insert_with(|| format!("used by {}/{}", st.name, svc.name));
+                }
+            }
+        }
+    }
+    for r in &snapshot.data_roots {
+        for o in r.ownership.iter().flat_map(|o| &o.by_owner) {
+            gids.entry(o.gid).or_insert_with(|| format!("owns entries of {}", r.path));
+        }
+    }
+    for u in &d.users {
+        if let Some(h) = snapshot.user(&u.name) {
+            gids.entry(h.gid).or_insert_with(|| format!("primary gid of {}", u.name));
+        }
+    }
+    gids
 }
 
 /// `[[drift]]` for every data root whose entries all had one owner on the old host; the others
@@ -338,80 +513,361 @@ fn data_roots(snapshot: &Snapshot, d: &mut Decisions) {
     }
 }
 
+/// Why the gid of `g` must survive the move (empty: it need not).
+fn group_reasons(g: &CapturedGroup, snapshot: &Snapshot) -> Vec<String> {
+    let mut reasons = Vec::new();
+    for u in &g.uses {
+        match u {
+            GroupUse::Compose { stack, service, field } if field != "group_add name" => {
+                let what = match field.as_str() {
+                    "user" => "gid in user:",
+                    other => other,
+                };
+                reasons.push(format!("{what} of {stack}/{service}"));
+            }
+            GroupUse::DataRootOwner { path } => reasons.push(format!("owns {path}")),
+            GroupUse::PrimaryGroupOf { user } if !(g.name == "users" && g.gid == 100) => {
+                reasons.push(format!("primary group of {user}"));
+            }
+            _ => {}
+        }
+    }
+    // A human user's primary group, even when capture did not say so.
+    for u in snapshot.identities.users.iter().filter(|u| u.gid == g.gid) {
+        let r = format!("primary group of {}", u.name);
+        let nixos_default = g.name == "users" && g.gid == 100;
+        if !nixos_default && !reasons.contains(&r) {
+            reasons.push(r);
+        }
+    }
+    reasons.dedup();
+    reasons
+}
+
+/// A group whose gid must survive, before it is decided how.
+struct Wanted {
+    name: String,
+    gid: u32,
+    reasons: Vec<String>,
+}
+
+/// Whether the new host has group `name` whatever the module says: every NixOS system's groups,
+/// and `docker` when the module enables Docker (docker.nix creates it at ids.nix's 131). The
+/// other modules the plan enables (hardware.graphics, the NVIDIA driver and container toolkit)
+/// create no groups (nixpkgs' graphics.nix, nvidia.nix, nvidia-container-toolkit/default.nix).
+fn nixos_creates(name: &str, docker: bool) -> bool {
+    nixos::always_present_group(name) || (docker && name == "docker")
+}
+
+/// The groups: one entry per name (the first `/etc/group` line of a name wins, as glibc's
+/// getgrnam), NixOS's name rules, then who holds each kept gid on the new host. A gid NixOS
+/// already gives one of its own groups stays with that group (the old name maps to it); a group
+/// a module the plan enables would create at a kept gid (docker at 131) is moved instead; two
+/// kept groups with one gid (a duplicate gid on the old host) become one, the first.
 fn groups(snapshot: &Snapshot, d: &mut Decisions) {
+    let docker = !snapshot.compose.stacks.is_empty();
+    let mut first: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut unique = Vec::new();
+    let mut dropped_lines = Vec::new();
     for g in &snapshot.identities.groups {
-        let mut reasons = Vec::new();
-        for u in &g.uses {
-            match u {
-                GroupUse::Compose { stack, service, field } if field != "group_add name" => {
-                    let what = match field.as_str() {
-                        "user" => "gid in user:",
-                        other => other,
-                    };
-                    reasons.push(format!("{what} of {stack}/{service}"));
-                }
-                GroupUse::DataRootOwner { path } => reasons.push(format!("owns {path}")),
-                GroupUse::PrimaryGroupOf { user } if !(g.name == "users" && g.gid == 100) => {
-                    reasons.push(format!("primary group of {user}"));
-                }
-                _ => {}
+        match first.get(g.name.as_str()) {
+            Some(kept) => {
+                d.duplicate(
+                    DuplicateKind::Group,
+                    &g.name,
+                    format!("gid {kept} (the first /etc/group line: getgrnam returns it)"),
+                    format!("gid {}", g.gid),
+                );
+                dropped_lines.push(g);
+            }
+            None => {
+                first.insert(&g.name, g.gid);
+                unique.push(g);
             }
         }
-        // A human user's primary group, even when capture did not say so.
-        for u in snapshot.identities.users.iter().filter(|u| u.gid == g.gid) {
-            let r = format!("primary group of {}", u.name);
-            let nixos_default = g.name == "users" && g.gid == 100;
-            if !nixos_default && !reasons.contains(&r) {
-                reasons.push(r);
+    }
+
+    let mut wanted: Vec<Wanted> = Vec::new();
+    for g in &unique {
+        let reasons = group_reasons(g, snapshot);
+        if !reasons.is_empty() {
+            wanted.push(Wanted { name: g.name.clone(), gid: g.gid, reasons });
+        }
+    }
+    // A second /etc/group line of a name whose gid matters: the name belongs to the first line,
+    // so the number keeps another name the old host had for it, if any (a line of that gid
+    // that is the first of its name).
+    for g in &dropped_lines {
+        let reasons = group_reasons(g, snapshot);
+        if reasons.is_empty() || wanted.iter().any(|w| w.gid == g.gid) {
+            continue;
+        }
+        if let Some(o) = unique.iter().find(|o| o.gid == g.gid && nixos::group_name_problem(&o.name).is_none()) {
+            let reasons = reasons.into_iter().map(|r| format!("{r} (as the second {:?} line)", g.name));
+            match wanted.iter_mut().find(|w| w.name == o.name) {
+                Some(w) => w.reasons.extend(reasons),
+                None => wanted.push(Wanted { name: o.name.clone(), gid: o.gid, reasons: reasons.collect() }),
             }
         }
-        reasons.dedup();
-        if reasons.is_empty() {
+    }
+    // Primary groups capture did not record (the old host's group of that gid had another name
+    // or none): the module declares them under the name the user's passwd entry resolved to.
+    let mut seen_users = BTreeSet::new();
+    for u in &snapshot.identities.users {
+        if !seen_users.insert(u.name.as_str()) {
             continue;
         }
-        // A group every NixOS system has with this very gid needs nothing.
-        if nixos::always_present_group(&g.name) && nixos::static_gid(&g.name) == Some(g.gid) {
+        let Some(p) = &u.primary_group else { continue };
+        if p == "users" || nixos_creates(p, docker) || first.contains_key(p.as_str()) {
             continue;
         }
-        let nixos_gid = nixos::static_gid(&g.name).filter(|s| *s != g.gid);
-        let collision = nixos::gid_reserved_by(g.gid).filter(|h| *h != g.name);
+        if let Some(w) = wanted.iter_mut().find(|w| &w.name == p) {
+            w.reasons.push(format!("primary group of {}", u.name));
+            continue;
+        }
+        d.warn(
+            format!("user {}", u.name),
+            format!("primary group {p} was not captured: the module declares it with gid {}", u.gid),
+        );
+        wanted.push(Wanted { name: p.clone(), gid: u.gid, reasons: vec![format!("primary group of {}", u.name)] });
+    }
+
+    // Names NixOS refuses: the number keeps another name the old host had for it (a later
+    // /etc/group line with that gid), else it stays on the files without a name.
+    let mut valid: Vec<Wanted> = Vec::new();
+    let mut refused = Vec::new();
+    for w in wanted {
+        match nixos::group_name_problem(&w.name) {
+            Some(why) => refused.push((w, why)),
+            None => valid.push(w),
+        }
+    }
+    for (w, why) in refused {
+        d.invalid_groups.insert(w.name.clone());
+        let other = unique.iter().find(|g| g.gid == w.gid && nixos::group_name_problem(&g.name).is_none());
+        if let Some(o) = other {
+            d.warn(
+                format!("group {}", w.name),
+                format!("not declared: {why}. gid {} keeps the old host's other name for it, {}", w.gid, o.name),
+            );
+            d.aliases.insert(w.name.clone(), o.name.clone());
+            let reasons = w.reasons.iter().map(|r| format!("{r} (as {:?})", w.name));
+            match valid.iter_mut().find(|v| v.name == o.name) {
+                Some(v) => v.reasons.extend(reasons),
+                None => valid.push(Wanted { name: o.name.clone(), gid: o.gid, reasons: reasons.collect() }),
+            }
+            continue;
+        }
+        d.warn(
+            format!("group {}", w.name),
+            format!(
+                "not declared: {why}. Files and containers keep gid {} as a bare number; to give it a name, \
+                 declare users.groups.<a valid name>.gid = {};",
+                w.gid, w.gid
+            ),
+        );
+        d.bare_gids.push(BareId { id: w.gid, why: format!("its group name {:?} is refused: {why}", w.name) });
+    }
+
+    // Who holds each gid on the new host. NixOS's own groups hold their static gids unless the
+    // module pins them elsewhere; each kept group claims its gid unless someone holds it. A
+    // mapped group falls back to its own static gid, so the loop runs again until nothing moves
+    // (each round maps one more group or moves docker once: it ends).
+    let kept_names: BTreeSet<&str> = valid.iter().map(|w| w.name.as_str()).collect();
+    let mut mapped: BTreeMap<usize, String> = BTreeMap::new();
+    let mut docker_moved = false;
+    loop {
+        let pinned_elsewhere = |n: &str| {
+            valid
+                .iter()
+                .enumerate()
+                .any(|(i, w)| w.name == n && !mapped.contains_key(&i) && nixos::static_gid(n) != Some(w.gid))
+        };
+        let mut claims: BTreeMap<u32, String> = BTreeMap::new();
+        let own = nixos::ALWAYS_PRESENT_GROUPS.iter().copied().chain(docker.then_some("docker"));
+        for n in own {
+            if (n == "docker" && docker_moved) || pinned_elsewhere(n) {
+                continue;
+            }
+            if let Some(s) = nixos::static_gid(n) {
+                claims.insert(s, n.to_owned());
+            }
+        }
+        let mut changed = false;
+        for (i, w) in valid.iter().enumerate() {
+            if mapped.contains_key(&i) {
+                continue;
+            }
+            match claims.get(&w.gid) {
+                Some(h) if *h == w.name => {}
+                Some(h) if h == "docker" && !kept_names.contains("docker") && !docker_moved => {
+                    docker_moved = true;
+                    changed = true;
+                    break;
+                }
+                Some(h) => {
+                    mapped.insert(i, h.clone());
+                    changed = true;
+                    break;
+                }
+                None => {
+                    claims.insert(w.gid, w.name.clone());
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+
+    let members_of = |name: &str| -> Vec<String> {
+        let mut m: Vec<String> = snapshot
+            .identities
+            .users
+            .iter()
+            .filter(|u| u.primary_group.as_deref() == Some(name) || u.groups.iter().any(|g| g == name))
+            .map(|u| u.name.clone())
+            .collect();
+        if let Some(g) = snapshot.group(name) {
+            m.extend(g.members.iter().cloned());
+        }
+        m.sort();
+        m.dedup();
+        m
+    };
+    for (i, w) in valid.into_iter().enumerate() {
+        if let Some(to) = mapped.get(&i) {
+            let members = members_of(&w.name);
+            if PRIVILEGED_GROUPS.contains(&to.as_str()) && !members.is_empty() {
+                d.conflicts.push(Conflict {
+                    subject: format!("group {}", w.name),
+                    message: format!(
+                        "{} keeps gid {} ({}), but on NixOS gid {} is {to}, and membership of {to} gives root's powers: \
+                         its members ({}) would get them",
+                        w.name,
+                        w.gid,
+                        w.reasons.join("; "),
+                        w.gid,
+                        members.join(", ")
+                    ),
+                    choices: vec![
+                        format!(
+                            "on the old host, give {} another gid (groupmod -g <free gid> {}; chgrp the files that have gid {}) and capture again",
+                            w.name, w.name, w.gid
+                        ),
+                        format!(
+                            "or drop the members from {} on the old host if they need no access to its files, and capture again",
+                            w.name
+                        ),
+                    ],
+                });
+                continue;
+            }
+            let own_name = if nixos_creates(&w.name, docker) {
+                format!("; {} itself keeps NixOS's gid {}", w.name, nixos::static_gid(&w.name).unwrap_or_default())
+            } else {
+                String::new()
+            };
+            // NixOS's own group at its own static gid, or a group of the old host that holds it.
+            let nixos_own = nixos_creates(to, docker) && nixos::static_gid(to) == Some(w.gid);
+            let holder = if nixos_own {
+                format!("{to}'s on NixOS (every NixOS system has {to} with this gid)")
+            } else {
+                format!(
+                    "also {to}'s on the old host, whose earlier /etc/group line getgrgid returns, and {to} keeps it"
+                )
+            };
+            d.warn(
+                format!("group {}", w.name),
+                format!(
+                    "gid {} is {holder}: the number is kept and files with gid {} show as {to}; {} is not declared \
+                     again, its members join {to}{own_name}",
+                    w.gid, w.gid, w.name
+                ),
+            );
+            d.mapped.push(GroupMapping { name: w.name, gid: w.gid, to: to.clone(), reasons: w.reasons, nixos_own });
+            continue;
+        }
+        if nixos::always_present_group(&w.name) && nixos::static_gid(&w.name) == Some(w.gid) {
+            // Every NixOS system has this group with this very gid: nothing to write.
+            continue;
+        }
+        let nixos_gid = nixos::static_gid(&w.name).filter(|s| *s != w.gid);
+        // ids.nix reserves the gid for a group no module of this configuration creates: free
+        // unless another module the user enables creates it (the module warns then).
+        let collision = nixos::gid_reserved_by(w.gid).filter(|h| *h != w.name && !nixos_creates(h, docker));
         if let Some(pinned) = nixos_gid {
             d.warn(
-                format!("group {}", g.name),
-                format!("NixOS gives {} gid {pinned} (ids.nix); the module forces {} with lib.mkForce", g.name, g.gid),
+                format!("group {}", w.name),
+                format!("NixOS gives {} gid {pinned} (ids.nix); the module forces {} with lib.mkForce", w.name, w.gid),
             );
         }
         if let Some(holder) = collision {
-            let always = nixos::always_present_group(holder);
             d.warn(
-                format!("group {}", g.name),
-                if always {
-                    format!(
-                        "gid {} is {holder}'s static gid in NixOS (ids.nix), and every NixOS system has {holder}: \
-                         evaluation fails (users.enforceIdUniqueness) until one of them moves",
-                        g.gid
-                    )
-                } else {
-                    format!(
-                        "gid {} is reserved for {holder} in NixOS's ids.nix: it is free unless a module that \
-                         creates {holder} is enabled (the module warns at evaluation if it is)",
-                        g.gid
-                    )
-                },
+                format!("group {}", w.name),
+                format!(
+                    "gid {} is reserved for {holder} in NixOS's ids.nix: no module this plan enables creates {holder}; \
+                     if one you enable does, NixOS's evaluation prints the warning the module carries",
+                    w.gid
+                ),
             );
         }
-        d.groups.push(GroupPin { name: g.name.clone(), gid: g.gid, reasons, nixos_gid, collision });
+        d.groups.push(GroupPin { name: w.name, gid: w.gid, reasons: w.reasons, nixos_gid, collision });
     }
+    if docker_moved {
+        let gid = nixos::static_gid("docker").unwrap_or_default();
+        let for_group = d.groups.iter().find(|g| g.gid == gid).map(|g| g.name.clone()).unwrap_or_default();
+        d.warn(
+            "group docker",
+            format!(
+                "docker.nix creates docker at gid {gid}, which {for_group} keeps: the module gives docker a free gid \
+                 (lib.mkForce null; the socket and the docker command use the name)"
+            ),
+        );
+        d.moved.push(MovedGroup { name: "docker".into(), gid, for_group });
+    }
+
+    // Who holds each gid on the new host: the module's groups, NixOS's own at their static
+    // gids unless pinned elsewhere or moved.
+    for n in nixos::ALWAYS_PRESENT_GROUPS.iter().copied().chain(docker.then_some("docker")) {
+        if d.groups.iter().any(|g| g.name == n) || d.moved.iter().any(|m| m.name == n) {
+            continue;
+        }
+        if let Some(s) = nixos::static_gid(n) {
+            d.held_gids.insert(s, n.to_owned());
+        }
+    }
+    for g in &d.groups {
+        d.held_gids.insert(g.gid, g.name.clone());
+    }
+
+    // A second /etc/group line of a name whose own gid mattered and that no other name keeps.
+    for g in dropped_lines {
+        if !group_reasons(g, snapshot).is_empty() && !d.held_gids.contains_key(&g.gid) {
+            d.bare_gids.push(BareId {
+                id: g.gid,
+                why: format!(
+                    "its name {:?} belongs to the first /etc/group line of that name (gid {})",
+                    g.name,
+                    first[g.name.as_str()]
+                ),
+            });
+        }
+    }
+
     // Numeric gids the stacks use that no group of the old host holds.
     for stack in &snapshot.compose.stacks {
         for svc in stack.services.iter().filter(|s| s.is_active(&stack.active_profiles)) {
             if let Ok(c) = credentials(svc, snapshot) {
                 for gid in std::iter::once(c.gid).chain(c.groups.iter().copied()) {
-                    if gid != 0 && snapshot.group_by_gid(gid).is_none() && !d.groups.iter().any(|g| g.gid == gid) {
+                    if gid != 0 && snapshot.group_by_gid(gid).is_none() && !d.held_gids.contains_key(&gid) {
                         d.warn(
                             format!("{}/{}", stack.name, svc.name),
                             format!("uses gid {gid}, which no group of the old host has: nothing to pin, files show the bare number"),
                         );
+                        if !d.bare_gids.iter().any(|b| b.id == gid) {
+                            d.bare_gids.push(BareId { id: gid, why: "no group of the old host has it".into() });
+                        }
                     }
                 }
             }
@@ -419,67 +875,129 @@ fn groups(snapshot: &Snapshot, d: &mut Decisions) {
     }
 }
 
+/// The NixOS name a membership of the old host's group `g` becomes, or `None` when NixOS has
+/// no such group and the module declares none.
+fn membership(g: &str, d: &Decisions, docker: bool) -> Option<String> {
+    let g = d.aliases.get(g).map_or(g, String::as_str);
+    if let Some(m) = d.mapped.iter().find(|m| m.name == g) {
+        return Some(m.to.clone());
+    }
+    if d.invalid_groups.contains(g) {
+        return None;
+    }
+    if d.groups.iter().any(|p| p.name == g) || nixos_creates(g, docker) {
+        return Some(g.to_owned());
+    }
+    match g {
+        "sudo" | "admin" => Some("wheel".into()),
+        _ => None,
+    }
+}
+
 fn users(snapshot: &Snapshot, d: &mut Decisions) {
-    let pinned: BTreeSet<String> = d.groups.iter().map(|g| g.name.clone()).collect();
-    let has_stacks = !snapshot.compose.stacks.is_empty();
-    let mut plans = Vec::new();
+    let docker = !snapshot.compose.stacks.is_empty();
+    let mut plans: Vec<UserPlan> = Vec::new();
+    let mut first: BTreeMap<&str, u32> = BTreeMap::new();
     for u in &snapshot.identities.users {
+        if let Some(kept) = first.get(u.name.as_str()) {
+            d.duplicate(
+                DuplicateKind::User,
+                &u.name,
+                format!("uid {kept} (the first /etc/passwd line: getpwnam returns it)"),
+                format!("uid {}", u.uid),
+            );
+            continue;
+        }
+        first.insert(&u.name, u.uid);
+        let subject = format!("user {}", u.name);
+        let skip = if let Some(why) = nixos::user_name_problem(&u.name) {
+            Some(format!(
+                "not declared: {why}. Files keep uid {} as a bare number; declare the account under a valid name: \
+                 users.users.<name> = {{ isNormalUser = true; uid = {}; }};",
+                u.uid, u.uid
+            ))
+        } else if nixos::ALWAYS_PRESENT_USERS.contains(&u.name.as_str()) {
+            Some(format!(
+                "not declared: every NixOS system has its own {} (uid {}); files keep uid {} as a bare number",
+                u.name,
+                nixos::static_uid(&u.name).unwrap_or_default(),
+                u.uid
+            ))
+        } else if u.uid < 1000 || u.uid == u32::MAX {
+            Some(format!(
+                "not declared: uid {} is not a human account's (1000 or more): NixOS declares its own system accounts",
+                u.uid
+            ))
+        } else if let Some(holder) = nixos::ALWAYS_PRESENT_USERS.iter().find(|n| nixos::static_uid(n) == Some(u.uid)) {
+            Some(format!("not declared: uid {} is {holder}'s on every NixOS system", u.uid))
+        } else {
+            plans.iter().find(|p| p.uid == u.uid).map(|p| {
+                format!(
+                    "not declared: uid {} is also {}'s, the earlier /etc/passwd line (getpwuid returns it); NixOS \
+                     refuses two users with one uid",
+                    u.uid, p.name
+                )
+            })
+        };
+        if let Some(why) = skip {
+            d.warn(subject, why.clone());
+            if !plans.iter().any(|p| p.uid == u.uid) && !d.bare_uids.iter().any(|b| b.id == u.uid) {
+                d.bare_uids.push(BareId { id: u.uid, why: format!("user {:?} is not declared", u.name) });
+            }
+            d.skipped_users.push((u.name.clone(), why));
+            continue;
+        }
         let mut extra = Vec::new();
         let mut dropped = Vec::new();
+        let group = match u.primary_group.as_deref() {
+            None => {
+                d.warn(subject.clone(), format!("primary gid {} has no group on the old host", u.gid));
+                None
+            }
+            Some(p) => match membership(p, d, docker) {
+                Some(n) if n == "users" => None,
+                Some(n) => Some(n),
+                None => {
+                    d.warn(
+                        subject.clone(),
+                        format!("primary group {p} cannot be declared: NixOS gives {} its default primary group, users (100)", u.name),
+                    );
+                    None
+                }
+            },
+        };
         for g in &u.groups {
-            let mapped = match g.as_str() {
-                "sudo" | "admin" => "wheel",
-                other => other,
-            };
-            let known =
-                nixos::always_present_group(mapped) || pinned.contains(mapped) || (mapped == "docker" && has_stacks);
-            if Some(mapped) == u.primary_group.as_deref() {
+            if Some(g.as_str()) == u.primary_group.as_deref() {
                 continue;
             }
-            if known {
-                if !extra.iter().any(|e| e == mapped) {
-                    extra.push(mapped.to_owned());
+            match membership(g, d, docker) {
+                Some(n) => {
+                    if Some(&n) != group.as_ref() && !extra.contains(&n) {
+                        extra.push(n);
+                    }
                 }
-            } else {
-                dropped.push(g.clone());
+                None => dropped.push(g.clone()),
             }
         }
         let owns_stacks = snapshot.compose.stacks.iter().any(|s| s.owner.as_deref() == Some(&u.name));
         if owns_stacks && !extra.iter().any(|e| e == "docker") {
             extra.push("docker".into());
         }
-        let group = u.primary_group.clone().filter(|g| g != "users");
-        if let Some(g) = &group {
-            if !pinned.contains(g) && !nixos::always_present_group(g) {
-                d.warn(
-                    format!("user {}", u.name),
-                    format!("primary group {g} was not captured: the module declares it with gid {}", u.gid),
-                );
-                d.groups.push(GroupPin {
-                    name: g.clone(),
-                    gid: u.gid,
-                    reasons: vec![format!("primary group of {}", u.name)],
-                    nixos_gid: nixos::static_gid(g).filter(|s| *s != u.gid),
-                    collision: nixos::gid_reserved_by(u.gid).filter(|h| h != g),
-                });
-            }
-        }
-        if u.primary_group.is_none() {
-            d.warn(format!("user {}", u.name), format!("primary gid {} has no group on the old host", u.gid));
-        }
-        let home = Some(u.home.clone()).filter(|h| *h != format!("/home/{}", u.name));
-        if u.name.len() >= 32 {
+        let home = if u.home.starts_with('/') && !u.home.contains(':') && !u.home.contains('\n') {
+            Some(u.home.clone()).filter(|h| *h != format!("/home/{}", u.name))
+        } else {
             d.warn(
-                format!("user {}", u.name),
-                "NixOS aborts on user names of 32 characters or more (users-groups.nix)",
+                subject.clone(),
+                format!("home {:?} is not an absolute path NixOS accepts: the module leaves /home/{}", u.home, u.name),
             );
-        }
+            None
+        };
         if let Some(holder) = nixos::uid_reserved_by(u.uid) {
-            d.warn(format!("user {}", u.name), format!("uid {} is reserved for {holder} in NixOS's ids.nix", u.uid));
+            d.warn(subject.clone(), format!("uid {} is reserved for {holder} in NixOS's ids.nix", u.uid));
         }
         if !dropped.is_empty() {
             d.warn(
-                format!("user {}", u.name),
+                subject,
                 format!(
                     "not in these groups on NixOS (no NixOS module creates them): {}; declare users.groups.<name> = {{ }}; to keep one",
                     dropped.join(", ")
@@ -495,7 +1013,99 @@ fn users(snapshot: &Snapshot, d: &mut Decisions) {
             dropped_groups: dropped,
         });
     }
+    // A second /etc/passwd line of a name: its uid, if no declared user has it, stays bare.
+    let mut names = BTreeSet::new();
+    for u in &snapshot.identities.users {
+        if !names.insert(u.name.as_str())
+            && !plans.iter().any(|p| p.uid == u.uid)
+            && !d.bare_uids.iter().any(|b| b.id == u.uid)
+        {
+            d.bare_uids.push(BareId {
+                id: u.uid,
+                why: format!(
+                    "its name {:?} belongs to the first /etc/passwd line of that name (uid {})",
+                    u.name,
+                    first[u.name.as_str()]
+                ),
+            });
+        }
+    }
     d.users = plans;
+}
+
+/// `p` as the kernel resolves it without reading the disk: absolute, without empty or `.`
+/// parts and without a trailing `/`. `None` for a relative path or one with `..` (which only
+/// the file system can resolve).
+pub fn normalize_mount_point(p: &str) -> Option<String> {
+    if !p.starts_with('/') {
+        return None;
+    }
+    let mut parts = Vec::new();
+    for part in p.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return None,
+            other => parts.push(other),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
+}
+
+/// NixOS's `nonEmptyStr` (filesystems.nix): something other than blanks, tabs and newlines.
+fn nix_non_empty(s: &str) -> bool {
+    s.chars().any(|c| !matches!(c, ' ' | '\t' | '\n'))
+}
+
+/// Whether file system `a` must be mounted before `b`: nixpkgs' `fsBefore`
+/// (nixos/lib/utils.nix): `a`'s mount point is a parent of (or is) `b`'s device or mount point.
+fn fs_before(a: &FsPlan, b: &FsPlan) -> bool {
+    let slash = |p: &str| if p.ends_with('/') { p.to_owned() } else { format!("{p}/") };
+    let am = slash(&a.mount_point);
+    slash(&b.device).starts_with(&am) || slash(&b.mount_point).starts_with(&am)
+}
+
+/// Whether the file systems cannot be ordered (NixOS's toposort finds a cycle and asserts).
+fn has_cycle(fs: &[FsPlan]) -> bool {
+    // Depth-first search for a back edge; a file system before itself is no cycle (toposort
+    // ignores it).
+    fn visit(i: usize, fs: &[FsPlan], state: &mut [u8]) -> bool {
+        state[i] = 1;
+        for j in 0..fs.len() {
+            if j != i && fs_before(&fs[i], &fs[j]) && (state[j] == 1 || (state[j] == 0 && visit(j, fs, state))) {
+                return true;
+            }
+        }
+        state[i] = 2;
+        false
+    }
+    let mut state = vec![0u8; fs.len()];
+    (0..fs.len()).any(|i| state[i] == 0 && visit(i, fs, &mut state))
+}
+
+/// The fstab entry of `entries` (all for one mount point) that the mount table shows mounted
+/// there, if the snapshot has a mount table and one matches.
+fn mounted_entry<'a>(entries: &[&'a FstabEntry], mount_point: &str, snapshot: &Snapshot) -> Option<&'a FstabEntry> {
+    let mounted = snapshot
+        .mounts
+        .as_deref()?
+        .iter()
+        .rfind(|m| normalize_mount_point(&m.target).as_deref() == Some(mount_point))?;
+    let devices = snapshot.block_devices.as_deref().unwrap_or_default();
+    let block = devices.iter().find(|b| b.path == mounted.source);
+    entries.iter().rev().copied().find(|e| {
+        let spec = e.spec.trim_matches('"');
+        if spec == mounted.source {
+            return true;
+        }
+        let Some(b) = block else { return false };
+        let tag = |prefix: &str, v: &Option<String>| {
+            spec.strip_prefix(prefix).is_some_and(|x| Some(x.trim_matches('"')) == v.as_deref())
+        };
+        tag("UUID=", &b.uuid)
+            || tag("LABEL=", &b.label)
+            || tag("PARTUUID=", &b.partuuid)
+            || spec.strip_prefix("/dev/disk/by-uuid/").is_some_and(|u| Some(u) == b.uuid.as_deref())
+    })
 }
 
 fn filesystems(snapshot: &Snapshot, d: &mut Decisions) {
@@ -503,14 +1113,21 @@ fn filesystems(snapshot: &Snapshot, d: &mut Decisions) {
         d.warn("fileSystems", "the snapshot has no fstab: data disks are not in the module; add them by hand");
         return;
     };
+    // Data mounts, by normalized mount point, in fstab order.
+    let mut by_point: Vec<(String, Vec<&FstabEntry>)> = Vec::new();
     for e in fstab {
         let target = e.file.as_str();
+        let point = normalize_mount_point(target);
         let why_not = if e.vfstype == "swap" || target == "none" || target == "swap" {
             Some("swap: NixOS declares it with swapDevices (nixos-generate-config does)".to_owned())
         } else if VIRTUAL_FS.contains(&e.vfstype.as_str()) {
             Some(format!("{} is not a disk", e.vfstype))
-        } else if is_system_mount(target) {
+        } else if point.is_none() {
+            Some("not an absolute path without `..`, so not a mount point NixOS can declare".to_owned())
+        } else if point.as_deref().is_some_and(is_system_mount) {
             Some("a system mount: the new install makes its own (hardware-configuration.nix)".to_owned())
+        } else if !nix_non_empty(&e.spec) {
+            Some("no device".to_owned())
         } else {
             None
         };
@@ -518,52 +1135,99 @@ fn filesystems(snapshot: &Snapshot, d: &mut Decisions) {
             d.skipped_mounts.push((format!("{target} ({})", e.spec), why));
             continue;
         }
+        let Some(p) = point else { continue };
+        match by_point.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, entries)) => entries.push(e),
+            None => by_point.push((p, vec![e])),
+        }
+    }
+    // One definition per mount point: what the mount table shows mounted there, else the last
+    // fstab line (mount -a mounts them in order, the later on top).
+    let mut chosen: Vec<(String, &FstabEntry)> = Vec::new();
+    for (point, entries) in &by_point {
+        let line = |e: &FstabEntry| format!("/etc/fstab:{}: {} {}", e.line, e.spec, e.vfstype);
+        let Some(&last) = entries.last() else { continue };
+        let (winner, why) = match mounted_entry(entries, point, snapshot) {
+            Some(m) => (m, "mounted there when captured"),
+            None => (last, "the last fstab line: mounted on top of the others"),
+        };
+        if entries.len() > 1 {
+            let dropped = entries.iter().filter(|e| !std::ptr::eq(**e, winner)).map(|e| line(e)).collect();
+            d.duplicates.push(Duplicate {
+                kind: DuplicateKind::MountPoint,
+                name: point.clone(),
+                kept: format!("{} ({why})", line(winner)),
+                dropped,
+            });
+        }
+        chosen.push((point.clone(), winner));
+    }
+    chosen.sort_by_key(|(_, e)| e.line);
+
+    for (point, e) in chosen {
+        let target = point.as_str();
         let bind = e.options.iter().any(|o| o == "bind" || o == "rbind");
         let network = NETWORK_FS.contains(&e.vfstype.as_str());
         let (device, note) = if bind || network { (e.spec.clone(), None) } else { device_for(e, snapshot) };
-        if let Some(n) = note {
-            d.warn(target.to_owned(), n);
-        }
-        let fs_type = if e.vfstype == "auto" {
+        let fs_type = if e.vfstype == "auto" || !nix_non_empty(&e.vfstype) {
             let found = snapshot
                 .block_devices
                 .as_deref()
                 .unwrap_or_default()
                 .iter()
                 .find(|b| device.ends_with(&format!("/{}", b.uuid.as_deref().unwrap_or("\0"))))
-                .and_then(|b| b.fstype.clone());
+                .and_then(|b| b.fstype.clone())
+                .filter(|t| nix_non_empty(t));
             found.unwrap_or_else(|| "auto".into())
         } else if bind {
             "none".into()
         } else {
             e.vfstype.clone()
         };
-        let mut options: Vec<String> = e.options.clone();
+        // NixOS's options are a non-empty list of non-empty strings.
+        let mut options: Vec<String> = e.options.iter().filter(|o| nix_non_empty(o)).cloned().collect();
         if options.is_empty() {
             options.push("defaults".into());
         }
         if !options.iter().any(|o| o == "nofail") {
             options.push("nofail".into());
         }
-        match mount_expectation(target, &device, &fs_type, bind || network) {
-            Ok(m) => d.mounts.push(m),
-            Err(e) => d.warn(target.to_owned(), format!("not checked by `check` ({e})")),
-        }
-        d.filesystems.push(FsPlan {
+        let plan = FsPlan {
             mount_point: target.to_owned(),
             device,
             fs_type,
             options,
             origin: format!("/etc/fstab:{}: {} {} {}", e.line, e.spec, e.vfstype, e.options.join(",")),
-        });
+        };
+        // NixOS orders file systems by their mount points and devices and refuses a cycle
+        // (a bind mount of each other's directories): the earlier fstab line stays.
+        let mut with = d.filesystems.clone();
+        with.push(plan.clone());
+        if has_cycle(&with) {
+            let why = "its device or mount point lies under another data mount that lies under this one: NixOS \
+                       cannot order the two (fileSystems toposort), the earlier fstab line is kept";
+            d.skipped_mounts.push((format!("{target} ({})", e.spec), why.to_owned()));
+            d.warn(target.to_owned(), format!("not in the module: {why}"));
+            continue;
+        }
+        if let Some(n) = note {
+            d.warn(target.to_owned(), n);
+        }
+        match mount_expectation(target, &plan.device, &plan.fs_type, bind || network) {
+            Ok(m) => d.mounts.push(m),
+            Err(e) => d.warn(target.to_owned(), format!("not checked by `check` ({e})")),
+        }
+        d.filesystems.push(plan);
     }
     if let Some(mounts) = &snapshot.mounts {
         for m in mounts {
             let block = m.source.starts_with("/dev/") && !m.source.starts_with("/dev/loop");
+            let point = normalize_mount_point(&m.target).unwrap_or_else(|| m.target.clone());
             if block
-                && !is_system_mount(&m.target)
+                && !is_system_mount(&point)
                 && !VIRTUAL_FS.contains(&m.fstype.as_str())
-                && !m.target.starts_with("/boot")
+                && !point.starts_with("/boot")
+                && !by_point.iter().any(|(p, _)| *p == point)
                 && !fstab.iter().any(|e| e.file == m.target)
             {
                 d.skipped_mounts.push((
@@ -693,9 +1357,18 @@ fn graphics(snapshot: &Snapshot, d: &mut Decisions) {
     d.nvidia = Some(NvidiaPlan { open: all_new, open_reason, toolkit_for });
 }
 
-/// A unit name part from a stack name (already `[a-z0-9_-]`).
+/// The unit name of a stack: `homelab-compose-<name>`, the name kept to the characters a unit
+/// name and a store path name both allow (NixOS builds each unit into a derivation named after
+/// it), others as `-`, at most 64 of them; `-2`, `-3`... when taken.
 fn unit_name(stack: &ComposeStack, taken: &BTreeSet<String>) -> String {
-    let base = format!("homelab-compose-{}", if stack.name.is_empty() { "stack" } else { &stack.name });
+    let part: String = stack
+        .name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '-' })
+        .take(64)
+        .collect();
+    let part = part.trim_start_matches('.');
+    let base = format!("homelab-compose-{}", if part.is_empty() { "stack" } else { part });
     let mut name = base.clone();
     let mut n = 2;
     while taken.contains(&name) {
@@ -748,7 +1421,27 @@ fn stacks(snapshot: &Snapshot, d: &mut Decisions) {
             );
         }
         let user = match &stack.owner {
-            Some(o) => o.clone(),
+            Some(o) if o == "root" || d.users.iter().any(|u| &u.name == o) => o.clone(),
+            Some(o) => match snapshot.user(o) {
+                // systemd takes a numeric uid in User=: the account the module leaves out.
+                Some(u) => {
+                    d.warn(
+                        format!("stack {}", stack.name),
+                        format!(
+                            "its owner {o} is not declared by the module: its unit runs docker compose as uid {}",
+                            u.uid
+                        ),
+                    );
+                    u.uid.to_string()
+                }
+                None => {
+                    d.warn(
+                        format!("stack {}", stack.name),
+                        format!("its owner {o} is not a captured user: declare {o} on NixOS or its unit cannot start"),
+                    );
+                    o.clone()
+                }
+            },
             None => {
                 d.warn(format!("stack {}", stack.name), "no owner found: its unit runs docker compose as root");
                 "root".into()
@@ -816,4 +1509,22 @@ fn render(snapshot: &Snapshot, d: &mut Decisions) {
         nodes: nodes.into_iter().filter(|n| existed.contains_key(n.as_str())).collect(),
         access: d.access.clone(),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case("/mnt/media", Some("/mnt/media"))]
+    #[case("/mnt/media/", Some("/mnt/media"))]
+    #[case("/mnt//media/./", Some("/mnt/media"))]
+    #[case("/", Some("/"))]
+    #[case("//", Some("/"))]
+    #[case("mnt/media", None)]
+    #[case("/mnt/../media", None)]
+    fn mount_points_normalize_as_the_kernel_resolves_them(#[case] p: &str, #[case] want: Option<&str>) {
+        assert_eq!(normalize_mount_point(p).as_deref(), want);
+    }
 }

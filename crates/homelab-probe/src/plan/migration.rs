@@ -46,6 +46,33 @@ fn write_checklist(o: &mut String, snapshot: &Snapshot, d: &Decisions) -> std::f
         let force = if g.nixos_gid.is_some() { " (with `lib.mkForce`: NixOS's own gid differs)" } else { "" };
         writeln!(o, "- group {} keeps gid {}{force}: {}", code(&g.name), g.gid, text(&g.reasons.join("; ")))?;
     }
+    for m in &d.mapped {
+        let holder = if m.nixos_own { "NixOS's " } else { "the old host's earlier group " };
+        let why = if m.nixos_own { "NixOS already has that gid under that name" } else { "getgrgid named it so" };
+        writeln!(
+            o,
+            "- gid {} of group {} is kept as {holder}{}: {why}, so {} is not \
+             declared again, files with gid {} show as {}, and {}'s members join {} ({})",
+            m.gid,
+            code(&m.name),
+            code(&m.to),
+            code(&m.name),
+            m.gid,
+            code(&m.to),
+            code(&m.name),
+            code(&m.to),
+            text(&m.reasons.join("; "))
+        )?;
+    }
+    for m in &d.moved {
+        writeln!(
+            o,
+            "- group {} gets a free gid (`lib.mkForce null`): NixOS's {} is {}'s here",
+            code(&m.name),
+            m.gid,
+            code(&m.for_group)
+        )?;
+    }
     for u in &d.users {
         writeln!(o, "- user {} keeps uid {}, groups {}", code(&u.name), u.uid, text(&or_none(&u.extra_groups)))?;
     }
@@ -88,6 +115,37 @@ fn write_checklist(o: &mut String, snapshot: &Snapshot, d: &Decisions) -> std::f
         writeln!(o, "\nNot carried over:\n")?;
         for (m, why) in &d.skipped_mounts {
             writeln!(o, "- {}: {}", code(m), text(why))?;
+        }
+    }
+
+    if !d.skipped_users.is_empty() || !d.bare_gids.is_empty() || !d.bare_uids.is_empty() {
+        writeln!(o, "\nNot declared (the numbers stay on the files, without a name):\n")?;
+        for (name, why) in &d.skipped_users {
+            writeln!(o, "- user {}: {}", code(name), text(why))?;
+        }
+        for b in &d.bare_gids {
+            writeln!(o, "- gid {}: {}", b.id, text(&b.why))?;
+        }
+        for b in &d.bare_uids {
+            writeln!(o, "- uid {}: {}", b.id, text(&b.why))?;
+        }
+    }
+    if !d.duplicates.is_empty() {
+        writeln!(o, "\n## Duplicates in the old host's files\n")?;
+        writeln!(
+            o,
+            "Each is written once, resolved as the old system resolved it (the first /etc/group or /etc/passwd line \
+             of a name; for a mount point, what was mounted there, else the last fstab line).\n"
+        )?;
+        for x in &d.duplicates {
+            writeln!(
+                o,
+                "- {} {}: kept {}; left out {}",
+                x.kind.describe(),
+                code(&x.name),
+                text(&x.kept),
+                text(&x.dropped.join("; "))
+            )?;
         }
     }
 

@@ -45,6 +45,50 @@ pub struct PlanWarning {
     pub message: String,
 }
 
+/// Why no sound module exists for a snapshot: the two groups (or ids) that cannot both be kept,
+/// and what the person migrating can do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    /// What it is about (`group media`).
+    pub subject: String,
+    /// What collides with what, naming both sides.
+    pub message: String,
+    /// What the person migrating can do, one way each.
+    pub choices: Vec<String>,
+}
+
+/// Why [`plan()`] wrote nothing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// No NixOS module can keep what the snapshot needs (the CLI's exit code 2): each conflict
+    /// names both sides and the choices.
+    #[error("{}", refusal_text(.conflicts))]
+    Refused {
+        /// Every conflict found.
+        conflicts: Vec<Conflict>,
+    },
+    /// A captured string cannot be written as Nix at all (a NUL byte).
+    #[error(transparent)]
+    Render(#[from] NixRenderError),
+}
+
+/// The refusal, one line per conflict and per choice (no trailing newline).
+fn refusal_text(conflicts: &[Conflict]) -> String {
+    let mut lines = vec![format!(
+        "no NixOS module keeps what this snapshot needs ({} conflict{}); nothing was written:",
+        conflicts.len(),
+        if conflicts.len() == 1 { "" } else { "s" }
+    )];
+    for c in conflicts {
+        lines.push(format!("  {}: {}", one_line(&c.subject), one_line(&c.message)));
+        for choice in &c.choices {
+            lines.push(format!("    - {}", one_line(choice)));
+        }
+    }
+    lines.join("\n")
+}
+
 /// The three generated files.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -76,10 +120,15 @@ fn one_line(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
-/// Plans the move described by `snapshot`. Fails only when a captured string cannot be held
-/// by a Nix string at all (a NUL byte).
-pub fn plan(snapshot: &Snapshot) -> Result<Plan, NixRenderError> {
+/// Plans the move described by `snapshot`: a module NixOS accepts, or [`PlanError::Refused`]
+/// when none can keep what the snapshot needs (the message names both sides and the choices).
+/// [`PlanError::Render`] when a captured string cannot be held by a Nix string at all (a NUL
+/// byte).
+pub fn plan(snapshot: &Snapshot) -> Result<Plan, PlanError> {
     let d = decide::decide(snapshot);
+    if !d.conflicts.is_empty() {
+        return Err(PlanError::Refused { conflicts: d.conflicts });
+    }
     let expectations = d.expectations();
     let expectations_toml = format!(
         "# homelab-probe.toml: what `homelab-verify check` must find on the new host.\n\

@@ -62,14 +62,40 @@ pub fn render(snapshot: &Snapshot, d: &Decisions) -> Result<String, NixRenderErr
             w.comment(
                 1,
                 &format!(
-                    "WARNING: NixOS reserves gid {} for {holder} (ids.nix). Enabling the module that creates {holder} \
-                     would give two groups the same gid: the warning below fires if that happens.",
+                    "NixOS reserves gid {} for {holder} (ids.nix); nothing here creates {holder}. If a module you \
+                     enable does, two groups would share the gid: the warning below fires then.",
                     g.gid
                 ),
             );
         }
         let v = if g.nixos_gid.is_some() { mk_force(i64::from(g.gid)) } else { Value::Int(i64::from(g.gid)) };
         w.assign(1, &["users", "groups", &g.name, "gid"], &v)?;
+    }
+    for m in &d.mapped {
+        let holder = if m.nixos_own { format!("NixOS's {}", m.to) } else { format!("{} (above)", m.to) };
+        w.comment(
+            1,
+            &format!(
+                "{} ({}): {}; {holder} already has gid {}: the number is kept under that name, {} is not declared \
+                 (two groups with one gid fail NixOS's uniqueness assertion)",
+                m.name,
+                m.gid,
+                m.reasons.join("; "),
+                m.gid,
+                m.name
+            ),
+        );
+    }
+    for m in &d.moved {
+        w.comment(
+            1,
+            &format!(
+                "{} would get gid {} (ids.nix), which {} keeps: a free gid instead, picked at activation (the group \
+                 is used by name)",
+                m.name, m.gid, m.for_group
+            ),
+        );
+        w.assign(1, &["users", "groups", &m.name, "gid"], &Value::Apply("lib.mkForce", Box::new(Value::Null)))?;
     }
     let collisions: Vec<_> = d.groups.iter().filter_map(|g| g.collision.map(|h| (g, h))).collect();
     if !collisions.is_empty() {
@@ -196,7 +222,7 @@ pub fn render(snapshot: &Snapshot, d: &Decisions) -> Result<String, NixRenderErr
         w.blank();
         w.comment(1, &format!("Compose stack {} in {}: started once Docker and its disks are up.", u.stack, u.dir));
         let v = Value::attrs([
-            ("description", Value::str(format!("Docker Compose stack {}", u.stack))),
+            ("description", Value::str(format!("Docker Compose stack {}", super::one_line(&u.stack)))),
             ("wantedBy", Value::strs(&["multi-user.target"])),
             ("wants", Value::strs(&["network-online.target"])),
             ("after", Value::strs(&["docker.service", "network-online.target"])),
