@@ -501,7 +501,8 @@ fn map_and_by_name_compare_a_moved_root_and_renumbered_ids() {
     require_root();
     let t = scratch();
     let old = t.path().join("old");
-    treegen::media(&old, 3, 2, 5, treegen::Spec { owner: (0, 0), drift_ppm: 0, seed: 1 }, 1).unwrap();
+    treegen::media(&old, 3, 2, 5, treegen::Spec { owner: (0, 0), drift_ppm: 0, seed: 1, per_dir_owners: false }, 1)
+        .unwrap();
     let file = t.path().join("b");
     take(&old, &file);
     let new = t.path().join("new");
@@ -523,4 +524,35 @@ fn map_and_by_name_compare_a_moved_root_and_renumbered_ids() {
     let r = baseline::check(&o).unwrap();
     assert_eq!(r.owner, 1);
     assert_eq!(r.changes[0].from_names.as_deref(), Some("root:root"), "{:?}", r.changes);
+}
+
+#[test]
+fn check_with_a_baseline_section_passes_then_fails_with_the_restore_command() {
+    use homelab_probe::model::finding::{Probe, Status};
+    require_root();
+    let t = scratch();
+    let root = t.path().join("appdata");
+    treegen::media(&root, 3, 2, 5, treegen::Spec { per_dir_owners: true, ..treegen::Spec::default() }, 1).unwrap();
+    let file = t.path().join("owners.baseline");
+    take(&root, &file);
+    let toml = format!("version = 1\n[[baseline]]\nfile = {}\n", toml::Value::String(file.display().to_string()));
+    let exp = homelab_probe::Expectations::from_toml_str(&toml, None).unwrap();
+    let run = || homelab_probe::check::run_probes(&homelab_probe::host::Host::live(), &exp, &[Probe::Drift]);
+    let f = run();
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!((f[0].check.as_str(), f[0].status), ("baseline_owner", Status::Pass), "{f:#?}");
+
+    // Every owner under one show changed: the finding counts them (the oracle: find) and names
+    // the restore.
+    let show = root.join("show0001");
+    let before = find_listing(&show);
+    std::process::Command::new("chown").args(["-R", "1234:1234"]).arg(&show).status().unwrap();
+    let after = find_listing(&show);
+    let changed = before.iter().filter(|(p, b)| after[*p].0 != b.0 || after[*p].1 != b.1).count() as u64;
+    assert!(changed > 0);
+    let f = run();
+    let fail = f.iter().find(|x| x.check == "baseline_owner").unwrap();
+    assert_eq!(fail.status, Status::Fail, "{f:#?}");
+    assert_eq!(fail.evidence["owner"], serde_json::json!(changed), "{f:#?}");
+    assert!(fail.remedy.as_ref().unwrap().text.contains("homelab-verify baseline restore"), "{f:#?}");
 }

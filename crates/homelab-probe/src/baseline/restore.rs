@@ -37,8 +37,8 @@ use serde::{Deserialize, Serialize};
 use super::compare::{CheckOptions, Found, Matcher, Sink, Tally, run, walk_plan};
 use super::{BaselineError, BaselineReport, invalid, read_whole, validate};
 use crate::drift::entry;
+use crate::drift::guard::{Refused, SystemDirs};
 use crate::drift::journal::{self, Header as JournalHeader, Record};
-use crate::drift::system::SystemDirs;
 use crate::host::Host;
 use crate::host::identity::IdentityDb;
 use crate::model::baseline::{EntryStat, Parser};
@@ -470,7 +470,11 @@ pub(crate) fn restore_at(host: &Host, opts: &RestoreOptions) -> Result<RestoreRe
         let stx = rustix::fs::statx(rustix::fs::CWD, r.as_path(), AtFlags::SYMLINK_NOFOLLOW, StatxFlags::INO)
             .map_err(|e| crate::drift::DriftError::Root { path: r.clone(), message: e.to_string() })?;
         let id = FileId { dev: rustix::fs::makedev(stx.stx_dev_major, stx.stx_dev_minor), ino: stx.stx_ino };
-        system.refuse(r, id).map_err(|message| crate::drift::DriftError::Root { path: r.clone(), message })?;
+        system.check(r).map_err(|e| crate::drift::DriftError::Root { path: r.clone(), message: e.to_string() })?;
+        if let Some(what) = system.identify(id) {
+            let message = Refused { path: r.clone(), what: what.to_owned() }.to_string();
+            return Err(crate::drift::DriftError::Root { path: r.clone(), message }.into());
+        }
         root_devs.push(id.dev);
     }
     let (writer, journal_path) = if opts.apply {
@@ -508,7 +512,10 @@ pub(crate) fn restore_at(host: &Host, opts: &RestoreOptions) -> Result<RestoreRe
         .map_err(|e| BaselineError::File { path: file.clone(), message: e.to_string() })?;
     let parser = Parser::new(reader).map_err(|e| invalid(file, e))?;
     let matcher = Matcher::new(opts.check.by_name, IdentityDb::load(host));
-    let guard = |path: &Path, id: FileId| system.refuse(path, id);
+    let guard = |path: &Path, id: FileId| match system.identify(id) {
+        Some(what) => Err(Refused { path: path.to_path_buf(), what: what.to_owned() }.to_string()),
+        None => Ok(()),
+    };
     let stats = run(file, parser, &live_roots, &walk, Some(&guard), matcher, &mut r)?;
     r.flush();
     let mut applied = r.applied.take();

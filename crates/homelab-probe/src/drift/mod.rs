@@ -13,9 +13,9 @@
 
 pub(crate) mod entry;
 pub mod fix;
+pub mod guard;
 #[doc(hidden)]
 pub mod journal;
-pub(crate) mod system;
 
 use std::collections::{BinaryHeap, HashMap};
 use std::path::{Component, Path, PathBuf};

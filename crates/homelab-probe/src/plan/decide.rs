@@ -325,6 +325,7 @@ impl Decisions {
             gpu: self.gpu.clone(),
             mounts: self.mounts.clone(),
             drift: self.drift.clone(),
+            baseline: Vec::new(),
         }
     }
 }
