@@ -367,14 +367,7 @@ pub(crate) fn take_at(
     let renamed = if opts.force {
         std::fs::rename(&tmp, output).map_err(|e| e.to_string())
     } else {
-        rustix::fs::renameat_with(rustix::fs::CWD, &tmp, rustix::fs::CWD, output, rustix::fs::RenameFlags::NOREPLACE)
-            .map_err(|e| {
-                if e == rustix::io::Errno::EXIST {
-                    "exists: not replacing it without --force".into()
-                } else {
-                    e.to_string()
-                }
-            })
+        rename_noreplace(&tmp, output)
     };
     if let Err(m) = renamed {
         let _ = std::fs::remove_file(&tmp);
@@ -394,6 +387,26 @@ pub(crate) fn take_at(
         errors,
         elapsed_seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Moves `tmp` to `output` unless `output` exists. `RENAME_NOREPLACE` where the filesystem
+/// has it; 9p, NFS and CIFS answer `EINVAL`, and there a hard link (which fails on an existing
+/// name too) stands in, then a plain rename after one more look.
+fn rename_noreplace(tmp: &Path, output: &Path) -> Result<(), String> {
+    use rustix::io::Errno;
+    let exists = || "exists: not replacing it without --force".to_owned();
+    match rustix::fs::renameat_with(rustix::fs::CWD, tmp, rustix::fs::CWD, output, rustix::fs::RenameFlags::NOREPLACE) {
+        Ok(()) => return Ok(()),
+        Err(Errno::EXIST) => return Err(exists()),
+        Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    match std::fs::hard_link(tmp, output) {
+        Ok(()) => std::fs::remove_file(tmp).map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(exists()),
+        Err(_) if output.symlink_metadata().is_ok() => Err(exists()),
+        Err(_) => std::fs::rename(tmp, output).map_err(|e| e.to_string()),
+    }
 }
 
 fn libc_eperm() -> i32 {

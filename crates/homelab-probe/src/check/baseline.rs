@@ -131,7 +131,8 @@ pub fn decide(file: &str, r: &BaselineReport) -> Vec<Finding> {
                 "baseline_owner",
                 file,
                 format!(
-                    "{differ} entries under {} differ from the baseline ({} owner, {} mode, {} type, {} missing): {}",
+                    "{differ} {} under {} from the baseline ({} owner, {} mode, {} type, {} missing): {}",
+                    if differ == 1 { "entry differs" } else { "entries differ" },
                     roots.join(", "),
                     r.owner,
                     r.mode,
