@@ -12,6 +12,7 @@
 #                                    script makes a fresh directory there (mktemp) and works only
 #                                    below it: the trees it makes are the only ones it chowns
 #   RUNS=N COLD_RUNS=N               warm runs (median shown, default 5) and cold runs (default 3)
+#   SIZE="SHOWS SEASONS EPISODES"    another tree size (default "1000 10 100")
 #
 # Peers, checked equal first: K entries (every 997th file) are given another owner and one
 # another mode; `homelab-verify baseline check` and `mtree -f SPEC` must name the same paths,
@@ -184,7 +185,7 @@ PY
   rm -rf -- "$W/$name.journal" "$W/$name.fix.journal" "$acl" "$W/acl.after"
 }
 
-if (( quick )); then SIZE="20 5 20"; else SIZE="1000 10 100"; fi
+if (( quick )); then SIZE="20 5 20"; else SIZE=${SIZE:-1000 10 100}; fi
 bench_tree media TREEGEN_DRIFT_PPM=1500
 bench_tree mixed TREEGEN_PER_DIR_OWNERS=1 TREEGEN_DRIFT_PPM=50000
 echo

@@ -40,7 +40,8 @@ const EXIT_CODES: &str =
     "Exit codes: 0 all checks passed (warnings allowed), 1 a check failed, 2 bad usage or bad input.";
 /// `capture` and `plan` check nothing: they succeed or meet bad input; `plan` also refuses a
 /// snapshot no NixOS module can keep (exit 2, nothing written).
-const EXIT_CODES_MIGRATION: &str = "Exit codes: 0 the files were written, 2 bad usage or bad input.";
+const EXIT_CODES_CAPTURE: &str = "Exit codes: 0 the files were written, 2 bad usage or bad input; with --baseline, 1: \
+     written, but some directories under a data root could not be read (recorded as unknown).";
 const EXIT_CODES_PLAN: &str = "Exit codes: 0 the files were written, 2 bad usage or bad input, or a refusal: no \
      NixOS module keeps what the snapshot needs (the message names the conflict and the choices; nothing is written).";
 
@@ -54,7 +55,7 @@ enum Command {
     /// Record owners and modes of mixed-owner trees; check against the record; put owners back.
     Baseline(baseline::BaselineArgs),
     /// Snapshot the old host before the move: users, groups, GPUs, render nodes, compose stacks.
-    #[command(after_help = EXIT_CODES_MIGRATION)]
+    #[command(after_help = EXIT_CODES_CAPTURE)]
     Capture(migrate::CaptureArgs),
     /// From a snapshot, write hardware-parity.nix, homelab-probe.toml and MIGRATION.md.
     #[command(after_help = EXIT_CODES_PLAN)]
