@@ -8,6 +8,7 @@
 #                                    cold runs and no getfacl restore: a smoke test of this script
 #                                    (scripts/test-all runs it)
 #   benches/baseline.sh --rt         every tool under SCHED_FIFO (`chrt -f 10`), as benches/run.sh
+#   benches/baseline.sh --no-build   use target/release as it is (another cargo holds the build lock)
 #   BENCH_DIR=/path                  where the work directory is made (default /var/tmp); the
 #                                    script makes a fresh directory there (mktemp) and works only
 #                                    below it: the trees it makes are the only ones it chowns
@@ -29,12 +30,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null 2>&1 || . "$HOME/.cargo/env"
 
-quick=0 rt=()
+quick=0 rt=() build=1
 for a in "$@"; do
   case "$a" in
     --quick) quick=1 ;;
     --rt) rt=(chrt -f 10) ;;
-    *) echo "usage: benches/baseline.sh [--quick] [--rt]" >&2; exit 2 ;;
+    --no-build) build=0 ;;
+    *) echo "usage: benches/baseline.sh [--quick] [--rt] [--no-build]" >&2; exit 2 ;;
   esac
 done
 [[ $(id -u) -eq 0 ]] || { echo "benches/baseline.sh: must run as root (treegen chowns, cold runs drop caches)" >&2; exit 2; }
@@ -52,7 +54,7 @@ case "$W" in "$parent"/homelab-baseline-bench.??????) ;; *) echo "unexpected wor
 [[ -d $W && ! -L $W && -z $(ls -A "$W") ]] || { echo "work directory $W is not a fresh directory" >&2; exit 1; }
 trap 'rm -rf -- "$W"' EXIT
 
-cargo build --release --quiet -p homelab-verify -p treegen
+if (( build )); then cargo build --release --quiet -p homelab-verify -p treegen; fi
 hv=$PWD/target/release/homelab-verify
 treegen=$PWD/target/release/treegen
 

@@ -329,7 +329,12 @@ let
         '';
       };
       map = mkOption {
-        type = types.listOf (types.strMatching "/[^=\n]*=/[^\n]*");
+        type = types.listOf (
+          types.strMatching "/[^=\n]*=/[^\n]*"
+          // {
+            description = "OLD=NEW, two absolute paths";
+          }
+        );
         default = [ ];
         example = [ "/srv/appdata=/mnt/data/appdata" ];
         description = "Roots that now mount elsewhere, `OLD=NEW` (`baseline check --map`).";

@@ -163,6 +163,9 @@ const EVERY_OPTION: &str = r#"{
     { root = "/mnt/PlexStorage/media"; uid = 1000; gid = 110; exclude = [ ".Trash-*" "Downloads/incomplete" ]; cross_mounts = true; max_entries = 5000000; max_seconds = 120; }
     { root = "/srv/data"; uid = 0; gid = 0; }
   ];
+  baseline = [
+    { file = "/var/lib/homelab-probe/appdata.baseline"; map = [ "/srv/appdata=/mnt/data/appdata" ]; by_name = true; max_entries = 5000000; max_seconds = 120; }
+  ];
 }"#;
 
 /// The option names (`settings.mounts.*.uuid`) a Nix definition sets, list items as `*`.
