@@ -16,9 +16,10 @@
 #   SIZE="SHOWS SEASONS EPISODES"    another tree size (default "1000 10 100")
 #
 # Peers, checked equal first: K entries (every 997th file) are given another owner and one
-# another mode; `homelab-verify baseline check` and `mtree -f SPEC` must name the same paths,
-# and `getfacl -R` listings before and after must differ in the same K+1 entries; then
-# `baseline restore --apply` puts them back and `check` finds nothing.
+# another mode; `homelab-verify baseline check` and `mtree -f SPEC` must name the same paths
+# (the lines by which `getfacl -R` listings before and after differ, owner comments left out,
+# are printed for information); then `baseline restore --apply` puts them back and `check`
+# finds nothing.
 #
 # Timed, per tree: the plain drift scan (the floor the take and check are measured against),
 # `baseline take`, `baseline check`, `mtree -c -k uid,gid,mode,type`, `mtree -f`, `getfacl -R -p`;
