@@ -177,9 +177,15 @@ rec {
   # every `[[mounts]]` entry and the `root` of every `[[drift]]` entry, each once. systemd orders
   # a unit after the mount units of every prefix of such a path (systemd.unit(5),
   # RequiresMountsFor=), so a drift root below a mount point waits for that mount, and a root
-  # that is not below any mount waits for nothing.
+  # that is not below any mount waits for nothing. A `[[baseline]]` adds its `file` (its roots
+  # are inside the file, unknown to evaluation; the file usually lives beside them).
   orderingPaths =
-    exp: unique (mountPaths exp ++ map (d: d.root) (filter (d: isAttrs d && d ? root) (exp.drift or [ ])));
+    exp:
+    unique (
+      mountPaths exp
+      ++ map (d: d.root) (filter (d: isAttrs d && d ? root) (exp.drift or [ ]))
+      ++ map (b: b.file) (filter (b: isAttrs b && b ? file) (exp.baseline or [ ]))
+    );
 
   # A path as one word of a unit setting that takes a list of paths (`RequiresMountsFor=`,
   # `WantsMountsFor=`): systemd splits the value at blanks, removes quotes and expands `%`

@@ -313,6 +313,58 @@ let
     };
   };
 
+  # `[[baseline]]`: model/expectations.rs (BaselineExpectation).
+  baselineModule = {
+    options = {
+      file = mkOption {
+        type = types.strMatching "/[^\n]*" // {
+          description = "absolute path";
+        };
+        example = "/var/lib/homelab-probe/appdata.baseline";
+        description = ''
+          The baseline file, taken on the old host before the copy with
+          `homelab-verify baseline take ROOT... -o FILE` (docs/baseline.md) and copied here. A
+          path, not a Nix path: the file holds every path and owner under its roots and belongs
+          outside the world-readable store.
+        '';
+      };
+      map = mkOption {
+        type = types.listOf (
+          types.strMatching "/[^=\n]*=/[^\n]*"
+          // {
+            description = "OLD=NEW, two absolute paths";
+          }
+        );
+        default = [ ];
+        example = [ "/srv/appdata=/mnt/data/appdata" ];
+        description = "Roots that now mount elsewhere, `OLD=NEW` (`baseline check --map`).";
+      };
+      by_name = mkOption {
+        type = types.bool;
+        default = false;
+        description = ''
+          Compare owners by user and group name where both hosts have one (`--by-name`): for ids
+          renumbered on purpose. By number otherwise.
+        '';
+      };
+      max_entries = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        example = 5000000;
+        description = "Stop after about this many entries; `null`: no limit.";
+      };
+      max_seconds = mkOption {
+        type = types.nullOr types.ints.unsigned;
+        default = null;
+        example = 120;
+        description = ''
+          Stop after this many seconds; `null`: 60. A check that stops early is a warning
+          (`baseline_bounded`).
+        '';
+      };
+    };
+  };
+
   settingsModule = {
     freeformType = settingsFormat.type;
     options = {
@@ -385,6 +437,18 @@ let
         description = ''
           Data roots whose every entry must have one owner (`[[drift]]`, docs/drift.md): a bounded
           scan at every run; `homelab-verify drift` does the full scan and the fix.
+        '';
+      };
+      baseline = mkOption {
+        type = types.listOf (types.submodule baselineModule);
+        default = [ ];
+        example = lib.literalExpression ''
+          [ { file = "/var/lib/homelab-probe/appdata.baseline"; map = [ "/srv/appdata=/mnt/data/appdata" ]; } ]
+        '';
+        description = ''
+          Baselines of owners and modes (`[[baseline]]`, docs/baseline.md): every entry a
+          baseline recorded must still have its owner, group, mode and type; a bounded check at
+          every run. `homelab-verify baseline restore` puts owners back.
         '';
       };
     };
@@ -546,7 +610,7 @@ in
         }
       );
       default = hpLib.orderingPaths knownExpectations;
-      defaultText = lib.literalMD "the `path` of every `[[mounts]]` entry and the `root` of every `[[drift]]` entry, from `settings` or from `expectationsFile` when that is a path";
+      defaultText = lib.literalMD "the `path` of every `[[mounts]]` entry, the `root` of every `[[drift]]` entry and the `file` of every `[[baseline]]` entry, from `settings` or from `expectationsFile` when that is a path";
       example = [ "/mnt/PlexStorage" ];
       description = ''
         Paths whose mounts the check waits for: `WantsMountsFor=` with systemd 256 or later

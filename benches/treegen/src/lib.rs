@@ -24,11 +24,15 @@ pub struct Spec {
     pub drift_ppm: u32,
     /// Seed of the drift choice.
     pub seed: u64,
+    /// Every directory's entries get their own base owner (a hash of the directory's path:
+    /// uid = gid = 2000 + 0..1000) instead of `owner`: the mixed trees of a baseline
+    /// (`appdata/`, `/var/lib`). Drifted entries still take a [`DRIFT_OWNERS`] owner.
+    pub per_dir_owners: bool,
 }
 
 impl Default for Spec {
     fn default() -> Self {
-        Spec { owner: (1000, 110), drift_ppm: 1500, seed: 1 }
+        Spec { owner: (1000, 110), drift_ppm: 1500, seed: 1, per_dir_owners: false }
     }
 }
 
@@ -66,12 +70,24 @@ impl Spec {
     /// The owner of the entry at `rel` (path below the root; empty for the root).
     pub fn owner_of(&self, rel: &[u8]) -> (u32, u32) {
         let h = splitmix(fnv(rel) ^ self.seed);
+        let base = self.base_owner(rel);
         if h % 1_000_000 < u64::from(self.drift_ppm) {
-            let candidates: Vec<_> = DRIFT_OWNERS.iter().filter(|o| **o != self.owner).collect();
+            let candidates: Vec<_> = DRIFT_OWNERS.iter().filter(|o| **o != base).collect();
             *candidates[((h >> 32) as usize) % candidates.len()]
         } else {
-            self.owner
+            base
         }
+    }
+
+    /// The owner of `rel` when it is not drifted: `owner`, or with `per_dir_owners` the
+    /// owner of its directory's entries.
+    pub fn base_owner(&self, rel: &[u8]) -> (u32, u32) {
+        if !self.per_dir_owners {
+            return self.owner;
+        }
+        let parent = rel.iter().rposition(|&b| b == b'/').map_or(&rel[..0], |i| &rel[..i]);
+        let id = 2000 + (splitmix(fnv(parent) ^ self.seed.rotate_left(17)) % 1000) as u32;
+        (id, id)
     }
 }
 
@@ -95,7 +111,7 @@ impl<'a> Gen<'a> {
         let (u, g) = self.spec.owner_of(rel);
         rustix::fs::chownat(dir, name, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)), AtFlags::SYMLINK_NOFOLLOW)?;
         self.made.entries.fetch_add(1, Ordering::Relaxed);
-        if (u, g) != self.spec.owner {
+        if (u, g) != self.spec.base_owner(rel) {
             self.made.offending.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())

@@ -8,7 +8,9 @@
 //! ```
 //! Options through the environment: `TREEGEN_UID`, `TREEGEN_GID` (default 1000, 110),
 //! `TREEGEN_DRIFT_PPM` (default 1500 = 0.15 %), `TREEGEN_SEED` (default 1),
-//! `TREEGEN_THREADS` (default: CPUs). Prints `entries=N offending=M`.
+//! `TREEGEN_THREADS` (default: CPUs), `TREEGEN_PER_DIR_OWNERS=1` (each directory's entries
+//! get their own owner, 2000..2999: a mixed tree for the baseline benchmark). Prints
+//! `entries=N offending=M`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +31,7 @@ fn main() -> ExitCode {
         owner: (env_num("TREEGEN_UID", 1000), env_num("TREEGEN_GID", 110)),
         drift_ppm: env_num("TREEGEN_DRIFT_PPM", 1500),
         seed: env_num("TREEGEN_SEED", 1),
+        per_dir_owners: env_num("TREEGEN_PER_DIR_OWNERS", 0u8) == 1,
     };
     let threads = env_num("TREEGEN_THREADS", std::thread::available_parallelism().map_or(1, |n| n.get()));
     let root = PathBuf::from(dir);

@@ -44,6 +44,7 @@
 //! ioctls, NVML, libva, udev; `scan`, the ownership walker) <- [`check`], [`drift`],
 //! [`capture`](mod@capture), [`plan`](mod@plan).
 
+pub mod baseline;
 pub mod capture;
 pub mod check;
 pub mod drift;

@@ -25,7 +25,7 @@ fn require_root() {
 }
 
 fn spec(drift_ppm: u32) -> treegen::Spec {
-    treegen::Spec { owner: (U, G), drift_ppm, seed: 7 }
+    treegen::Spec { owner: (U, G), drift_ppm, seed: 7, per_dir_owners: false }
 }
 
 fn find(args: &[&std::ffi::OsStr]) -> BTreeSet<PathBuf> {

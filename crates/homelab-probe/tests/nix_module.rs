@@ -163,6 +163,9 @@ const EVERY_OPTION: &str = r#"{
     { root = "/mnt/PlexStorage/media"; uid = 1000; gid = 110; exclude = [ ".Trash-*" "Downloads/incomplete" ]; cross_mounts = true; max_entries = 5000000; max_seconds = 120; }
     { root = "/srv/data"; uid = 0; gid = 0; }
   ];
+  baseline = [
+    { file = "/var/lib/homelab-probe/appdata.baseline"; map = [ "/srv/appdata=/mnt/data/appdata" ]; by_name = true; max_entries = 5000000; max_seconds = 120; }
+  ];
 }"#;
 
 /// The option names (`settings.mounts.*.uuid`) a Nix definition sets, list items as `*`.
@@ -292,6 +295,20 @@ fn nix_module_new_sections_at_their_defaults_are_the_library_defaults() {
     let text = "version = 1\n[[mounts]]\npath = \"/mnt/x\"\n[gpu.vaapi]\nencode = [\"h264\"]\n[[drift]]\nroot = \"/mnt/x\"\nuid = 1\ngid = 2\n";
     let plain = Expectations::from_toml_str(text, Some(Path::new("plain.toml"))).unwrap();
     assert_eq!((&e.mounts, &e.gpu, &e.drift), (&plain.mounts, &plain.gpu, &plain.drift), "{json}");
+}
+
+#[test]
+fn nix_module_baseline_sections_render_what_the_library_reads() {
+    // Every option set, and one entry with only its required option: the library must read
+    // the same as from the hand-written file.
+    let (json, parsed) = module_expectations(
+        r#"{ baseline = [ { file = "/var/lib/homelab-probe/appdata.baseline"; map = [ "/srv/appdata=/mnt/data/appdata" ]; by_name = true; max_entries = 5000000; max_seconds = 120; } { file = "/b"; } ]; }"#,
+    );
+    let e = parsed.unwrap();
+    let text = "version = 1\n[[baseline]]\nfile = \"/var/lib/homelab-probe/appdata.baseline\"\nmap = [\"/srv/appdata=/mnt/data/appdata\"]\nby_name = true\nmax_entries = 5000000\nmax_seconds = 120\n[[baseline]]\nfile = \"/b\"\n";
+    let plain = Expectations::from_toml_str(text, Some(Path::new("plain.toml"))).unwrap();
+    assert_eq!(e.baseline, plain.baseline, "{json}");
+    assert_eq!(e.baseline.len(), 2);
 }
 
 /// What the module makes of a `settings` definition, evaluated with the real module system

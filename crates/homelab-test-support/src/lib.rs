@@ -84,6 +84,21 @@ pub fn verify_path() -> PathBuf {
     assert_cmd::cargo::cargo_bin("homelab-verify")
 }
 
+/// A fresh, empty directory under `/var/tmp` (a real disk filesystem, not a tmpfs), checked
+/// before it is handed out: tests that chown, chmod or delete as root work only below it.
+/// Removed when dropped.
+pub fn scratch(prefix: &str) -> tempfile::TempDir {
+    assert!(!prefix.is_empty() && !prefix.contains('/'), "scratch prefix {prefix:?}");
+    let dir =
+        tempfile::Builder::new().prefix(prefix).tempdir_in("/var/tmp").expect("a temporary directory in /var/tmp");
+    let p = dir.path();
+    let md = std::fs::symlink_metadata(p).expect("the new temporary directory");
+    assert!(md.is_dir() && !md.file_type().is_symlink(), "{} is not a plain directory", p.display());
+    assert!(p.starts_with("/var/tmp/") && p.components().count() == 4, "{} is not directly in /var/tmp", p.display());
+    assert!(std::fs::read_dir(p).expect("readable").next().is_none(), "{} is not empty", p.display());
+    dir
+}
+
 /// Fails the test at once unless it runs as root, saying `why` it needs root.
 pub fn require_root(why: &str) {
     assert!(

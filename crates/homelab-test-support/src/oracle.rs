@@ -50,3 +50,28 @@ pub fn owners(root: &Path) -> BTreeMap<PathBuf, (u32, u32, u32)> {
     }
     m
 }
+
+/// What GNU `find -printf '%U %G %m %y %p'` says of every entry under `root` (itself
+/// included, symbolic links not followed): path -> (uid, gid, permission bits with set-ID and
+/// sticky, type letter). The baseline tests' oracle.
+pub fn find_listing(root: &Path) -> BTreeMap<PathBuf, (u32, u32, u32, char)> {
+    let out = Command::new("find")
+        .arg(root)
+        .args(["-printf", "%U %G %m %y %p\\0"])
+        .output()
+        .expect("GNU find must be installed (scripts/setup-debian --test)");
+    assert!(out.status.success(), "find {} failed: {}", root.display(), String::from_utf8_lossy(&out.stderr));
+    let mut m = BTreeMap::new();
+    for rec in out.stdout.split(|&c| c == 0).filter(|r| !r.is_empty()) {
+        let mut parts = rec.splitn(5, |&c| c == b' ');
+        let mut num = |radix| {
+            let f = parts.next().expect("a field");
+            u32::from_str_radix(std::str::from_utf8(f).expect("digits"), radix).expect("a number")
+        };
+        let (uid, gid, mode) = (num(10), num(10), num(8));
+        let kind = parts.next().expect("a type")[0] as char;
+        let path = PathBuf::from(OsString::from_vec(parts.next().expect("a path").to_vec()));
+        m.insert(path, (uid, gid, mode, kind));
+    }
+    m
+}

@@ -87,7 +87,7 @@ enum DriftAction {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum UndoFormat {
+pub(crate) enum UndoFormat {
     /// One line of counts, then any problem, then OK or INCOMPLETE.
     Human,
     /// The undo report as JSON.
@@ -175,7 +175,7 @@ fn default_journal() -> PathBuf {
     PathBuf::from(format!("homelab-drift-{now}.journal"))
 }
 
-fn run_undo(journal: &Path, format: UndoFormat) -> anyhow::Result<ExitCode> {
+pub(crate) fn run_undo(journal: &Path, format: UndoFormat) -> anyhow::Result<ExitCode> {
     let rep = fix::undo(journal)?;
     let mut out = anstream::stdout();
     match format {
@@ -206,12 +206,12 @@ fn run_undo(journal: &Path, format: UndoFormat) -> anyhow::Result<ExitCode> {
     Ok(if rep.complete() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn verdict(ok: bool) -> Style {
+pub(crate) fn verdict(ok: bool) -> Style {
     Style::new().fg_color(Some((if ok { AnsiColor::Green } else { AnsiColor::Red }).into())).bold()
 }
 
 /// `1234567` -> `1,234,567`.
-fn thousands(n: u64) -> String {
+pub(crate) fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -401,14 +401,19 @@ fn write_plan(out: &mut impl Write, p: &drift::FixPlan, applied: bool) -> std::i
 }
 
 /// The progress bar: entries/s, offending so far and a directory being read.
-struct ProgressBar {
+pub(crate) struct ProgressBar {
     bar: indicatif::ProgressBar,
     stop: Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ProgressBar {
-    fn start(p: Arc<Progress>) -> Self {
+    pub(crate) fn start(p: Arc<Progress>) -> Self {
+        Self::start_with(p, true)
+    }
+
+    /// The bar; `offending`: whether to show the offending count (drift), else entries only.
+    pub(crate) fn start_with(p: Arc<Progress>, offending: bool) -> Self {
         let bar = indicatif::ProgressBar::new_spinner();
         // `wide_msg` cuts the message to the terminal's width, so the line never wraps.
         if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {wide_msg}") {
@@ -423,12 +428,12 @@ impl ProgressBar {
                 let n = p.entries.load(Ordering::Relaxed);
                 let rate = n as f64 / start.elapsed().as_secs_f64().max(0.001);
                 let cur = p.current.lock().map(|c| escape_path(&c)).unwrap_or_default();
-                b.set_message(format!(
-                    "{} entries ({}/s), {} offending  {cur}",
-                    thousands(n),
-                    thousands(rate as u64),
-                    thousands(p.offending.load(Ordering::Relaxed))
-                ));
+                let off = if offending {
+                    format!(", {} offending", thousands(p.offending.load(Ordering::Relaxed)))
+                } else {
+                    String::new()
+                };
+                b.set_message(format!("{} entries ({}/s){off}  {cur}", thousands(n), thousands(rate as u64)));
                 b.tick();
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -436,7 +441,7 @@ impl ProgressBar {
         ProgressBar { bar, stop, thread: Some(thread) }
     }
 
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();

@@ -8,6 +8,7 @@
 // there is a placeholder for the reader, not an HTML tag.
 #![allow(rustdoc::invalid_html_tags)]
 
+mod baseline;
 mod drift;
 mod formats;
 mod human;
@@ -42,7 +43,8 @@ const EXIT_CODES: &str =
     "Exit codes: 0 all checks passed (warnings allowed), 1 a check failed, 2 bad usage or bad input.";
 /// `capture` and `plan` check nothing: they succeed or meet bad input; `plan` also refuses a
 /// snapshot no NixOS module can keep (exit 2, nothing written).
-const EXIT_CODES_MIGRATION: &str = "Exit codes: 0 the files were written, 2 bad usage or bad input.";
+const EXIT_CODES_CAPTURE: &str = "Exit codes: 0 the files were written, 2 bad usage or bad input; with --baseline, 1: \
+     written, but some directories under a data root could not be read (recorded as unknown).";
 const EXIT_CODES_PLAN: &str = "Exit codes: 0 the files were written, 2 bad usage or bad input, or a refusal: no \
      NixOS module keeps what the snapshot needs (the message names the conflict and the choices; nothing is written).";
 
@@ -53,8 +55,10 @@ enum Command {
     Check(CheckArgs),
     /// Find files whose owner or group is not the expected uid/gid; plan, apply and undo a fix.
     Drift(drift::DriftArgs),
+    /// Record owners and modes of mixed-owner trees; check against the record; put owners back.
+    Baseline(baseline::BaselineArgs),
     /// Snapshot the old host before the move: users, groups, GPUs, render nodes, compose stacks.
-    #[command(after_help = EXIT_CODES_MIGRATION)]
+    #[command(after_help = EXIT_CODES_CAPTURE)]
     Capture(migrate::CaptureArgs),
     /// From a snapshot, write hardware-parity.nix, homelab-probe.toml and MIGRATION.md.
     #[command(after_help = EXIT_CODES_PLAN)]
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Check(a)) => run_check(&a),
         Some(Command::Drift(a)) => drift::run(&a),
+        Some(Command::Baseline(a)) => baseline::run(&a),
         Some(Command::Capture(a)) => migrate::run_capture(&a, matches.subcommand_matches("capture")),
         Some(Command::Plan(a)) => migrate::run_plan(&a),
         Some(Command::Completions(a)) => packaging::completions(&a, Cli::command()),

@@ -43,6 +43,11 @@ pub struct CaptureArgs {
     /// Replace an existing output file.
     #[arg(long)]
     force: bool,
+    /// Also record the owner, group and mode of every entry under the data roots in FILE (as
+    /// `homelab-verify baseline take`), to check and restore them on the new host with
+    /// `baseline check`/`restore` (docs/baseline.md). The live host only (`--root /`).
+    #[arg(long, value_name = "FILE", requires = "data_roots")]
+    baseline: Option<PathBuf>,
 }
 
 /// `homelab-verify plan`.
@@ -100,6 +105,12 @@ pub fn run_capture(args: &CaptureArgs, matches: Option<&clap::ArgMatches>) -> an
         refuse_existing(&args.output, args.force)?;
     }
     let host = Host::at(&args.root)?;
+    if let Some(b) = &args.baseline {
+        if !host.is_live() {
+            bail!("--baseline records the live host's data roots: run capture on the old host itself (--root /)");
+        }
+        refuse_existing(b, args.force)?;
+    }
     let mut opts = CaptureOptions::default();
     opts.compose_dirs = args.compose_dirs.clone();
     opts.compose_files = compose_files(args, matches)?;
@@ -116,6 +127,27 @@ pub fn run_capture(args: &CaptureArgs, matches: Option<&clap::ArgMatches>) -> an
     summarize(&mut err, &snapshot)?;
     if !to_stdout {
         writeln!(err, "wrote {}", args.output.display())?;
+    }
+    if let Some(b) = &args.baseline {
+        let mut o = homelab_probe::baseline::TakeOptions::new(args.data_roots.clone());
+        o.force = args.force;
+        let r = homelab_probe::baseline::take(&o, b)?;
+        writeln!(
+            err,
+            "wrote {}: owners and modes of {} entries under {} ({} bytes)",
+            r.file,
+            r.recorded.entries,
+            r.roots.join(", "),
+            r.bytes
+        )?;
+        if r.stats.unreadable > 0 || r.stats.problems > 0 {
+            writeln!(
+                err,
+                "{} directories could not be read and {} entries could not be examined: they are recorded as unknown",
+                r.stats.unreadable, r.stats.problems
+            )?;
+            return Ok(ExitCode::from(1));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

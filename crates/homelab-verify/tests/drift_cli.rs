@@ -23,7 +23,7 @@ fn tempdir() -> tempfile::TempDir {
 }
 
 fn spec(drift_ppm: u32) -> treegen::Spec {
-    treegen::Spec { owner: (U, G), drift_ppm, seed: 3 }
+    treegen::Spec { owner: (U, G), drift_ppm, seed: 3, per_dir_owners: false }
 }
 
 fn drift_args(root: &Path) -> Vec<String> {

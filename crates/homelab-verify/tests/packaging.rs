@@ -79,6 +79,7 @@ fn man_renders_a_page_per_command() {
     pages.sort();
     let mut want: Vec<String> = commands().iter().map(|c| format!("homelab-verify-{c}.1")).collect();
     want.extend(["homelab-verify.1".to_owned(), "homelab-verify-drift-undo.1".to_owned()]);
+    want.extend(["take", "check", "restore", "undo", "show"].map(|c| format!("homelab-verify-baseline-{c}.1")));
     want.sort();
     assert_eq!(pages, want, "a man page for each command, the hidden `man` left out");
     // The pages it printed are the pages it wrote.

@@ -2,6 +2,7 @@
 //! printing, no exiting.
 
 pub mod access;
+mod baseline;
 mod drift;
 #[doc(hidden)]
 pub mod gpu;
@@ -34,7 +35,11 @@ pub fn run_probes(host: &Host, expectations: &Expectations, probes: &[Probe]) ->
             Probe::RenderNode => render_node::check(host, ids(), expectations),
             Probe::Gpu => gpu::check(host, ids(), expectations),
             Probe::Mounts => mounts::check(host, expectations),
-            Probe::Drift => drift::check(host, expectations),
+            Probe::Drift => {
+                let mut f = drift::check(host, expectations);
+                f.extend(baseline::check(host, expectations));
+                f
+            }
         });
     }
     findings

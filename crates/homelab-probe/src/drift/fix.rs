@@ -23,11 +23,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
 
-use rustix::fd::OwnedFd;
+use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{AtFlags, CWD, Gid, Mode, OFlags, StatxFlags, Uid};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
+use crate::drift::entry;
 use crate::drift::journal::{self, Header, Line, Record};
 use crate::drift::{DirRef, DriftError, DriftOptions, DriftReport, Offenders, prepare_roots, scan_prepared};
 use crate::scan::FileId;
@@ -112,7 +113,7 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
     (s.len() % 2 == 0).then_some(())?;
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
 }
@@ -252,8 +253,9 @@ pub fn apply(opts: &DriftOptions, journal_path: &Path) -> Result<DriftReport, Dr
             .to_string(),
         roots: roots.iter().map(|r| escape_path(r)).collect(),
         root_devs,
-        uid: opts.expected.uid,
-        gid: opts.expected.gid,
+        uid: Some(opts.expected.uid),
+        gid: Some(opts.expected.gid),
+        baseline: None,
     };
     let writer = journal::Writer::create(journal_path, &header)?;
     let skip = writer.id();
@@ -313,6 +315,7 @@ pub fn apply(opts: &DriftOptions, journal_path: &Path) -> Result<DriftReport, Dr
                 gid: e.owner.gid,
                 new_uid: opts.expected.uid,
                 new_gid: opts.expected.gid,
+                new_mode: None,
             };
             // Plain data: serialisation cannot fail.
             lines.push_str(&serde_json::to_string(&rec).unwrap_or_default());
@@ -570,6 +573,9 @@ fn undo_one(roots: &[UndoRoot], rec: &Record) -> Result<UndoOutcome, String> {
         )));
     }
     let id = FileId { dev, ino: now.stx_ino };
+    if let Some(new_perm) = rec.new_mode {
+        return undo_restore(dir_fd, &name, rec, id, &now, new_perm);
+    }
     let cur = (now.stx_uid, now.stx_gid);
     if cur == (rec.uid, rec.gid) {
         return Ok(UndoOutcome::Already);
@@ -589,6 +595,49 @@ fn undo_one(roots: &[UndoRoot], rec: &Record) -> Result<UndoOutcome, String> {
     )
     .map_err(|e| format!("chown failed: {}", std::io::Error::from(e)))?;
     restore_special_bits(dir_fd, &name, rec, id, u32::from(now.stx_mode))?;
+    Ok(UndoOutcome::Restored)
+}
+
+/// Undoes one record of a baseline restore: owner and permission bits back to the recorded
+/// ones, when the entry still has what the restore set (else it is left alone).
+fn undo_restore(
+    dir: &OwnedFd,
+    name: &CString,
+    rec: &Record,
+    id: FileId,
+    now: &rustix::fs::Statx,
+    new_perm: u32,
+) -> Result<UndoOutcome, String> {
+    let symlink = u32::from(now.stx_mode) & 0o170000 == 0o120000;
+    let perm = |m: u32| if symlink { 0o777 } else { m & 0o7777 };
+    let cur = (now.stx_uid, now.stx_gid);
+    let cur_perm = perm(u32::from(now.stx_mode));
+    if cur == (rec.uid, rec.gid) && cur_perm == perm(rec.mode) {
+        return Ok(UndoOutcome::Already);
+    }
+    if cur != (rec.new_uid, rec.new_gid) || cur_perm != perm(new_perm) {
+        return Ok(UndoOutcome::Skipped(format!(
+            "owner and mode are {}:{} {:04o} now, not the {}:{} {:04o} the restore set: someone changed them since",
+            cur.0,
+            cur.1,
+            cur_perm,
+            rec.new_uid,
+            rec.new_gid,
+            perm(new_perm)
+        )));
+    }
+    let fd = entry::open(dir.as_fd(), name, id).map_err(|e| format!("cannot reopen: {e}"))?;
+    if cur != (rec.uid, rec.gid) {
+        entry::chown(&fd, rec.uid, rec.gid).map_err(|e| format!("chown failed: {}", std::io::Error::from(e)))?;
+    }
+    if !symlink {
+        entry::chmod(&fd, perm(rec.mode))
+            .map_err(|e| format!("owner restored, but not its mode: {}", std::io::Error::from(e)))?;
+    }
+    if let Some(caps) = &rec.caps {
+        let value = unhex(caps).ok_or("bad caps in the journal")?;
+        entry::set_caps(&fd, &value).map_err(|e| format!("owner restored, but not its file capabilities: {e}"))?;
+    }
     Ok(UndoOutcome::Restored)
 }
 

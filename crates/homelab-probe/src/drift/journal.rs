@@ -29,8 +29,11 @@ use crate::drift::DriftError;
 use crate::scan::FileId;
 use crate::scan::escape::escape_path;
 
-/// The `journal` value of a header.
+/// The `journal` value of a drift fix's header.
 pub const JOURNAL_KIND: &str = "homelab-probe drift fix";
+/// The `journal` value of a baseline restore's header: the same format, one owner and mode per
+/// record (`new_mode` set), no `uid`/`gid` in the header.
+pub const RESTORE_KIND: &str = "homelab-probe baseline restore";
 /// The journal format version this library writes and reads.
 pub const JOURNAL_VERSION: u32 = 1;
 
@@ -38,7 +41,7 @@ pub const JOURNAL_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Header {
-    /// Always [`JOURNAL_KIND`].
+    /// [`JOURNAL_KIND`] or [`RESTORE_KIND`].
     pub journal: String,
     /// [`JOURNAL_VERSION`].
     pub version: u32,
@@ -49,10 +52,15 @@ pub struct Header {
     /// Device number of each root when the fix ran (device numbers can change across boots;
     /// undo maps a root's old number to its current one).
     pub root_devs: Vec<u64>,
-    /// The owner the fix set.
-    pub uid: u32,
-    /// The group the fix set.
-    pub gid: u32,
+    /// The owner the fix set (a drift fix; a restore sets one per record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// The group the fix set (a drift fix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
+    /// The baseline file a restore read (escaped path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
 }
 
 /// One change.
@@ -85,6 +93,10 @@ pub struct Record {
     pub new_uid: u32,
     /// Group set.
     pub new_gid: u32,
+    /// The permission bits (`0o7777`) a restore set; undo checks the entry still has them and
+    /// puts `mode`'s back. Absent in a drift fix's records (which change owners only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_mode: Option<u32>,
 }
 
 /// An open journal being written.
@@ -160,8 +172,8 @@ pub fn read(path: &Path) -> Result<Reader, DriftError> {
     lines.read_until(b'\n', &mut first).map_err(|e| jerr(path, e))?;
     let header: Header =
         serde_json::from_slice(&first).map_err(|e| jerr(path, format!("line 1: not a drift journal header: {e}")))?;
-    if header.journal != JOURNAL_KIND {
-        return Err(jerr(path, format!("line 1: not a drift journal (journal = {:?})", header.journal)));
+    if header.journal != JOURNAL_KIND && header.journal != RESTORE_KIND {
+        return Err(jerr(path, format!("line 1: not a drift or restore journal (journal = {:?})", header.journal)));
     }
     if header.version != JOURNAL_VERSION {
         return Err(jerr(

@@ -17,6 +17,7 @@
 //! fix would change and which it leaves alone (set-id files and files with capabilities, whose
 //! bits chown clears; files with hard links the walk did not see, which chown changes there too).
 
+pub(crate) mod entry;
 pub mod fix;
 pub mod guard;
 #[doc(hidden)]

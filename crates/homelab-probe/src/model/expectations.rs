@@ -44,6 +44,13 @@
 //! exclude = [".Trash-*"] # optional globs (names, or paths below the root when they hold `/`)
 //! max_seconds = 60      # optional: stop after this long (default 60)
 //! max_entries = 5000000 # optional: stop after about this many entries (default: none)
+//!
+//! [[baseline]]          # owners and modes as a baseline recorded them (mixed-owner trees)
+//! file = "/var/lib/homelab-probe/appdata.baseline"  # from `homelab-verify baseline take`
+//! map = ["/srv/appdata=/mnt/data/appdata"]           # optional: a root that now mounts elsewhere
+//! by_name = false       # optional: compare owners by user/group name (ids renumbered on purpose)
+//! max_seconds = 60      # optional: stop after this long (default 60)
+//! max_entries = 5000000 # optional: stop after about this many entries (default: none)
 //! ```
 
 use std::collections::BTreeMap;
@@ -88,6 +95,9 @@ pub struct Expectations {
     /// Data roots whose every entry must have one owner (`[[drift]]`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<DriftExpectation>,
+    /// Baselines of owners and modes to check the tree against (`[[baseline]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline: Vec<BaselineExpectation>,
 }
 
 /// What the host's GPUs must be able to do (`[gpu]`).
@@ -174,6 +184,60 @@ impl DriftExpectation {
     /// The time limit of a `[[drift]]` scan when `max_seconds` is not given: `check` runs at
     /// every switch and boot and must end.
     pub const DEFAULT_MAX_SECONDS: u64 = 60;
+}
+
+/// One `[[baseline]]` section: every entry the baseline `file` recorded must still have its
+/// owner, group, mode and type (`homelab-verify baseline check FILE`, bounded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineExpectation {
+    /// The baseline file (`homelab-verify baseline take ... -o FILE`), an absolute host path.
+    #[serde(deserialize_with = "absolute_path")]
+    pub file: String,
+    /// Roots that moved since the baseline was taken: `OLD=NEW`, both absolute (`--map`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "path_maps")]
+    pub map: Vec<String>,
+    /// Compare owners by user and group name where both hosts have one (`--by-name`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub by_name: bool,
+    /// Stop after about this many entries (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_entries: Option<u64>,
+    /// Stop after this many seconds (default [`DriftExpectation::DEFAULT_MAX_SECONDS`]: the
+    /// check runs at every switch and boot and must end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_seconds: Option<u64>,
+}
+
+impl BaselineExpectation {
+    /// `map` as (OLD, NEW) pairs (checked when read).
+    pub fn map_pairs(&self) -> Vec<(PathBuf, PathBuf)> {
+        self.map.iter().filter_map(|m| split_map(m)).collect()
+    }
+}
+
+/// `OLD=NEW` with both sides absolute.
+pub fn split_map(m: &str) -> Option<(PathBuf, PathBuf)> {
+    let (old, new) = m.split_once('=')?;
+    (old.starts_with('/') && new.starts_with('/')).then(|| (PathBuf::from(old), PathBuf::from(new)))
+}
+
+fn absolute_path<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let p = String::deserialize(d)?;
+    if !p.starts_with('/') {
+        return Err(serde::de::Error::custom(format!("{p:?} must be an absolute path")));
+    }
+    Ok(p)
+}
+
+fn path_maps<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let maps = Vec::<String>::deserialize(d)?;
+    for m in &maps {
+        if split_map(m).is_none() {
+            return Err(serde::de::Error::custom(format!("map {m:?}: expected OLD=NEW, two absolute paths")));
+        }
+    }
+    Ok(maps)
 }
 
 fn drift_root<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -351,6 +415,7 @@ impl Expectations {
             gpu: GpuExpectation::default(),
             mounts: Vec::new(),
             drift: Vec::new(),
+            baseline: Vec::new(),
         }
     }
 

@@ -52,7 +52,8 @@ pub enum Probe {
     Gpu,
     /// Mount readiness: fstab entries and expected mounts by UUID, fstype, rw/ro, shadowed data.
     Mounts,
-    /// File-ownership drift under data roots (`[[drift]]`).
+    /// File ownership: drift under data roots (`[[drift]]`) and owners and modes against a
+    /// baseline (`[[baseline]]`).
     Drift,
 }
 

@@ -5,6 +5,7 @@
 //! [`source`]). The bottom layer: nothing here reads a file or names another part of the crate.
 
 pub mod acl;
+pub mod baseline;
 pub mod compose;
 pub mod exclude;
 pub mod expectations;

@@ -328,6 +328,7 @@ impl Decisions {
             gpu: self.gpu.clone(),
             mounts: self.mounts.clone(),
             drift: self.drift.clone(),
+            baseline: Vec::new(),
         }
     }
 }

@@ -162,6 +162,21 @@ fn write_checklist(o: &mut String, snapshot: &Snapshot, d: &Decisions) -> std::f
     writeln!(o, "- [ ] Keep `snapshot.json` and this directory somewhere that survives the wipe.")?;
     writeln!(o, "- [ ] Check that every data disk above is listed with the UUID you expect (`lsblk -f`).")?;
     writeln!(o, "- [ ] Back up the compose directories and their `.env` files (secrets are not in the snapshot).")?;
+    // Trees of many owners get no [[drift]]: a baseline of owners and modes, taken before the
+    // copy, is what can check them (and put them back) on the new host (docs/baseline.md).
+    let mixed: Vec<&str> = snapshot
+        .data_roots
+        .iter()
+        .filter(|r| r.ownership.as_ref().is_some_and(|o| o.by_owner.len() > 1))
+        .map(|r| r.path.as_str())
+        .collect();
+    let roots = if mixed.is_empty() { "ROOT...".to_owned() } else { mixed.join(" ") };
+    writeln!(
+        o,
+        "- [ ] Before copying any data: record owners and modes of the trees with many owners (appdata/, service \
+         state under /var/lib): {} and keep `owners.baseline` with this directory.",
+        code(&format!("homelab-verify baseline take {roots} -o owners.baseline"))
+    )?;
 
     writeln!(o, "\n## On the new host\n")?;
     writeln!(o, "- [ ] Copy `hardware-parity.nix` next to `configuration.nix` and add it to `imports`.")?;
@@ -175,6 +190,13 @@ fn write_checklist(o: &mut String, snapshot: &Snapshot, d: &Decisions) -> std::f
         o,
         "- [ ] To re-check on every boot and switch, with the flake's NixOS module: \
          `services.homelab-probe = {{ enable = true; expectationsFile = ./homelab-probe.toml; }};`"
+    )?;
+    writeln!(
+        o,
+        "- [ ] After the data is copied: `homelab-verify baseline check owners.baseline` (`--map OLD=NEW` for a root \
+         that now lives elsewhere); `homelab-verify baseline restore owners.baseline` shows what it would put back, \
+         `--apply` does it (journaled; `homelab-verify baseline undo JOURNAL`). A `[[baseline]]` section in \
+         `homelab-probe.toml` re-checks it on every run."
     )?;
     if !d.filesystems.is_empty() {
         writeln!(o, "- [ ] `findmnt` shows each data disk mounted where it was.")?;

@@ -37,6 +37,7 @@
 //! descriptor budget are in `walk.rs`.
 
 pub mod escape;
+pub mod ordered;
 mod pool;
 mod walk;
 
