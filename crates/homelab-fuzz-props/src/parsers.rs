@@ -43,9 +43,7 @@ pub fn fstab(data: &[u8]) {
     let file = Path::new("/etc/fstab");
     let p = fstab_src::parse(&text, file);
     check_lines(&p, &text, file, |l| {
-        let t = l
-            .trim_start_matches([' ', '\t'])
-            .trim_end_matches([' ', '\t', '\r', '\x0b', '\x0c']);
+        let t = l.trim_start_matches([' ', '\t']).trim_end_matches([' ', '\t', '\r', '\x0b', '\x0c']);
         !t.is_empty() && !t.starts_with('#')
     });
     for (line, e) in &p.entries {
