@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use homelab_probe::model::compose::ComposeStack;
 use homelab_probe::sources::compose::{ProjectSource, clean_path, load_project, project_files};
 
-use crate::{assert_line_within, text};
+use crate::{assert_yaml_line_within, text};
 
 /// The project directory the files are served from.
 pub const PROJECT_DIR: &str = "/srv/stack";
@@ -82,13 +82,13 @@ pub fn compose(data: &[u8]) {
             Some(t) if p.line == 0 => {
                 assert!(p.message.starts_with("included more than once"), "{p}: no line ({} lines)", t.lines().count());
             }
-            Some(t) => assert_line_within(p.line, t, p),
+            Some(t) => assert_yaml_line_within(p.line, t, p),
             None => assert!(p.line == 0 && p.message.starts_with("cannot read"), "{p}: names a file not served"),
         }
     }
     for s in &stack.services {
         let Some(t) = served.get(Path::new(&s.file)) else { panic!("service {} names {}, not served", s.name, s.file) };
-        assert_line_within(s.line, t, &format!("service {} in {}", s.name, s.file));
+        assert_yaml_line_within(s.line, t, &format!("service {} in {}", s.name, s.file));
     }
     let json = serde_json::to_string(&stack).expect("a stack serialises");
     let back: ComposeStack = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json}: {e}"));

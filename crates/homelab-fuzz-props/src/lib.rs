@@ -71,6 +71,25 @@ pub(crate) fn line_positions(text: &str) -> usize {
     text.split('\n').count()
 }
 
+/// The number of lines a YAML reader can report in `text`: YAML 1.2 (5.4, line break
+/// characters) breaks lines at CR LF, a lone CR and LF, so a file with old Mac line ends has
+/// lines that a count of LF misses (found by the compose target: an error on line 2 of a file
+/// with a CR and no LF; tests/fuzz-regressions/compose/).
+pub(crate) fn yaml_line_positions(text: &str) -> usize {
+    text.replace("\r\n", "\n").replace('\r', "\n").split('\n').count()
+}
+
+/// Asserts that `line` (1-based) is a line of the YAML text `text` (see
+/// [`yaml_line_positions`]).
+#[track_caller]
+pub(crate) fn assert_yaml_line_within(line: usize, text: &str, what: &dyn std::fmt::Display) {
+    assert!(
+        line >= 1 && line <= yaml_line_positions(text).max(line_positions(text)),
+        "{what}: line {line} is not within the input ({} lines)",
+        yaml_line_positions(text)
+    );
+}
+
 /// Asserts that `line` (1-based) is a line of `text` as a reader that reports positions sees
 /// it.
 #[track_caller]

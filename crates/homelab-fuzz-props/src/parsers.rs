@@ -12,7 +12,7 @@ use homelab_probe::sources::compose::{dotenv, interpolate};
 use homelab_probe::sources::{Parsed, cdi, docker, fstab as fstab_src, group as group_src, mountinfo as mi};
 use homelab_probe::sources::{os_release as os_src, passwd as passwd_src};
 
-use crate::{assert_line_within, text};
+use crate::{assert_line_within, assert_yaml_line_within, text};
 
 /// Checks a lenient parse: every entry and error is on a line of `text`, each line is
 /// reported at most once and in order, and exactly the lines `counted` says hold content are
@@ -231,7 +231,11 @@ pub fn cdi(data: &[u8]) {
                 assert!(d.qualified_name.starts_with(&format!("{}=", s.kind)), "{}", d.qualified_name);
             }
         }
-        Err(e) => check_error(&e, &text, file),
+        Err(e) => {
+            assert_eq!(e.file, file, "{e}");
+            assert!(!e.message.is_empty(), "{e}: empty message");
+            assert_yaml_line_within(e.line, &text, &e);
+        }
     }
 }
 
