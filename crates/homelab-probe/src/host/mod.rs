@@ -118,6 +118,17 @@ pub struct ManifestEntry {
     pub mode: FileMode,
 }
 
+impl SysrootManifest {
+    /// Parses the text of a manifest; `file` names it in errors, which carry the line.
+    pub fn parse(text: &str, file: &Path) -> Result<Self, HostError> {
+        toml::from_str(text).map_err(|e| HostError::Manifest {
+            file: file.to_path_buf(),
+            line: crate::model::text::line_col(text, e.span().map_or(0, |s| s.start)).0,
+            message: e.message().to_owned(),
+        })
+    }
+}
+
 impl Host {
     /// The running system, rooted at `/`.
     pub fn live() -> Self {
@@ -150,16 +161,15 @@ impl Host {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
             Err(source) => return Err(HostError::Io { path: file, source }),
         };
-        let err = |span: Option<std::ops::Range<usize>>, message: String| HostError::Manifest {
-            file: file.clone(),
-            line: crate::model::text::line_col(&text, span.map_or(0, |s| s.start)).0,
-            message,
-        };
-        let m: SysrootManifest = toml::from_str(&text).map_err(|e| err(e.span(), e.message().to_owned()))?;
+        let m = SysrootManifest::parse(&text, &file)?;
         for entry in m.node {
             let resolved = self.resolve(&entry.path, false);
             if std::fs::symlink_metadata(&resolved).is_err() {
-                return Err(err(None, format!("{} is listed but does not exist in the sysroot", entry.path)));
+                return Err(HostError::Manifest {
+                    file: file.clone(),
+                    line: 1,
+                    message: format!("{} is listed but does not exist in the sysroot", entry.path),
+                });
             }
             let stat =
                 FileStat { kind: entry.kind, uid: entry.uid, gid: entry.gid, mode: entry.mode, rdev: entry.rdev };

@@ -338,11 +338,14 @@ impl Snapshot {
 
     /// Parses `text`; `file` names it in errors. A snapshot of another schema version is refused.
     pub fn from_json_str(text: &str, file: &std::path::Path) -> Result<Self, SnapshotError> {
-        let invalid = |e: serde_json::Error| SnapshotError::Invalid {
-            file: file.to_path_buf(),
-            line: e.line(),
-            column: e.column(),
-            message: e.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
+        let invalid = |e: serde_json::Error| {
+            let (line, column) = crate::model::text::json_error_position(text, &e);
+            SnapshotError::Invalid {
+                file: file.to_path_buf(),
+                line,
+                column,
+                message: e.to_string().split(" at line ").next().unwrap_or_default().to_owned(),
+            }
         };
         #[derive(Deserialize)]
         struct VersionOnly {

@@ -61,6 +61,14 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// 1-based line and column (in characters) of a serde_json error in `text`. serde_json counts
+/// columns in bytes and reports a character that ends a line (a newline inside a string) as
+/// column 0 of the next line; this names that character where it is.
+pub fn json_error_position(text: &str, e: &serde_json::Error) -> (usize, usize) {
+    let line_start: usize = text.split_inclusive('\n').take(e.line().saturating_sub(1)).map(str::len).sum();
+    line_col(text, (line_start + e.column()).saturating_sub(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +98,22 @@ mod tests {
     fn line_col_counts_chars() {
         assert_eq!(line_col("ab\ncdé f", 8), (2, 5));
         assert_eq!(line_col("", 10), (1, 1));
+    }
+
+    /// serde_json's position of an error in `text`, through [`json_error_position`].
+    fn json_pos(text: &str) -> (usize, usize) {
+        let e = serde_json::from_str::<serde_json::Value>(text).expect_err("invalid JSON");
+        json_error_position(text, &e)
+    }
+
+    // Found by the snapshot fuzz target (tests/fuzz-regressions/snapshot/): a newline inside a
+    // string was "line 6 column 0", a column that does not exist; it is the end of line 5.
+    #[rstest]
+    #[case::newline_in_string("{\n\"a\": \"b\nc\"}", (2, 8))]
+    #[case::empty("", (1, 1))]
+    #[case::eof_after_newline("{\n", (1, 2))]
+    #[case::chars_not_bytes("{\"é\": x}", (1, 7))]
+    fn json_errors_name_a_real_column(#[case] text: &str, #[case] want: (usize, usize)) {
+        assert_eq!(json_pos(text), want, "{text:?}");
     }
 }

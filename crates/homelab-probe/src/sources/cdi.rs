@@ -27,6 +27,7 @@ use serde::Deserialize;
 
 use super::ParseError;
 use crate::model::gpu::{CdiDevice, CdiSpecSummary};
+use crate::model::text::json_error_position;
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -67,7 +68,7 @@ pub fn is_spec_file(name: &str) -> bool {
 /// extension and names it in errors.
 pub fn parse(text: &str, file: &Path) -> Result<CdiSpecSummary, ParseError> {
     let raw: RawSpec = if file.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(text).map_err(|e| json_error(&e, file))?
+        serde_json::from_str(text).map_err(|e| json_error(&e, text, file))?
     } else {
         serde_saphyr::from_str(text).map_err(|e| yaml_error(&e, file))?
     };
@@ -110,15 +111,12 @@ fn key_line(text: &str, key: &str) -> usize {
 }
 
 /// A serde_json error as a [`ParseError`] (serde_json puts the position into its message).
-pub(crate) fn json_error(e: &serde_json::Error, file: &Path) -> ParseError {
+pub(crate) fn json_error(e: &serde_json::Error, text: &str, file: &Path) -> ParseError {
     let full = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
     let message = full.strip_suffix(&suffix).unwrap_or(&full).to_owned();
-    ParseError {
-        file: file.to_path_buf(),
-        line: e.line().max(1),
-        message: format!("{message} (column {})", e.column()),
-    }
+    let (line, column) = json_error_position(text, e);
+    ParseError { file: file.to_path_buf(), line, message: format!("{message} (column {column})") }
 }
 
 /// A serde-saphyr error as a [`ParseError`]: its location, and the first line of its message

@@ -62,7 +62,7 @@ pub fn parse_daemon_json(text: &str, file: &Path) -> Result<DaemonSettings, Pars
     if text.trim().is_empty() {
         return Ok(DaemonSettings::default());
     }
-    let raw: Raw = serde_json::from_str(text).map_err(|e| json_error(&e, file))?;
+    let raw: Raw = serde_json::from_str(text).map_err(|e| json_error(&e, text, file))?;
     Ok(DaemonSettings {
         runtimes: raw.runtimes.into_iter().map(|(k, v)| (k, v.path)).collect(),
         default_runtime: raw.default_runtime,

@@ -69,10 +69,10 @@ impl From<DockerContainer> for LabeledContainer {
 /// it in errors.
 pub fn parse_docker(text: &str, file: &Path) -> Result<Vec<LabeledContainer>, ParseError> {
     if text.trim_start().starts_with('[') {
-        let list: Vec<DockerContainer> = serde_json::from_str(text).map_err(|e| json_error(&e, file))?;
+        let list: Vec<DockerContainer> = serde_json::from_str(text).map_err(|e| json_error(&e, text, file))?;
         Ok(list.into_iter().map(Into::into).collect())
     } else {
-        let one: DockerContainer = serde_json::from_str(text).map_err(|e| json_error(&e, file))?;
+        let one: DockerContainer = serde_json::from_str(text).map_err(|e| json_error(&e, text, file))?;
         Ok(vec![one.into()])
     }
 }
@@ -90,7 +90,7 @@ pub fn parse_podman_ps(text: &str, file: &Path) -> Result<Vec<LabeledContainer>,
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let list: Vec<PodmanContainer> = serde_json::from_str(text).map_err(|e| json_error(&e, file))?;
+    let list: Vec<PodmanContainer> = serde_json::from_str(text).map_err(|e| json_error(&e, text, file))?;
     Ok(list
         .into_iter()
         .map(|c| LabeledContainer {
