@@ -73,6 +73,8 @@ else
   in_userns lxc_stat "$LXC" "$LXC" stat -c '%u %g %a' /dev/dri/renderD128
   in_userns lxc_report "$LXC" "$LXC" "$HV" check --format json --expect "$ns/expect.toml"
   cp lxc_report.out lxc.json; cp lxc_report.err lxc.stderr; cp lxc_report.rc lxc.rc
+  # The same as a user reads it (docs/render-node.md shows it).
+  in_userns lxc_text "$LXC" "$LXC" "$HV" check --expect "$ns/expect.toml"
   # The container's root, with its own groups only: the kernel's answer.
   in_userns lxc_kernel_root "$LXC" "$LXC" setpriv --clear-groups -- sh -c "$open_node"
 fi
