@@ -118,7 +118,7 @@ def check(r):
 SCENARIO = Scenario(
     name="rootless_podman",
     title="real rootless podman (crun) with --device renderD128: keep-groups opens it, without is refused; plan agrees",
-    order=90,
+    order=88,  # changes /etc (restored at its end): before mounts, which goes last
     repeatable=True,
     devices=(VIRTIO_GPU,),
     overlays=("/etc",),
