@@ -62,6 +62,15 @@ fn capture_records_system_and_rootless_quadlet_units_and_plan_derives_render_acc
     assert!(jf.groups.contains(&110), "palav's render membership is kept: {:?}", jf.groups);
     let immich = p.warnings.iter().find(|w| w.subject == "quadlet-palav/immich").unwrap();
     assert!(immich.message.contains("rootless without keep-groups") && immich.message.contains("GroupAdd=keep-groups"));
+    // Owning rootless Podman units needs no docker group (the VM scenario rootless_podman found
+    // plan asking for it).
+    // The fixture's palav is in docker; without that membership, the plan must not add it.
+    let mut no_docker = s.clone();
+    for u in no_docker.identities.users.iter_mut().filter(|u| u.name == "palav") {
+        u.groups.retain(|g| g != "docker");
+    }
+    let palav = &plan::plan(&no_docker).unwrap().expectations.users["palav"];
+    assert!(!palav.groups.iter().any(|g| g == "docker"), "{palav:?}");
     let module = &p.module;
     assert!(!module.contains("docker compose"), "no compose unit for quadlet units:\n{module}");
     assert!(p.warnings.iter().any(|w| w.subject == "stack quadlet" && w.message.contains("plan writes no unit")));

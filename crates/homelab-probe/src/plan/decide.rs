@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::hardware::nvidia_turing_or_newer;
 use super::{Conflict, PlanWarning};
-use crate::model::compose::{ComposeService, ComposeStack, Credentials, KEEP_GROUPS, StackKind};
+use crate::model::compose::{ComposeService, ComposeStack, Credentials, Engine, KEEP_GROUPS, StackKind};
 use crate::model::expectations::{
     AccessExpectation, DriftExpectation, EXPECTATIONS_VERSION, Expectations, GpuExpectation, RenderExpectation,
     UserExpectation, VaapiExpectation, VideoCodec,
@@ -988,8 +988,15 @@ fn users(snapshot: &Snapshot, d: &mut Decisions) {
                 None => dropped.push(g.clone()),
             }
         }
-        let owns_stacks = snapshot.compose.stacks.iter().any(|s| s.owner.as_deref() == Some(&u.name));
-        if owns_stacks && !extra.iter().any(|e| e == "docker") {
+        // Docker's socket is what a compose owner needs; Podman (quadlet, podman-compose) and
+        // rootless engines run without it.
+        let owns_docker_stacks = snapshot.compose.stacks.iter().any(|s| {
+            s.owner.as_deref() == Some(&u.name)
+                && s.kind == StackKind::Compose
+                && !s.rootless
+                && s.engine != Some(Engine::Podman)
+        });
+        if owns_docker_stacks && !extra.iter().any(|e| e == "docker") {
             extra.push("docker".into());
         }
         let home = if u.home.starts_with('/') && !u.home.contains(':') && !u.home.contains('\n') {
