@@ -1,4 +1,4 @@
-//! Comparing a baseline with the live tree: the merge of the two ordered streams ([`Merge`],
+//! Comparing a baseline with the live tree: the merge of the two ordered streams (`Merge`,
 //! shared with the restore) and the report of `baseline check` ([`check`]).
 //!
 //! The live walk (`scan::ordered`) and the baseline's records come in the same order, so the

@@ -1,13 +1,13 @@
 //! Ownership baselines: the owners and modes of every entry under some roots, taken while a
 //! host is good ([`take`]), compared with the tree as it is now ([`check`]), and put back
-//! ([`restore`]) with a journal that `drift undo` reverses.
+//! ([`restore()`]) with a journal that `drift undo` reverses.
 //!
 //! Where `drift` asks "is everything under this root owned by one uid:gid?", a baseline
 //! answers for trees of many owners (`appdata/` of a dozen containers, `/var/lib`): each entry
 //! must have the owner and mode it had.
 //!
 //! - The file format is `model::baseline` (records, order, offsets in errors) inside one zstd
-//!   frame ([`file`]). Taking writes while walking; checking reads while walking; neither holds
+//!   frame ([`mod@file`]). Taking writes while walking; checking reads while walking; neither holds
 //!   the tree or the baseline whole: both sides come in the same order (directories depth
 //!   first, names sorted bytewise; the walk is `scan::ordered`) and are merged directory by
 //!   directory.
