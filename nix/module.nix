@@ -81,6 +81,20 @@ let
         default = [ ];
         description = "Supplementary gids (docker's `group_add`).";
       };
+      rootless = mkOption {
+        type = types.nullOr types.str;
+        default = null;
+        example = "palav";
+        description = ''
+          The user whose rootless Podman or Docker runs the process: `uid` and `gid` are then ids
+          of that user's namespace, which reach no host group; `null`: not rootless.
+        '';
+      };
+      keep_groups = mkOption {
+        type = types.bool;
+        default = false;
+        description = "With `rootless`: the runtime keeps the owner's host groups (`--group-add keep-groups`).";
+      };
     };
   };
 

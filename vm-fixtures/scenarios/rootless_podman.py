@@ -5,9 +5,9 @@ made offline with `podman import`, with `--device /dev/dri/renderD128` and the P
 linuxserver image would drop to (1000 and render's gid, ids of the user's namespace), once
 without and once with `--group-add keep-groups`. Opening the node inside the container is the
 oracle. The same two containers as quadlet units in the user's ~/.config/containers/systemd are
-captured and planned: with keep-groups the plan's [[render.access]] holds the owner's host
-credentials and `check` passes, as the kernel lets the container open the node; without it the
-plan warns that it cannot open the node, as the kernel refuses it."""
+captured and planned: each unit is a rootless [[render.access]] entry, and `check` decides each
+as open(2) did: with keep-groups it passes (podtest's host render), without it fails and its fix
+names keep-groups."""
 
 from harness import VIRTIO_GPU, Break, Control, Scenario, expect
 
@@ -98,22 +98,35 @@ def check(r):
            f"rootless without keep-groups: rc {r.rc('kernel_without')}, {r.out('kernel_without')!r} {r.err('kernel_without')[-1500:]!r}")
     expect(r.rc("kernel_keep") == 0 and "opened" in r.out("kernel_keep"),
            f"rootless with keep-groups: rc {r.rc('kernel_keep')}, {r.out('kernel_keep')!r} {r.err('kernel_keep')[-1500:]!r}")
-    # The plan: keep-groups gives the owner's host credentials, which pass; without, a warning.
+    # The plan: both units are [[render.access]] entries in podtest's namespace (uid 1000, gid
+    # render's number there), marked rootless, one with keep-groups; plex-plain also warned.
     expect(r.rc("plan") == 0, f"plan exited {r.rc('plan')}: {r.err('plan')}")
     toml = r.file("plan/homelab-probe.toml")
-    expect(toml.count("[[render.access]]") == 1 and "plex-plain" not in toml,
-           f"plan gives plex-plain (rootless, no keep-groups) render access:\n{toml}")
-    expect(f'name = "quadlet-podtest/plex-keep (rootless, podtest\'s groups)"\nuid = {UID}\ngid = {UID}\ngroups = [{gid}]' in toml,
-           f"plex-keep's access is not podtest's host credentials with render ({gid}):\n{toml}")
+    for unit, keep in (("plex-keep", "\nkeep_groups = true"), ("plex-plain", "")):
+        entry = f'name = "quadlet-podtest/{unit}"\nuid = 1000\ngid = {gid}\nrootless = "podtest"{keep}\n\n'
+        expect(entry in toml + "\n", f"{unit}'s access entry is not {entry!r}:\n{toml}")
     expect("quadlet-podtest/plex-plain: runs rootless without keep-groups" in r.err("plan"),
            f"plan does not warn about plex-plain:\n{r.err('plan')}")
+    # Group=<render's number> in a rootless unit is a gid of podtest's namespace: no reason for
+    # a host group to keep its gid.
+    kept = [l for l in r.file("plan/MIGRATION.md").splitlines() if "keeps gid" in l and "quadlet-podtest" in l]
+    expect(not kept, f"plan counts a rootless unit's Group= as a host gid use: {kept}")
     rep = r.report("planned")
     # Nothing else fails: podtest's groups are what they are (plan once wanted docker for the
     # owner of Podman units).
     others = [f for f in rep.select(status="fail") if f["check"] != "render_access"]
     expect(not others, f"planned: a failure other than render_access:\n{rep.describe()}")
-    rep.one("render_access", RENDER, "pass", message_contains=["plex-keep (rootless, podtest's groups)", f"groups {gid}"])
-
+    # The check's verdict is open(2)'s, for each container.
+    for unit, oracle in (("plex-keep", "kernel_keep"), ("plex-plain", "kernel_without")):
+        opened = r.rc(oracle) == 0 and "opened" in r.out(oracle)
+        got = [f for f in rep.select("render_access", RENDER) if f"quadlet-podtest/{unit} (" in f["message"]]
+        expect(len(got) == 1, f"no single render_access finding for {unit}:\n{rep.describe()}")
+        status = got[0]["status"]
+        expect(status == ("pass" if opened else "fail"),
+               f"check says {status} for {unit}, but open(2) {'opened' if opened else 'was refused'}:\n{rep.describe()}")
+        if not opened:
+            fix = (got[0].get("remedy") or {}).get("text", "")
+            expect("keep-groups" in fix or "put podtest in group render" in fix, f"{unit}'s fix names neither keep-groups nor render: {fix}")
 
 SCENARIO = Scenario(
     name="rootless_podman",

@@ -147,7 +147,11 @@ const EVERY_OPTION: &str = r#"{
     mode = "0660";
     required = true;
     nodes = [ "/dev/dri/renderD128" ];
-    access = [ { name = "plex"; uid = 1000; gid = 110; groups = [ 44 ]; } { uid = 1001; gid = 1001; } ];
+    access = [
+      { name = "plex"; uid = 1000; gid = 110; groups = [ 44 ]; }
+      { uid = 1001; gid = 1001; }
+      { name = "jellyfin"; uid = 1000; gid = 108; rootless = "palav"; keep_groups = true; }
+    ];
   };
   mounts = [
     { path = "/mnt/PlexStorage"; uuid = "7c1f0b7e-2d4a-4f61-9a53-3c5f2d1e9b10"; fstype = "ext4"; options = [ "rw" "noatime" ]; }
@@ -220,6 +224,10 @@ fn nix_module_typed_settings_render_to_accepted_expectations() {
     assert!(r.required);
     assert_eq!(r.access[0].describe(), "plex (uid 1000, gid 110, groups 44)");
     assert_eq!(r.access[1].describe(), "uid 1001, gid 1001");
+    assert_eq!(
+        r.access[2].describe(),
+        "jellyfin (uid 1000, gid 108, rootless in palav's user namespace with keep-groups)"
+    );
     let mount = |path: &str| MountExpectation {
         path: path.into(),
         uuid: None,

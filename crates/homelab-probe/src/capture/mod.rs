@@ -400,7 +400,9 @@ fn groups_that_matter(ids: &IdentityDb, s: &Snapshot) -> Vec<CapturedGroup> {
             add(Some(c.gid), GroupUse::DataRootOwner { path: r.path.clone() });
         }
     }
-    for stack in &s.compose.stacks {
+    // A rootless stack's ids are its owner's namespace's (mapped through /etc/subgid), no use
+    // of the host gid with that number.
+    for stack in s.compose.stacks.iter().filter(|st| !st.rootless) {
         for svc in &stack.services {
             let c = |field: &str| GroupUse::Compose {
                 stack: stack.name.clone(),

@@ -15,11 +15,12 @@ use crate::host::identity::IdentityDb;
 use crate::host::udevd::Udevd;
 use crate::host::userns::{self, UserNamespace};
 use crate::model::acl::{Acl, AclTag};
-use crate::model::expectations::{Expectations, RenderExpectation};
+use crate::model::expectations::{AccessExpectation, Expectations, RenderExpectation};
 use crate::model::finding::{Finding, Probe, Remedy, RemedyKind};
 use crate::model::fs::{FileKind, FileMode};
 use crate::model::inventory::{DrmNode, DrmNodeKind};
 use crate::nixos;
+use crate::sources::passwd::PasswdEntry;
 
 const P: Probe = Probe::RenderNode;
 
@@ -320,6 +321,10 @@ fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, udevd: &U
         });
     }
     for a in &r.access {
+        if let Some(owner) = &a.rootless {
+            out.push(rootless_finding(&ctx, a, owner));
+            continue;
+        }
         let cred = Credentials { uid: a.uid, gid: a.gid, groups: a.groups.clone() };
         let d = access::decide(&n.stat, n.acl.as_ref(), &cred, RW);
         let who = a.describe();
@@ -380,6 +385,110 @@ fn node_findings(n: &DrmNode, ids: &IdentityDb, r: &RenderExpectation, udevd: &U
 }
 
 const RW: u32 = access::READ | access::WRITE;
+
+/// The host id of an id that no host user or group has: what a rootless container's ids other
+/// than 0 become through `/etc/subuid` and `/etc/subgid` (they match no file's owner or group).
+const NO_HOST_ID: u32 = u32::MAX - 1;
+
+/// The host credentials of a rootless container's process ([`AccessExpectation::rootless`]):
+/// the namespace's 0 is the owner, every other id maps through `/etc/subuid`/`/etc/subgid` to
+/// an id of no host user or group (rootless Podman's default mapping), and the supplementary
+/// groups are the owner's host groups, looked up by name here, only with keep-groups.
+fn rootless_credentials(a: &AccessExpectation, owner: Option<&PasswdEntry>, ids: &IdentityDb) -> Credentials {
+    let map = |inside: u32, owners: Option<u32>| if inside == 0 { owners.unwrap_or(NO_HOST_ID) } else { NO_HOST_ID };
+    let groups = match (a.keep_groups, owner) {
+        (true, Some(u)) => ids.gids_of(u),
+        _ => Vec::new(),
+    };
+    Credentials { uid: map(a.uid, owner.map(|u| u.uid)), gid: map(a.gid, owner.map(|u| u.gid)), groups }
+}
+
+/// The `render_access` finding of a rootless container: decided with its host credentials
+/// ([`rootless_credentials`]), and when it cannot open the node the remedy is what fits a user
+/// namespace: keep-groups (with the owner in the node's group), or a mode others may open.
+/// A `group_add` or PGID would be a gid of the namespace, so it is never the remedy.
+fn rootless_finding(ctx: &AccessContext<'_>, a: &AccessExpectation, owner: &str) -> Finding {
+    let n = ctx.n;
+    let host_owner = ctx.ids.user_by_name(owner);
+    let cred = rootless_credentials(a, host_owner.as_ref(), ctx.ids);
+    let who = a.describe();
+    let d = access::decide(&n.stat, n.acl.as_ref(), &cred, RW);
+    if a.keep_groups && host_owner.is_none() {
+        return Finding::fail(
+            P,
+            "render_access",
+            &n.path,
+            format!("{who}: user {owner} does not exist here, so whose host groups keep-groups keeps is unknown"),
+            Remedy::nixos(format!("{}  # and the groups it needs", nixos::user_extra_groups_line(owner, &[]))),
+        )
+        .evidence("credentials", &cred);
+    }
+    let f = if d.allowed {
+        Finding::pass(
+            P,
+            "render_access",
+            &n.path,
+            format!("{who} can open {} read/write (via {})", n.path, via_text(d.via)),
+        )
+    } else {
+        Finding::fail(
+            P,
+            "render_access",
+            &n.path,
+            format!("{who} cannot open {} read/write ({})", n.path, owner_text(n)),
+            rootless_fix(ctx, a, owner, host_owner.as_ref(), &cred),
+        )
+    };
+    f.evidence("credentials", &cred).evidence("via", d.via)
+}
+
+/// What lets a rootless container in, each alternative checked by deciding again: keep-groups
+/// (when it is off) and the owner in the node's group (when the owner's host groups lack it),
+/// or a mode whose other bits grant read/write (what a process of no host group gets).
+fn rootless_fix(
+    ctx: &AccessContext<'_>,
+    a: &AccessExpectation,
+    owner: &str,
+    host_owner: Option<&PasswdEntry>,
+    cred: &Credentials,
+) -> Remedy {
+    let n = ctx.n;
+    let (stat, acl) = (&n.stat, n.acl.as_ref());
+    let mut alternatives: Vec<String> = Vec::new();
+    let keep = "add keep-groups: GroupAdd=keep-groups in its quadlet unit, --group-add keep-groups to podman run, or group_add: [ keep-groups ] in its compose file (with crun)";
+    let kept = host_owner.map(|u| {
+        let mut k = cred.clone();
+        k.groups = ctx.ids.gids_of(u);
+        k
+    });
+    let group = n.group_name.clone().unwrap_or_else(|| ctx.r.group.clone());
+    let join = nixos::user_extra_groups_line(owner, std::slice::from_ref(&group));
+    if let Some(k) = &kept {
+        let joins = [Change::JoinGroup { gid: stat.gid }];
+        match (a.keep_groups, access::decide(stat, acl, k, RW).allowed) {
+            (false, true) => alternatives.push(format!("{keep} ({owner}'s host groups then open it)")),
+            (false, false) if access::passes_after(&joins, stat, acl, k, RW) => {
+                alternatives.push(format!("{keep}, and put {owner} in group {group}: {join}"));
+            }
+            (true, false) if access::passes_after(&joins, stat, acl, k, RW) => {
+                alternatives
+                    .push(format!("put {owner} in group {group} (keep-groups keeps {owner}'s host groups): {join}"));
+            }
+            _ => {}
+        }
+    }
+    let mode = stat.mode.0 | 0o006;
+    if access::passes_after(&[Change::SetMode { mode }], stat, acl, cred, RW) {
+        alternatives.push(format!(
+            "give the node a mode others may open (every user on the host can then use the GPU): {}",
+            udev_rule(Some(&ctx.r.group), Some(FileMode(mode))).text
+        ));
+    }
+    if alternatives.is_empty() {
+        return node_fix(n, ctx.r, ctx.udevd);
+    }
+    Remedy::manual(alternatives.join("; or "))
+}
 
 /// The ACL without the named entry of `uid` (what a host without that user's seat session has).
 fn without_user_entry(acl: Option<&Acl>, uid: u32) -> Option<Acl> {
@@ -602,7 +711,6 @@ fn via_text(v: Via) -> &'static str {
 mod tests {
     use super::*;
     use crate::model::acl::AclEntry;
-    use crate::model::expectations::AccessExpectation;
     use crate::model::finding::Status;
     use crate::model::fs::FileStat;
     use crate::sources::group::GroupEntry;
@@ -644,7 +752,82 @@ mod tests {
     }
 
     fn plex(gid: u32) -> AccessExpectation {
-        AccessExpectation { name: Some("plex".into()), uid: 1000, gid, groups: Vec::new() }
+        AccessExpectation {
+            name: Some("plex".into()),
+            uid: 1000,
+            gid,
+            groups: Vec::new(),
+            rootless: None,
+            keep_groups: false,
+        }
+    }
+
+    /// A rootless container of palav's with `--user 1000:108` (as in the VM scenario
+    /// rootless_podman), with or without keep-groups.
+    fn rootless(keep_groups: bool) -> AccessExpectation {
+        AccessExpectation {
+            name: Some("plex".into()),
+            uid: 1000,
+            gid: 108,
+            groups: Vec::new(),
+            rootless: Some("palav".into()),
+            keep_groups,
+        }
+    }
+
+    /// render 108, palav (1000) in render or not.
+    fn rootless_ids(palav_in_render: bool) -> IdentityDb {
+        let mut render = group("render", 108);
+        if palav_in_render {
+            render.members.push("palav".into());
+        }
+        let palav = PasswdEntry {
+            name: "palav".into(),
+            uid: 1000,
+            gid: 1000,
+            gecos: String::new(),
+            home: "/home/palav".into(),
+            shell: "/bin/sh".into(),
+        };
+        IdentityDb::from_entries(vec![render, group("palav", 1000)], vec![palav])
+    }
+
+    fn rootless_verdict(ids: &IdentityDb, mode: u32, keep_groups: bool) -> Finding {
+        let r = render_exp(None, vec![rootless(keep_groups)]);
+        let mut out = Vec::new();
+        node_findings(&node(0, 108, mode, Some("render"), None), ids, &r, &Udevd::SystemdUnit, &mut out);
+        remedy_of(&out, "render_access").clone()
+    }
+
+    #[test]
+    fn a_rootless_container_without_keep_groups_fails_on_a_0660_node_even_with_pgid_render() {
+        // PGID 108 is render's number, but a gid of palav's namespace: no host group.
+        let ids = rootless_ids(true);
+        let f = rootless_verdict(&ids, 0o660, false);
+        assert_eq!(f.status, Status::Fail, "{f:?}");
+        let text = &f.remedy.as_ref().unwrap().text;
+        assert!(text.starts_with("add keep-groups: GroupAdd=keep-groups in its quadlet unit"), "{text}");
+        assert!(text.contains("(palav's host groups then open it)") && text.contains("MODE=\"0666\""), "{text}");
+        assert!(!text.contains("group_add: [ \"108\" ]") && !text.contains("PGID="), "{text}");
+        // With keep-groups palav's host render opens it; a 0666 node opens either way.
+        assert_eq!(rootless_verdict(&ids, 0o660, true).status, Status::Pass);
+        assert_eq!(rootless_verdict(&ids, 0o666, false).status, Status::Pass);
+    }
+
+    #[test]
+    fn a_rootless_container_with_keep_groups_whose_owner_lacks_the_group_is_told_about_the_owner() {
+        let ids = rootless_ids(false);
+        let f = rootless_verdict(&ids, 0o660, true);
+        assert_eq!(f.status, Status::Fail, "{f:?}");
+        let text = &f.remedy.as_ref().unwrap().text;
+        // keep-groups is already on: the remedy is palav's host groups (or the mode), never
+        // keep-groups again.
+        assert!(text.starts_with("put palav in group render"), "{text}");
+        assert!(text.contains("users.users.palav.extraGroups = [ \"render\" ];"), "{text}");
+        assert!(!text.contains("add keep-groups"), "{text}");
+        // Without keep-groups both are needed.
+        let text = rootless_verdict(&ids, 0o660, false).remedy.unwrap().text;
+        assert!(text.contains("add keep-groups") && text.contains("and put palav in group render"), "{text}");
     }
 
     #[test]
@@ -777,7 +960,7 @@ mod tests {
             }
             let ids = IdentityDb::from_entries(db, Vec::new());
             let n = node(owner, gid_of_node, mode, name, acl.clone());
-            let a = AccessExpectation { name: None, uid, gid, groups: extra };
+            let a = AccessExpectation { name: None, uid, gid, groups: extra, rootless: None, keep_groups: false };
             let r = render_exp(expected_mode, vec![a.clone()]);
             let ctx = AccessContext { n: &n, r: &r, render_gid: Some(render_gid), ids: &ids, udevd: &Udevd::SystemdUnit };
             let cred = Credentials { uid, gid, groups: a.groups.clone() };

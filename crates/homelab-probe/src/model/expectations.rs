@@ -360,6 +360,17 @@ pub struct AccessExpectation {
     /// Supplementary gids (docker `group_add`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<u32>,
+    /// The host user in whose user namespace the process runs rootless (rootless Podman or
+    /// Docker). Its `uid`/`gid` are then ids of that namespace, mapped through `/etc/subuid`
+    /// and `/etc/subgid` to ids no host user or group has: without [`Self::keep_groups`] only
+    /// the node's other bits can let it in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootless: Option<String>,
+    /// With [`Self::rootless`]: the runtime keeps the owner's host groups (`--group-add
+    /// keep-groups`, `GroupAdd=keep-groups`, `run.oci.keep_original_groups=1`), so the owner's
+    /// host credentials, looked up by name on the checked host, are what opens the node.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_groups: bool,
 }
 
 impl AccessExpectation {
@@ -369,6 +380,10 @@ impl AccessExpectation {
         if !self.groups.is_empty() {
             let g: Vec<String> = self.groups.iter().map(u32::to_string).collect();
             s.push_str(&format!(", groups {}", g.join(",")));
+        }
+        if let Some(owner) = &self.rootless {
+            let keep = if self.keep_groups { "with" } else { "without" };
+            s.push_str(&format!(", rootless in {owner}'s user namespace {keep} keep-groups"));
         }
         match &self.name {
             Some(n) => format!("{n} ({s})"),

@@ -527,7 +527,12 @@ fn group_reasons(g: &CapturedGroup, snapshot: &Snapshot) -> Vec<String> {
     let mut reasons = Vec::new();
     for u in &g.uses {
         match u {
-            GroupUse::Compose { stack, service, field } if field != "group_add name" => {
+            // A rootless stack's gids are its owner's namespace's (snapshots from before capture
+            // left them out still list them).
+            GroupUse::Compose { stack, service, field }
+                if field != "group_add name"
+                    && !snapshot.compose.stacks.iter().any(|s| &s.name == stack && s.rootless) =>
+            {
                 let what = match field.as_str() {
                     "user" => "gid in user:",
                     other => other,
@@ -1512,7 +1517,14 @@ fn render(snapshot: &Snapshot, d: &mut Decisions) {
                             ),
                         );
                     }
-                    d.access.push(AccessExpectation { name: Some(label), uid: c.uid, gid: c.gid, groups: c.groups });
+                    d.access.push(AccessExpectation {
+                        name: Some(label),
+                        uid: c.uid,
+                        gid: c.gid,
+                        groups: c.groups,
+                        rootless: None,
+                        keep_groups: false,
+                    });
                 }
                 Err(why) => d.unchecked.push((label, why)),
             }
@@ -1553,34 +1565,38 @@ fn render(snapshot: &Snapshot, d: &mut Decisions) {
 /// namespace, which `/etc/subuid` and `/etc/subgid` map to ids no host group has. Only with
 /// keep-groups (`GroupAdd=keep-groups`, `--group-add keep-groups`, or the runtime annotation
 /// `run.oci.keep_original_groups=1`) does the process keep the owner's host groups, `render`
-/// included: then the owner's host credentials are what opens the node.
+/// included. The entry says so (`rootless`, `keep_groups`) and check decides it: without
+/// keep-groups a `root:render 0660` node is a Fail whose remedy says what to add.
 fn rootless_access(snapshot: &Snapshot, stack: &ComposeStack, svc: &ComposeService, label: String, d: &mut Decisions) {
     let keeps = svc.keep_groups || svc.group_add.iter().any(|g| g == KEEP_GROUPS);
-    let owner = stack.owner.as_deref().and_then(|o| snapshot.user(o));
-    match (keeps, owner) {
-        (true, Some(u)) => {
-            let groups: Vec<u32> = u.groups.iter().filter_map(|g| snapshot.group(g)).map(|g| g.gid).collect();
+    let Some(owner) = stack.owner.as_deref().filter(|o| snapshot.user(o).is_some()) else {
+        d.unchecked.push((
+            label,
+            "rootless, but its owner is not a captured user: whose user namespace and groups it has is unknown".into(),
+        ));
+        return;
+    };
+    match credentials(svc, snapshot) {
+        Ok(c) => {
+            if !keeps {
+                d.warn(
+                    label.clone(),
+                    format!(
+                        "runs rootless without keep-groups: inside {owner}'s user namespace its PUID/PGID map through /etc/subgid to ids of no host group, so it cannot open a render node of group render (0660) whatever PGID says; check fails it until GroupAdd=keep-groups (quadlet), --group-add keep-groups (podman run) or group_add: [ keep-groups ] (compose, crun) is added, or the node has a mode that others may open"
+                    ),
+                );
+            }
+            // Numeric group_add entries are gids of the namespace too: no host group.
             d.access.push(AccessExpectation {
-                name: Some(format!("{label} (rootless, {}'s groups)", u.name)),
-                uid: u.uid,
-                gid: u.gid,
-                groups,
+                name: Some(label),
+                uid: c.uid,
+                gid: c.gid,
+                groups: Vec::new(),
+                rootless: Some(owner.to_owned()),
+                keep_groups: keeps,
             });
         }
-        (true, None) => d.unchecked.push((
-            label,
-            "rootless with keep-groups, but its owner is not a captured user: whose groups it keeps is unknown".into(),
-        )),
-        (false, _) => {
-            let who = stack.owner.as_deref().unwrap_or("its owner");
-            d.warn(
-                label.clone(),
-                format!(
-                    "runs rootless without keep-groups: inside {who}'s user namespace its PUID/PGID map through /etc/subgid to ids of no host group, so it cannot open a render node of group render (0660) whatever PGID says; add GroupAdd=keep-groups (quadlet) or --group-add keep-groups (podman run), with the annotation run.oci.keep_original_groups=1 for crun/runc, or give the node a mode that others may open"
-                ),
-            );
-            d.unchecked.push((label, "rootless without keep-groups: no host group reaches the render node".into()));
-        }
+        Err(why) => d.unchecked.push((label, why)),
     }
 }
 
