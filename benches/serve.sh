@@ -26,7 +26,10 @@ bin=$PWD/target/release/homelab-verify
 fixtures=$PWD/crates/homelab-probe/tests/fixtures
 
 log=$(mktemp)
-"$bin" serve --listen 127.0.0.1:0 --root "$fixtures/mounts-ok" --expect "$fixtures/expect/plex-mounts.toml" 2>"$log" &
+# The fixture sysroots are built from their layers (tests/fixtures/README.md): `cargo fixture`
+# prints where.
+root=$(cargo fixture mounts-ok)
+"$bin" serve --listen 127.0.0.1:0 --root "$root" --expect "$fixtures/expect/plex-mounts.toml" 2>"$log" &
 pid=$!
 # The server is stopped however this script ends; by its pid, never by name.
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
