@@ -172,7 +172,9 @@ fn gpu(u: &mut Unstructured) -> Result<GpuDevice> {
         vendor: vendor(u)?,
         kernel_driver: opt(u, |u| pick(u, DRIVERS))?,
         drm_driver: opt(u, |u| pick(u, DRIVERS))?,
-        render_node: opt(u, |u| pick(u, &["/dev/dri/renderD128", "/dev/dri/renderD129"]))?,
+        // A node name no capture writes, as a snapshot edited by hand may hold: plan must still
+        // write expectations that read back.
+        render_node: opt(u, |u| pick(u, &["/dev/dri/renderD128", "/dev/dri/renderD129", "/dev/dri/renderDx"]))?,
         card_node: opt(u, |u| pick(u, &["/dev/dri/card0", "/dev/dri/card1"]))?,
     })
 }

@@ -138,6 +138,28 @@ fn old_intel_gets_the_i965_driver_and_amd_needs_nothing() {
 }
 
 #[test]
+fn a_render_node_that_is_not_dev_dri_render_d_n_is_left_out_of_the_vaapi_check_with_a_warning() {
+    // A snapshot from elsewhere or edited by hand: the expectations accept only
+    // /dev/dri/renderD<n> as the VA-API node, and the written file must read back.
+    for bad in ["/dev/dri/renderDx", "/dev/dri/card0", "/srv/renderD128", "/dev/dri/by-path/renderD128"] {
+        let mut s = snapshot();
+        let mut g = gpu(GpuVendor::Intel, "0x8086", "0x46a6", "i915");
+        g.render_node = Some(bad.into());
+        s.gpus = vec![g];
+        let mut svc = service("jellyfin");
+        svc.devices =
+            vec![DeviceMapping { source: "/dev/dri".into(), target: "/dev/dri".into(), permissions: "rwm".into() }];
+        s.compose.stacks = vec![stack("media", "/srv/media", vec![svc])];
+        let p = plan::plan(&s).unwrap();
+        let e = Expectations::from_toml_str(&p.expectations_toml, Some(Path::new("homelab-probe.toml")))
+            .unwrap_or_else(|e| panic!("{bad}: {e}\n{}", p.expectations_toml));
+        let vaapi = e.gpu.vaapi.as_ref().expect("a VA-API check all the same");
+        assert_eq!(vaapi.node, None, "{bad}");
+        assert!(p.warnings.iter().any(|w| w.message.contains(bad)), "{bad}: {:?}", p.warnings);
+    }
+}
+
+#[test]
 fn services_with_unknown_credentials_are_listed_not_guessed() {
     let mut s = snapshot();
     let dri = DeviceMapping { source: "/dev/dri".into(), target: "/dev/dri".into(), permissions: "rwm".into() };

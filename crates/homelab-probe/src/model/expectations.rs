@@ -149,7 +149,7 @@ fn nvenc_codecs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<VideoCodec>, D::E
 
 fn render_node_path<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let p = String::deserialize(d)?;
-    if !crate::model::inventory::is_render_node(&p) || !p.starts_with("/dev/dri/renderD") {
+    if !crate::model::inventory::is_render_node(&p) {
         return Err(serde::de::Error::custom(format!("{p:?} is not a render node (/dev/dri/renderD128)")));
     }
     Ok(Some(p))

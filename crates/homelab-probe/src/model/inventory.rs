@@ -29,12 +29,9 @@ impl DrmNodeKind {
     }
 }
 
-/// Whether `path` names a render node (`/dev/dri/renderD128`).
+/// Whether `path` names a render node: `/dev/dri/renderD` and digits (`/dev/dri/renderD128`).
 pub fn is_render_node(path: &str) -> bool {
-    std::path::Path::new(path)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| DrmNodeKind::of_name(n) == Some(DrmNodeKind::Render))
+    path.strip_prefix("/dev/dri/").is_some_and(|n| DrmNodeKind::of_name(n) == Some(DrmNodeKind::Render))
 }
 
 /// A PCI device, as sysfs names it.

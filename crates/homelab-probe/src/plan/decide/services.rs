@@ -8,7 +8,7 @@ use super::{Decisions, GraphicsPackage, NvidiaPlan, StackUnit, credentials, runs
 use crate::model::compose::{ComposeService, ComposeStack, KEEP_GROUPS, StackKind};
 use crate::model::expectations::{AccessExpectation, RenderExpectation, VaapiExpectation, VideoCodec};
 use crate::model::inventory::IntelGeneration;
-use crate::model::inventory::{DrmNodeKind, GpuVendor};
+use crate::model::inventory::{DrmNodeKind, GpuVendor, is_render_node};
 use crate::model::snapshot::Snapshot;
 
 pub(super) fn graphics(snapshot: &Snapshot, d: &mut Decisions) {
@@ -260,8 +260,20 @@ pub(super) fn render(snapshot: &Snapshot, d: &mut Decisions) {
         snapshot.gpus.iter().filter(|g| matches!(g.vendor, GpuVendor::Intel | GpuVendor::Amd)).collect();
     let maps_dri = !d.access.is_empty() || !d.unchecked.is_empty();
     if maps_dri && !va_gpus.is_empty() {
+        // The expectations accept only `/dev/dri/renderD<n>` here; a snapshot from elsewhere (or
+        // edited by hand) may name anything, and the written file must read back.
         let node = match va_gpus.as_slice() {
-            [one] => one.render_node.clone(),
+            [one] => match &one.render_node {
+                Some(n) if is_render_node(n) => Some(n.clone()),
+                Some(n) => {
+                    d.warn(
+                        one.subject(),
+                        format!("the snapshot names {n:?} as this GPU's render node, which is not /dev/dri/renderD<n>: VA-API is checked on any render node"),
+                    );
+                    None
+                }
+                None => None,
+            },
             _ => None,
         };
         d.gpu.vaapi = Some(VaapiExpectation { encode: vec![VideoCodec::H264], node });
