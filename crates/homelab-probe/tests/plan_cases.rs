@@ -304,7 +304,7 @@ fn a_recorded_baseline_gets_a_baseline_section_and_the_steps_to_put_it_there() {
     for want in [
         "- ownership baseline /root/owners.baseline: 68 entries under /srv/appdata, 603 bytes, sha256 ",
         "- `check` compares the owner, group, mode and type of every entry under /srv/appdata with the baseline `/var/lib/homelab-probe/owners.baseline` (68 entries, taken by `capture`)",
-        "- [ ] Copy `/root/owners.baseline` into this directory and keep it with it",
+        "- [ ] Copy `/root/owners.baseline` into this directory: in it `capture` recorded the owner, group and mode of every entry under /srv/appdata as they were before the move (68 entries, 603 bytes, SHA-256 `",
         "`install -D -m 0600 owners.baseline /var/lib/homelab-probe/owners.baseline`",
         &format!(
             "`echo '{SHA}  /var/lib/homelab-probe/owners.baseline' | sha256sum --check` must print `/var/lib/homelab-probe/owners.baseline: OK`"

@@ -185,8 +185,9 @@ fn write_checklist(o: &mut String, snapshot: &Snapshot, d: &Decisions) -> std::f
     if let Some(b) = &d.baseline {
         writeln!(
             o,
-            "- [ ] Copy {} into this directory and keep it with it: `capture` recorded in it the owner, group and \
-             mode of every entry under {} ({} entries, {} bytes, SHA-256 {}), before the copy.",
+            "- [ ] Copy {} into this directory: in it `capture` recorded the owner, group and mode of every entry \
+             under {} as they were before the move ({} entries, {} bytes, SHA-256 {}); the new host checks the \
+             copied data against it.",
             code(&b.recorded.file),
             text(&b.recorded.roots.join(", ")),
             b.recorded.entries,
