@@ -16,7 +16,8 @@ use homelab_probe::model::fs::{FileKind, FileMode, FileStat};
 use homelab_probe::model::inventory::{DrmNode, DrmNodeKind, GpuDevice, GpuVendor, PciDevice};
 use homelab_probe::model::report::{HostInfo, ToolInfo};
 use homelab_probe::model::snapshot::{
-    BlockDevice, CapturedGroup, DataRoot, FstabEntry, Gap, GroupUse, HumanUser, Mount, OwnerCount, Ownership, SearchDir,
+    BlockDevice, CapturedGroup, DataRoot, FstabEntry, Gap, GroupUse, HumanUser, Mount, OwnerCount, Ownership,
+    RecordedBaseline, SearchDir,
 };
 use homelab_probe::nixos::{ALWAYS_PRESENT_GROUPS, STATIC_GIDS, STATIC_UIDS};
 
@@ -377,6 +378,17 @@ pub fn snapshot(u: &mut Unstructured) -> Result<Snapshot> {
     s.data_roots = list(u, 3, data_root)?;
     s.gaps = list(u, 2, |u| {
         Ok(Gap { section: pick(u, &["fstab", "mounts", "block_devices", "identities"])?, reason: text(u)? })
+    })?;
+    // Drawn last, so that earlier inputs decode to the snapshots they gave before the field.
+    s.baseline = opt(u, |u| {
+        Ok(RecordedBaseline {
+            file: pick(u, &["/root/owners.baseline", "/root/it's my\\x0aowners", "/", "", "/root/.hidden"])?,
+            roots: list(u, 2, path)?,
+            entries: u.arbitrary()?,
+            bytes: u.arbitrary()?,
+            sha256: format!("{:064x}", u.arbitrary::<u128>()?),
+            complete: u.arbitrary()?,
+        })
     })?;
     Ok(s)
 }

@@ -10,7 +10,10 @@ use homelab_probe::model::compose::{
 };
 use homelab_probe::model::inventory::GpuVendor;
 use homelab_probe::model::report::{HostInfo, ToolInfo};
-use homelab_probe::model::snapshot::{CapturedGroup, FstabEntry, GroupUse, HumanUser, Identities, Snapshot};
+use homelab_probe::model::snapshot::{
+    CapturedGroup, DataRoot, FstabEntry, GroupUse, HumanUser, Identities, OwnerCount, Ownership, RecordedBaseline,
+    Snapshot,
+};
 use homelab_probe::{Expectations, plan};
 use proptest::prelude::*;
 
@@ -264,6 +267,134 @@ fn paths_that_systemd_would_split_are_left_out_with_a_warning() {
     assert!(
         p.warnings.iter().any(|w| w.message.contains("\"/mnt/Media Disk\" cannot be written in RequiresMountsFor"))
     );
+}
+
+/// A data root whose entries belong to `owners` (uid, gid), ten each.
+fn mixed_root(path: &str, owners: &[(u32, u32)]) -> DataRoot {
+    DataRoot {
+        path: path.into(),
+        stat: None,
+        owner_name: None,
+        group_name: None,
+        ownership: Some(Ownership {
+            entries: 10 * owners.len() as u64,
+            complete: true,
+            by_owner: owners.iter().map(|&(uid, gid)| OwnerCount { uid, gid, entries: 10 }).collect(),
+        }),
+        exclude: vec![],
+    }
+}
+
+const SHA: &str = "bf4adcb002cd769e4986497aee4865a88ee2476276ff87270b384c367b2824d1";
+
+fn recorded(file: &str, roots: &[&str]) -> RecordedBaseline {
+    RecordedBaseline {
+        file: file.into(),
+        roots: roots.iter().map(|r| (*r).to_owned()).collect(),
+        entries: 68,
+        bytes: 603,
+        sha256: SHA.into(),
+        complete: true,
+    }
+}
+
+/// The expectations as `check` reads them from the file plan wrote.
+fn read_back(p: &plan::Plan) -> Expectations {
+    let e = Expectations::from_toml_str(&p.expectations_toml, Some(Path::new("homelab-probe.toml")))
+        .unwrap_or_else(|e| panic!("{e}\n{}", p.expectations_toml));
+    assert_eq!(e, p.expectations);
+    e
+}
+
+#[test]
+fn a_recorded_baseline_gets_a_baseline_section_and_the_steps_to_put_it_there() {
+    let mut s = snapshot();
+    s.data_roots = vec![
+        mixed_root("/srv/appdata", &[(999, 999), (1000, 100), (33, 33)]),
+        mixed_root("/srv/state", &[(70, 70), (0, 0)]),
+    ];
+    s.baseline = Some(recorded("/root/owners.baseline", &["/srv/appdata"]));
+    let p = plan::plan(&s).unwrap();
+    let e = read_back(&p);
+    assert_eq!(e.baseline.len(), 1, "{}", p.expectations_toml);
+    assert_eq!(e.baseline[0].file, "/var/lib/homelab-probe/owners.baseline");
+    assert_eq!(format!("{}/owners.baseline", plan::BASELINE_DIR), e.baseline[0].file);
+    assert!((e.baseline[0].map.is_empty(), e.baseline[0].max_seconds) == (true, None), "bounded by the default");
+    assert!(p.expectations_toml.contains("\n[[baseline]]\nfile = \"/var/lib/homelab-probe/owners.baseline\"\n"));
+
+    let m = &p.migration;
+    for want in [
+        "- ownership baseline /root/owners.baseline: 68 entries under /srv/appdata, 603 bytes, sha256 ",
+        "- `check` compares the owner, group, mode and type of every entry under /srv/appdata with the baseline `/var/lib/homelab-probe/owners.baseline` (68 entries, taken by `capture`)",
+        "- [ ] Copy `/root/owners.baseline` into this directory: in it `capture` recorded the owner, group and mode of every entry under /srv/appdata as they were before the move (68 entries, 603 bytes, SHA-256 `",
+        "`install -D -m 0600 owners.baseline /var/lib/homelab-probe/owners.baseline`",
+        &format!(
+            "`echo '{SHA}  /var/lib/homelab-probe/owners.baseline' | sha256sum --check` must print `/var/lib/homelab-probe/owners.baseline: OK`"
+        ),
+        "`homelab-verify baseline check /var/lib/homelab-probe/owners.baseline`",
+        // The root the baseline leaves out still gets the step by hand, under another name.
+        "`homelab-verify baseline take /srv/state -o more-owners.baseline`",
+        "`homelab-verify baseline check more-owners.baseline`",
+    ] {
+        assert!(m.contains(want), "MIGRATION.md lacks {want:?}:\n{m}");
+    }
+    assert!(!m.contains("/srv/appdata -o"), "the recorded root is not taken again by hand:\n{m}");
+    // The install step comes before the first check, the copy before the wipe.
+    let at = |w: &str| m.find(w).unwrap_or_else(|| panic!("{w}"));
+    assert!(at("install -D") < at("`homelab-verify check --expect"));
+    assert!(at("Copy `/root/owners.baseline`") < at("## On the new host"));
+    // Mixed owners under the baseline's root are what it checks: no warning; the other root's stay.
+    assert!(!p.warnings.iter().any(|w| w.subject == "/srv/appdata" && w.message.contains("mixed")), "{:?}", p.warnings);
+    assert!(p.warnings.iter().any(|w| w.subject == "/srv/state" && w.message.contains("mixed")), "{:?}", p.warnings);
+}
+
+#[test]
+fn a_baseline_under_an_odd_name_is_kept_under_a_plain_one_and_an_incomplete_one_is_a_warning() {
+    let mut s = snapshot();
+    s.data_roots = vec![mixed_root("/srv/appdata", &[(999, 999), (33, 33)])];
+    let mut b = recorded("/root/it's my\\x0aowners", &["/srv/appdata"]);
+    b.complete = false;
+    s.baseline = Some(b);
+    let p = plan::plan(&s).unwrap();
+    assert_eq!(read_back(&p).baseline[0].file, "/var/lib/homelab-probe/owners.baseline");
+    assert!(
+        p.migration.contains("`install -D -m 0600 'it'\\''s my\\x0aowners' /var/lib/homelab-probe/owners.baseline`"),
+        "{}",
+        p.migration
+    );
+    assert!(
+        p.warnings.iter().any(|w| w.message.contains("could not read some directories under /srv/appdata")),
+        "{:?}",
+        p.warnings
+    );
+    // Nothing left to take by hand: every mixed root is in the baseline.
+    assert!(!p.migration.contains("baseline take"), "{}", p.migration);
+
+    s.baseline = Some(recorded("/root/pop-os.appdata.baseline", &["/srv"]));
+    let p = plan::plan(&s).unwrap();
+    assert_eq!(read_back(&p).baseline[0].file, "/var/lib/homelab-probe/pop-os.appdata.baseline");
+}
+
+#[test]
+fn a_snapshot_without_a_baseline_plans_as_before() {
+    // The committed snapshot was written before the field existed.
+    let file = homelab_test_support::fixture("snapshots/testvm.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains("\"baseline\""));
+    let s = Snapshot::from_json_str(&text, &file).unwrap();
+    assert_eq!(s.baseline, None);
+    let p = plan::plan(&s).unwrap();
+    assert!(read_back(&p).baseline.is_empty());
+    assert!(!p.expectations_toml.contains("[[baseline]]"), "{}", p.expectations_toml);
+    let m = &p.migration;
+    assert!(
+        m.contains(
+            "`homelab-verify baseline take ROOT... -o owners.baseline` and keep `owners.baseline` with this directory."
+        ),
+        "{m}"
+    );
+    assert!(m.contains("After the data is copied: `homelab-verify baseline check owners.baseline`"), "{m}");
+    assert!(!m.contains("sha256sum") && !m.contains("/var/lib/homelab-probe"), "{m}");
 }
 
 fn nasty() -> impl Strategy<Value = String> {

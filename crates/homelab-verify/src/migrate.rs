@@ -45,7 +45,8 @@ pub struct CaptureArgs {
     force: bool,
     /// Also record the owner, group and mode of every entry under the data roots in FILE (as
     /// `homelab-verify baseline take`), to check and restore them on the new host with
-    /// `baseline check`/`restore` (docs/baseline.md). The live host only (`--root /`).
+    /// `baseline check`/`restore` (docs/baseline.md). The snapshot records the file and its
+    /// SHA-256, and `plan` has `check` verify it on the new host. The live host only (`--root /`).
     #[arg(long, value_name = "FILE", requires = "data_roots")]
     baseline: Option<PathBuf>,
 }
@@ -116,7 +117,19 @@ pub fn run_capture(args: &CaptureArgs, matches: Option<&clap::ArgMatches>) -> an
     opts.compose_files = compose_files(args, matches)?;
     opts.data_roots = args.data_roots.clone();
     opts.scan_limit = (args.scan_seconds > 0).then(|| std::time::Duration::from_secs(args.scan_seconds));
-    let snapshot = capture::capture(&host, &opts);
+    let mut snapshot = capture::capture(&host, &opts);
+    // The baseline is taken before the snapshot is written, so that the snapshot records it
+    // (file, roots, SHA-256): `plan` then has `check` verify it on the new host.
+    let took = match &args.baseline {
+        Some(b) => {
+            let mut o = homelab_probe::baseline::TakeOptions::new(args.data_roots.clone());
+            o.force = args.force;
+            let r = homelab_probe::baseline::take(&o, b)?;
+            snapshot.baseline = Some(homelab_probe::baseline::recorded(&r, b)?);
+            Some(r)
+        }
+        None => None,
+    };
     let json = serde_json::to_string_pretty(&snapshot)? + "\n";
     if to_stdout {
         std::io::stdout().write_all(json.as_bytes())?;
@@ -125,13 +138,8 @@ pub fn run_capture(args: &CaptureArgs, matches: Option<&clap::ArgMatches>) -> an
     }
     let mut err = anstream::stderr();
     summarize(&mut err, &snapshot)?;
-    if !to_stdout {
-        writeln!(err, "wrote {}", args.output.display())?;
-    }
-    if let Some(b) = &args.baseline {
-        let mut o = homelab_probe::baseline::TakeOptions::new(args.data_roots.clone());
-        o.force = args.force;
-        let r = homelab_probe::baseline::take(&o, b)?;
+    let mut code = ExitCode::SUCCESS;
+    if let Some(r) = &took {
         writeln!(
             err,
             "wrote {}: owners and modes of {} entries under {} ({} bytes)",
@@ -146,10 +154,13 @@ pub fn run_capture(args: &CaptureArgs, matches: Option<&clap::ArgMatches>) -> an
                 "{} directories could not be read and {} entries could not be examined: they are recorded as unknown",
                 r.stats.unreadable, r.stats.problems
             )?;
-            return Ok(ExitCode::from(1));
+            code = ExitCode::from(1);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    if !to_stdout {
+        writeln!(err, "wrote {}", args.output.display())?;
+    }
+    Ok(code)
 }
 
 fn summarize(out: &mut impl std::io::Write, s: &Snapshot) -> std::io::Result<()> {

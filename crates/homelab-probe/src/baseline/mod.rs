@@ -40,6 +40,7 @@ use crate::host::Host;
 use crate::host::identity::IdentityDb;
 use crate::model::baseline::{EntryStat, FormatError, Header, IdNames, Parser, Totals};
 use crate::model::report::now_rfc3339;
+use crate::model::snapshot::RecordedBaseline;
 use crate::scan::escape::{escape, escape_path};
 use crate::scan::ordered::{self, Event, Unread, WalkOptions, WalkStats};
 use crate::scan::{Exclude, FileId, Progress};
@@ -389,6 +390,26 @@ pub(crate) fn take_at(
     })
 }
 
+/// What `capture --baseline` records in the snapshot about the baseline `report` says [`take`]
+/// wrote to `output`: the file (absolute), its roots and counts, and the SHA-256 of the file
+/// as it is on disk, which the new host compares with `sha256sum` (MIGRATION.md says how).
+pub fn recorded(report: &TakeReport, output: &Path) -> Result<RecordedBaseline, BaselineError> {
+    use sha2::Digest as _;
+    let file_err = |message: String| BaselineError::File { path: output.to_path_buf(), message };
+    let absolute = std::path::absolute(output).map_err(|e| file_err(e.to_string()))?;
+    let mut f = File::open(output).map_err(|e| file_err(format!("cannot open the baseline: {e}")))?;
+    let mut hash = sha2::Sha256::new();
+    let bytes = std::io::copy(&mut f, &mut hash).map_err(|e| file_err(format!("cannot read the baseline: {e}")))?;
+    Ok(RecordedBaseline {
+        file: escape_path(&absolute),
+        roots: report.roots.clone(),
+        entries: report.recorded.entries,
+        bytes,
+        sha256: format!("{:x}", hash.finalize()),
+        complete: report.stats.unreadable == 0 && report.stats.problems == 0,
+    })
+}
+
 /// Moves `tmp` to `output` unless `output` exists. `RENAME_NOREPLACE` where the filesystem
 /// has it; 9p, NFS and CIFS answer `EINVAL`, and there a hard link (which fails on an existing
 /// name too) stands in, then a plain rename after one more look.
@@ -477,4 +498,28 @@ pub(crate) fn read_whole(path: &Path) -> Result<Vec<u8>, BaselineError> {
     let mut bytes = Vec::new();
     f.read_to_end(&mut bytes).map_err(|e| BaselineError::File { path: path.to_path_buf(), message: e.to_string() })?;
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_capture_records_is_the_file_as_sha256sum_sees_it() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("appdata");
+        std::fs::create_dir_all(root.join("db")).unwrap();
+        std::fs::write(root.join("db/PG_VERSION"), "16\n").unwrap();
+        let file = t.path().join("owners.baseline");
+        let report = take(&TakeOptions::new(vec![root.clone()]), &file).unwrap();
+        let r = recorded(&report, &file).unwrap();
+        // The oracle: coreutils' sha256sum of the same file.
+        let out = std::process::Command::new("sha256sum").arg(&file).output().unwrap();
+        let sum = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(Some(r.sha256.as_str()), sum.split_whitespace().next(), "{sum}");
+        assert_eq!(r.file, escape_path(&file));
+        assert_eq!(r.roots, vec![escape_path(&root)]);
+        assert_eq!((r.entries, r.complete), (3, true));
+        assert_eq!(r.bytes, std::fs::metadata(&file).unwrap().len());
+    }
 }

@@ -120,6 +120,8 @@ pub fn capture(host: &Host, opts: &CaptureOptions) -> Snapshot {
         gaps,
         // Inside an unprivileged LXC container the gids seen here are not the machine's.
         user_namespace: crate::host::userns::read(host).filter(|ns| !ns.is_initial()),
+        // `capture --baseline` takes it after the capture, and records it here.
+        baseline: None,
     };
     snapshot.identities.groups = groups_that_matter(&ids, &snapshot);
     snapshot

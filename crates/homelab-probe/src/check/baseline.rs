@@ -29,6 +29,8 @@ fn check_one(host: &Host, b: &BaselineExpectation) -> Vec<Finding> {
     let file = host.resolve(&b.file, true);
     if !file.is_file() {
         let why = if host.exists(&b.file) { "is not a regular file" } else { "does not exist" };
+        // Most often the file was not copied yet: `plan` writes the section before the new host
+        // has it, and MIGRATION.md names the file to copy and its checksum.
         return vec![
             Finding::fail(
                 P,
@@ -36,7 +38,7 @@ fn check_one(host: &Host, b: &BaselineExpectation) -> Vec<Finding> {
                 &b.file,
                 format!("the baseline {} {why}, so owners and modes cannot be checked against it", b.file),
                 Remedy::manual(format!(
-                    "take it on the old host before the copy (homelab-verify baseline take ROOT... -o {}) and copy it here, or fix `file` in the [[baseline]] section",
+                    "copy the baseline taken on the old host here (the plan's MIGRATION.md names it, with its SHA-256 to compare), or take one there (homelab-verify baseline take ROOT... -o {}) and copy it; or fix `file` in the [[baseline]] section",
                     b.file
                 )),
             )
@@ -48,35 +50,74 @@ fn check_one(host: &Host, b: &BaselineExpectation) -> Vec<Finding> {
     opts.samples = SAMPLES;
     opts.max_entries = b.max_entries;
     opts.max_duration = Some(Duration::from_secs(b.max_seconds.unwrap_or(DriftExpectation::DEFAULT_MAX_SECONDS)));
-    opts.map = match live_map(host, &file, b) {
-        Ok(m) => m,
+    let roots = match roots(host, &file, b) {
+        Ok(r) => r,
         Err(e) => return vec![cannot(b, &e.to_string())],
     };
+    let absent: Vec<Finding> = roots.iter().filter_map(|r| absent_root(b, r)).collect();
+    if !absent.is_empty() {
+        return absent;
+    }
+    opts.map = if host.is_live() { b.map_pairs() } else { roots.into_iter().map(|r| (r.recorded, r.real)).collect() };
     match baseline::compare::check_at(host, &opts) {
         Ok(r) => decide(&b.file, &r),
         Err(e) => vec![cannot(b, &e.to_string())],
     }
 }
 
-/// The section's `map`, and in a sysroot each root resolved inside it: a map that names every
-/// root of the baseline once (`mapped_roots` checks every map applies to some root).
-fn live_map(
-    host: &Host,
-    file: &std::path::Path,
-    b: &BaselineExpectation,
-) -> Result<Vec<(PathBuf, PathBuf)>, baseline::BaselineError> {
-    let user = b.map_pairs();
-    if host.is_live() {
-        return Ok(user);
-    }
+/// A root of the baseline as this check walks it.
+struct Root {
+    /// As the baseline records it.
+    recorded: PathBuf,
+    /// On this host, after the section's `map`.
+    host: PathBuf,
+    /// Where that is here (inside a sysroot, resolved in it).
+    real: PathBuf,
+}
+
+/// The baseline's roots, with the section's `map` applied (`mapped_roots` checks every map
+/// applies to some root) and, in a sysroot, resolved inside it.
+fn roots(host: &Host, file: &std::path::Path, b: &BaselineExpectation) -> Result<Vec<Root>, baseline::BaselineError> {
     let header = baseline::open(file)?.header().clone();
-    let mapped = baseline::mapped_roots(&header, file, &user)?;
-    let mut out = Vec::new();
-    for (recorded, now) in header.roots.iter().zip(mapped) {
-        let recorded = crate::scan::escape::unescape_path(recorded).unwrap_or_else(|_| PathBuf::from(recorded));
-        out.push((recorded, host.resolve(&now, true)));
+    let mapped = baseline::mapped_roots(&header, file, &b.map_pairs())?;
+    Ok(header
+        .roots
+        .iter()
+        .zip(mapped)
+        .map(|(recorded, now)| Root {
+            recorded: crate::scan::escape::unescape_path(recorded).unwrap_or_else(|_| PathBuf::from(recorded)),
+            real: host.resolve(&now, true),
+            host: now,
+        })
+        .collect())
+}
+
+/// A root that is not a directory here: the data was not copied (or its disk is not mounted)
+/// yet, or it lives elsewhere now. Not a reason to take the baseline again.
+fn absent_root(b: &BaselineExpectation, r: &Root) -> Option<Finding> {
+    if r.real.is_dir() {
+        return None;
     }
-    Ok(out)
+    let shown = escape_path(&r.host);
+    let why = if r.real.symlink_metadata().is_ok() { "is not a directory" } else { "does not exist" };
+    Some(
+        Finding::fail(
+            P,
+            "baseline_root",
+            &shown,
+            format!(
+                "{shown}, a root of the baseline {}, {why}, so the owners and modes under it cannot be checked",
+                b.file
+            ),
+            Remedy::manual(format!(
+                "copy the data to {shown} (then `homelab-verify baseline restore {}` shows the owners the copy lost) or mount the disk that holds it; if it now lives elsewhere, add map = [\"{}=NEW\"] to the [[baseline]] section",
+                sh_quote(&b.file),
+                escape_path(&r.recorded)
+            )),
+        )
+        .evidence("baseline", b.file.as_str())
+        .evidence("path", escape_path(&r.real)),
+    )
 }
 
 fn cannot(b: &BaselineExpectation, why: &str) -> Finding {
@@ -235,5 +276,51 @@ mod tests {
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].status, Status::Fail);
         assert!(f[0].message.contains("does not exist"), "{}", f[0].message);
+        let remedy = &f[0].remedy.as_ref().unwrap().text;
+        assert!(remedy.contains("copy the baseline taken on the old host here"), "{remedy}");
+    }
+
+    #[test]
+    fn a_root_that_is_not_here_yet_fails_as_a_missing_root_not_a_bad_baseline() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("appdata");
+        std::fs::create_dir_all(root.join("db")).unwrap();
+        std::fs::write(root.join("db/PG_VERSION"), "16\n").unwrap();
+        let file = t.path().join("owners.baseline");
+        baseline::take(&baseline::TakeOptions::new(vec![root.clone()]), &file).unwrap();
+        let section = |extra: &str| {
+            parse(&format!(
+                "version = 1\n[[baseline]]\nfile = {}\n{extra}",
+                toml::Value::String(file.display().to_string())
+            ))
+            .unwrap()
+        };
+        let f = check(&Host::live(), &section(""));
+        assert_eq!((f[0].check.as_str(), f[0].status), ("baseline_owner", Status::Pass), "{f:#?}");
+
+        // The data is not copied yet (or lives elsewhere): named as such, with the map to add.
+        let moved = t.path().join("moved");
+        std::fs::rename(&root, &moved).unwrap();
+        let f = check(&Host::live(), &section(""));
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!((f[0].check.as_str(), f[0].status), ("baseline_root", Status::Fail), "{f:#?}");
+        assert_eq!(f[0].subject, root.display().to_string());
+        let remedy = &f[0].remedy.as_ref().unwrap().text;
+        assert!(remedy.contains(&format!("map = [\"{}=NEW\"]", root.display())), "{remedy}");
+        assert!(!remedy.contains("take the baseline again"), "{remedy}");
+
+        // Mapped to where it is now, it is checked there; mapped to nowhere, that is named.
+        let to = |p: &std::path::Path| {
+            format!("map = [{}]\n", toml::Value::String(format!("{}={}", root.display(), p.display())))
+        };
+        let f = check(&Host::live(), &section(&to(&moved)));
+        assert_eq!((f[0].check.as_str(), f[0].status), ("baseline_owner", Status::Pass), "{f:#?}");
+        let nowhere = t.path().join("nowhere");
+        let f = check(&Host::live(), &section(&to(&nowhere)));
+        assert_eq!(
+            (f[0].check.as_str(), f[0].subject.as_str()),
+            ("baseline_root", nowhere.to_str().unwrap()),
+            "{f:#?}"
+        );
     }
 }

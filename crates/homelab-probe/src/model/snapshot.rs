@@ -17,6 +17,7 @@
 //!   "drm_nodes": [ ... ], "gpus": [ ... ],
 //!   "compose": { "search_dirs": [ ... ], "stacks": [ ... ] },
 //!   "data_roots": [ ... ],
+//!   "baseline": { "file": "/root/owners.baseline", "roots": [ ... ], "entries": 68, ... },
 //!   "gaps": [ { "section": "fstab", "reason": "..." } ]
 //! }
 //! ```
@@ -79,6 +80,11 @@ pub struct Snapshot {
     /// container): its gids are not the gids of the machine underneath.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_namespace: Option<UserNamespace>,
+    /// The ownership baseline `capture --baseline FILE` took in the same step, so that `plan`
+    /// can have `check` verify it on the new host. `None`: none was taken (and in snapshots
+    /// written before the field existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<RecordedBaseline>,
 }
 
 /// Users and groups.
@@ -279,6 +285,47 @@ pub struct OwnerCount {
     pub entries: u64,
 }
 
+/// The ownership baseline file `capture --baseline` wrote: where, of what, and its checksum, so
+/// that the new host can tell it has that very file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedBaseline {
+    /// The file as capture wrote it, an absolute path on the old host (escaped, see
+    /// [`crate::scan::escape`]).
+    pub file: String,
+    /// The roots it records (escaped), as in the file's header: what `check` walks.
+    pub roots: Vec<String>,
+    /// Entries recorded (the roots included).
+    pub entries: u64,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the file, 64 lower-case hex digits (what `sha256sum` prints).
+    #[serde(deserialize_with = "sha256_hex")]
+    pub sha256: String,
+    /// Whether every directory could be read (false: some are recorded as unreadable, and
+    /// the entries under them cannot be checked).
+    pub complete: bool,
+}
+
+impl RecordedBaseline {
+    /// The file's own name (the last part of [`RecordedBaseline::file`]).
+    pub fn file_name(&self) -> &str {
+        self.file.rsplit('/').next().unwrap_or(&self.file)
+    }
+
+    /// Whether `path` (absolute) is one of the recorded roots or lies below one.
+    pub fn covers(&self, path: &str) -> bool {
+        self.roots.iter().any(|r| std::path::Path::new(path).starts_with(r))
+    }
+}
+
+fn sha256_hex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(serde::de::Error::custom(format!("sha256 {s:?}: expected 64 lower-case hex digits")));
+    }
+    Ok(s)
+}
+
 /// A part of the snapshot that is missing, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Gap {
@@ -333,6 +380,7 @@ impl Snapshot {
             data_roots: Vec::new(),
             gaps: Vec::new(),
             user_namespace: None,
+            baseline: None,
         }
     }
 
@@ -447,6 +495,17 @@ impl Snapshot {
             };
             out.push(format!("data root {}: owner {owner}, {walk}", r.path));
         }
+        if let Some(b) = &self.baseline {
+            let cut = if b.complete { "" } else { " (some directories unreadable)" };
+            out.push(format!(
+                "ownership baseline {}: {} entries under {}{cut}, {} bytes, sha256 {}",
+                b.file,
+                b.entries,
+                b.roots.join(", "),
+                b.bytes,
+                b.sha256
+            ));
+        }
         for g in &self.gaps {
             out.push(format!("not captured: {}: {}", g.section, g.reason));
         }
@@ -466,5 +525,71 @@ impl Snapshot {
     /// The captured group with `gid`.
     pub fn group_by_gid(&self, gid: u32) -> Option<&CapturedGroup> {
         self.identities.groups.iter().find(|g| g.gid == gid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn recorded() -> RecordedBaseline {
+        RecordedBaseline {
+            file: "/root/owners.baseline".into(),
+            roots: vec!["/srv/appdata".into()],
+            entries: 68,
+            bytes: 603,
+            sha256: "bf4adcb002cd769e4986497aee4865a88ee2476276ff87270b384c367b2824d1".into(),
+            complete: true,
+        }
+    }
+
+    #[test]
+    fn an_older_snapshot_has_no_baseline_and_one_with_it_reads_back() {
+        // The committed snapshot was written before the field existed.
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/snapshots/testvm.json");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("\"baseline\""));
+        let old = Snapshot::from_json_str(&text, &file).unwrap();
+        assert_eq!(old.baseline, None);
+        assert!(!serde_json::to_string(&old).unwrap().contains("\"baseline\""), "None is not written");
+
+        let mut with = old.clone();
+        with.baseline = Some(recorded());
+        let json = serde_json::to_string_pretty(&with).unwrap();
+        assert_eq!(Snapshot::from_json_str(&json, &file).unwrap(), with);
+        assert!(with.summary().iter().any(|l| l
+            == "ownership baseline /root/owners.baseline: 68 entries under /srv/appdata, 603 bytes, sha256 bf4adcb002cd769e4986497aee4865a88ee2476276ff87270b384c367b2824d1"));
+    }
+
+    #[test]
+    fn a_checksum_that_is_not_sha256_hex_is_refused_with_its_place() {
+        let file = Path::new("snapshot.json");
+        let mut v = serde_json::to_value(Snapshot::new(HostInfo {
+            hostname: None,
+            root: "/".into(),
+            live: true,
+            kernel: None,
+        }))
+        .unwrap();
+        for bad in ["ABC", "", &"A".repeat(64), &"g".repeat(64)] {
+            let mut b = serde_json::to_value(recorded()).unwrap();
+            b["sha256"] = bad.into();
+            v["baseline"] = b;
+            let text = serde_json::to_string_pretty(&v).unwrap();
+            let err = Snapshot::from_json_str(&text, file).unwrap_err().to_string();
+            // serde_json names the end of the object that holds the bad value.
+            let line = text.lines().position(|l| l.contains("\"sha256\"")).unwrap() + 2;
+            assert!(err.starts_with(&format!("snapshot.json:{line}:")), "{err}");
+            assert!(err.contains("64 lower-case hex digits"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_baseline_covers_its_roots_and_what_lies_below_them() {
+        let b = recorded();
+        assert_eq!(b.file_name(), "owners.baseline");
+        assert!(b.covers("/srv/appdata") && b.covers("/srv/appdata/") && b.covers("/srv/appdata/postgres"));
+        assert!(!b.covers("/srv/appdata2") && !b.covers("/srv") && !b.covers("/var/lib"));
     }
 }

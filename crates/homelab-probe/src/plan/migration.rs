@@ -98,6 +98,16 @@ fn write_checklist(o: &mut String, snapshot: &Snapshot, d: &Decisions) -> std::f
     for e in &d.drift {
         writeln!(o, "- `check` walks {} and expects every entry owned by {}:{}", code(&e.root), e.uid, e.gid)?;
     }
+    if let Some(b) = &d.baseline {
+        writeln!(
+            o,
+            "- `check` compares the owner, group, mode and type of every entry under {} with the baseline {} \
+             ({} entries, taken by `capture`)",
+            text(&b.recorded.roots.join(", ")),
+            code(&b.file),
+            b.recorded.entries
+        )?;
+    }
     if d.docker {
         writeln!(o, "- Docker with json-file log rotation (10m x 3)")?;
     }
@@ -164,24 +174,71 @@ fn write_checklist(o: &mut String, snapshot: &Snapshot, d: &Decisions) -> std::f
     writeln!(o, "- [ ] Back up the compose directories and their `.env` files (secrets are not in the snapshot).")?;
     // Trees of many owners get no [[drift]]: a baseline of owners and modes, taken before the
     // copy, is what can check them (and put them back) on the new host (docs/baseline.md).
+    // The one `capture --baseline` took is checked by [[baseline]]; the others are by hand.
     let mixed: Vec<&str> = snapshot
         .data_roots
         .iter()
         .filter(|r| r.ownership.as_ref().is_some_and(|o| o.by_owner.len() > 1))
+        .filter(|r| !d.baseline.as_ref().is_some_and(|b| b.recorded.covers(&r.path)))
         .map(|r| r.path.as_str())
         .collect();
-    let roots = if mixed.is_empty() { "ROOT...".to_owned() } else { mixed.join(" ") };
-    writeln!(
-        o,
-        "- [ ] Before copying any data: record owners and modes of the trees with many owners (appdata/, service \
-         state under /var/lib): {} and keep `owners.baseline` with this directory.",
-        code(&format!("homelab-verify baseline take {roots} -o owners.baseline"))
-    )?;
+    if let Some(b) = &d.baseline {
+        writeln!(
+            o,
+            "- [ ] Copy {} into this directory: in it `capture` recorded the owner, group and mode of every entry \
+             under {} as they were before the move ({} entries, {} bytes, SHA-256 {}); the new host checks the \
+             copied data against it.",
+            code(&b.recorded.file),
+            text(&b.recorded.roots.join(", ")),
+            b.recorded.entries,
+            b.recorded.bytes,
+            code(&b.recorded.sha256)
+        )?;
+    }
+    // With a recorded baseline only the data roots it leaves out need one by hand.
+    let by_hand = (d.baseline.is_none() || !mixed.is_empty()).then(|| {
+        let name = if d.baseline.is_some() { "more-owners.baseline" } else { "owners.baseline" };
+        let roots = if mixed.is_empty() {
+            "ROOT...".to_owned()
+        } else {
+            mixed.iter().map(|r| crate::shell::quote(r)).collect::<Vec<_>>().join(" ")
+        };
+        (name, roots)
+    });
+    if let Some((name, roots)) = &by_hand {
+        let which = if d.baseline.is_some() {
+            "the other trees with many owners (not in the baseline above)"
+        } else {
+            "the trees with many owners (appdata/, service state under /var/lib)"
+        };
+        writeln!(
+            o,
+            "- [ ] Before copying any data: record owners and modes of {which}: {} and keep `{name}` with this \
+             directory.",
+            code(&format!("homelab-verify baseline take {roots} -o {name}"))
+        )?;
+    }
 
     writeln!(o, "\n## On the new host\n")?;
     writeln!(o, "- [ ] Copy `hardware-parity.nix` next to `configuration.nix` and add it to `imports`.")?;
     writeln!(o, "- [ ] Give each user a password or SSH key (the module sets ids and groups only).")?;
     writeln!(o, "- [ ] `nixos-rebuild switch`")?;
+    if let Some(b) = &d.baseline {
+        let name = b.recorded.file_name();
+        writeln!(
+            o,
+            "- [ ] Put the baseline where `homelab-probe.toml` expects it: {} in this directory, then {} must print \
+             {}. Its `[[baseline]]` section has `homelab-verify check` verify the owner, group and mode of every \
+             entry under {} on every run (it fails until the file is there and the data is copied).",
+            code(&format!("install -D -m 0600 {} {}", crate::shell::quote(name), crate::shell::quote(&b.file))),
+            code(&format!(
+                "echo {} | sha256sum --check",
+                crate::shell::quote(&format!("{}  {}", b.recorded.sha256, b.file))
+            )),
+            code(&format!("{}: OK", b.file)),
+            text(&b.recorded.roots.join(", "))
+        )?;
+    }
     writeln!(
         o,
         "- [ ] `homelab-verify check --expect homelab-probe.toml`: every gid, uid and render-node access above must pass."
@@ -191,13 +248,25 @@ fn write_checklist(o: &mut String, snapshot: &Snapshot, d: &Decisions) -> std::f
         "- [ ] To re-check on every boot and switch, with the flake's NixOS module: \
          `services.homelab-probe = {{ enable = true; expectationsFile = ./homelab-probe.toml; }};`"
     )?;
-    writeln!(
-        o,
-        "- [ ] After the data is copied: `homelab-verify baseline check owners.baseline` (`--map OLD=NEW` for a root \
-         that now lives elsewhere); `homelab-verify baseline restore owners.baseline` shows what it would put back, \
-         `--apply` does it (journaled; `homelab-verify baseline undo JOURNAL`). A `[[baseline]]` section in \
-         `homelab-probe.toml` re-checks it on every run."
-    )?;
+    if let Some(b) = &d.baseline {
+        let file = crate::shell::quote(&b.file);
+        writeln!(
+            o,
+            "- [ ] After the data under {} is copied: `homelab-verify baseline check {file}` lists every entry whose \
+             owner, group, mode or type differs; `homelab-verify baseline restore {file}` shows what it would put \
+             back, `--apply` does it (journaled; `homelab-verify baseline undo JOURNAL`).",
+            text(&b.recorded.roots.join(", "))
+        )?;
+    }
+    if let Some((name, _)) = &by_hand {
+        writeln!(
+            o,
+            "- [ ] After the data is copied: `homelab-verify baseline check {name}` (`--map OLD=NEW` for a root \
+             that now lives elsewhere); `homelab-verify baseline restore {name}` shows what it would put back, \
+             `--apply` does it (journaled; `homelab-verify baseline undo JOURNAL`). A `[[baseline]]` section in \
+             `homelab-probe.toml` re-checks it on every run."
+        )?;
+    }
     if !d.filesystems.is_empty() {
         writeln!(o, "- [ ] `findmnt` shows each data disk mounted where it was.")?;
     }

@@ -28,6 +28,8 @@ use crate::model::expectations::Expectations;
 use crate::model::snapshot::Snapshot;
 use crate::nix_expr::NixRenderError;
 
+pub use decide::BASELINE_DIR;
+
 /// File name of the generated NixOS module.
 pub const MODULE_FILE: &str = "hardware-parity.nix";
 /// File name of the generated expectations.

@@ -1,7 +1,8 @@
 //! Data filesystems: fstab entries to `fileSystems` and `[[mounts]]` (one definition per mount
-//! point, NixOS's order), and `[[drift]]` for data roots with one owner.
+//! point, NixOS's order), `[[drift]]` for data roots with one owner, and `[[baseline]]` for the
+//! ownership baseline `capture --baseline` took.
 
-use super::{Decisions, Duplicate, DuplicateKind, FsPlan};
+use super::{BaselinePlan, Decisions, Duplicate, DuplicateKind, FsPlan};
 use crate::model::expectations::DriftExpectation;
 use crate::model::mounts::MountExpectation;
 use crate::model::snapshot::{FstabEntry, Snapshot};
@@ -126,6 +127,8 @@ pub(super) fn data_roots(snapshot: &Snapshot, d: &mut Decisions) {
                 }
             }
             [] => {}
+            // Mixed owners are what a baseline is for: its [[baseline]] checks them.
+            _ if snapshot.baseline.as_ref().is_some_and(|b| b.covers(&r.path)) => {}
             _ => d.warn(
                 r.path.clone(),
                 format!(
@@ -135,6 +138,32 @@ pub(super) fn data_roots(snapshot: &Snapshot, d: &mut Decisions) {
             ),
         }
     }
+}
+
+/// Where the new host keeps the baseline `capture --baseline` took: the NixOS module's
+/// `StateDirectory` (root's, kept across boots, outside the world-readable store), under the
+/// file's own name when that is a plain one (`owners.baseline` otherwise).
+pub const BASELINE_DIR: &str = "/var/lib/homelab-probe";
+
+/// The baseline recorded in the snapshot, checked by a `[[baseline]]` section at
+/// [`BASELINE_DIR`]: every entry under its roots must keep its owner, group, mode and type.
+pub(super) fn baseline(snapshot: &Snapshot, d: &mut Decisions) {
+    let Some(b) = &snapshot.baseline else { return };
+    let name = b.file_name();
+    let plain = !name.starts_with('.')
+        && name.len() <= 255
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"._+-".contains(&c));
+    let name = if plain { name } else { "owners.baseline" };
+    if !b.complete {
+        d.warn(
+            b.file.clone(),
+            format!(
+                "capture could not read some directories under {}: the baseline records them as unreadable, and `check` cannot verify the entries under them",
+                b.roots.join(", ")
+            ),
+        );
+    }
+    d.baseline = Some(BaselinePlan { recorded: b.clone(), file: format!("{BASELINE_DIR}/{name}") });
 }
 
 /// `p` as the kernel resolves it without reading the disk: absolute, without empty or `.`

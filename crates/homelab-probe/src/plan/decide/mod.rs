@@ -5,19 +5,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Conflict, PlanWarning};
 use crate::model::compose::{ComposeService, Credentials, StackKind};
 use crate::model::expectations::{
-    AccessExpectation, DriftExpectation, EXPECTATIONS_VERSION, Expectations, GpuExpectation, RenderExpectation,
-    UserExpectation,
+    AccessExpectation, BaselineExpectation, DriftExpectation, EXPECTATIONS_VERSION, Expectations, GpuExpectation,
+    RenderExpectation, UserExpectation,
 };
 use crate::model::mounts::MountExpectation;
-use crate::model::snapshot::Snapshot;
+use crate::model::snapshot::{RecordedBaseline, Snapshot};
 use crate::model::text::validate_name;
 
 mod filesystems;
 mod identity;
 mod services;
 
-pub use filesystems::{SYSTEM_MOUNTS, VIRTUAL_FS, normalize_mount_point};
-use filesystems::{data_roots, filesystems};
+pub use filesystems::{BASELINE_DIR, SYSTEM_MOUNTS, VIRTUAL_FS, normalize_mount_point};
+use filesystems::{baseline, data_roots, filesystems};
 use identity::{groups, users};
 use services::{graphics, render, stacks};
 
@@ -166,6 +166,15 @@ pub struct NvidiaPlan {
     pub toolkit_for: Vec<String>,
 }
 
+/// The ownership baseline `capture --baseline` took, and where the new host keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaselinePlan {
+    /// What the snapshot recorded about it (the old host's path, roots, SHA-256).
+    pub recorded: RecordedBaseline,
+    /// Where `check` reads it on the new host (`[[baseline]] file`), in [`BASELINE_DIR`].
+    pub file: String,
+}
+
 /// A systemd unit that starts one compose stack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StackUnit {
@@ -237,6 +246,8 @@ pub struct Decisions {
     pub mounts: Vec<MountExpectation>,
     /// Data roots whose entries all had one owner on the old host (`[[drift]]`).
     pub drift: Vec<DriftExpectation>,
+    /// The baseline capture took, checked by `[[baseline]]`.
+    pub baseline: Option<BaselinePlan>,
     /// GPU expectations: VA-API encode where a stack maps `/dev/dri` on an Intel or AMD GPU,
     /// NVENC where a stack asks the NVIDIA GPU for video, NVIDIA for containers.
     pub gpu: GpuExpectation,
@@ -292,7 +303,18 @@ impl Decisions {
             gpu: self.gpu.clone(),
             mounts: self.mounts.clone(),
             drift: self.drift.clone(),
-            baseline: Vec::new(),
+            // Bounded like [[drift]]: the default max_seconds, nothing written.
+            baseline: self
+                .baseline
+                .iter()
+                .map(|b| BaselineExpectation {
+                    file: b.file.clone(),
+                    map: Vec::new(),
+                    by_name: false,
+                    max_entries: None,
+                    max_seconds: None,
+                })
+                .collect(),
         }
     }
 }
@@ -334,6 +356,7 @@ pub fn decide(snapshot: &Snapshot) -> Decisions {
     stacks(snapshot, &mut d);
     render(snapshot, &mut d);
     data_roots(snapshot, &mut d);
+    baseline(snapshot, &mut d);
     // Every gid the data and the containers use that no group of the new host holds, listed.
     for (gid, why) in needed_gids(snapshot, &d) {
         if !d.held_gids.contains_key(&gid) && !d.bare_gids.iter().any(|b| b.id == gid) {
