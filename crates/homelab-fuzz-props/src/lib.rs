@@ -1,7 +1,7 @@
 //! The properties the fuzz targets of homelab-probe check, one function per target, each
 //! taking the fuzzer's bytes and panicking when a property fails (a panic is what libFuzzer
 //! records as a crash). Shared by `fuzz/` (cargo-fuzz, nightly) and by the stable test
-//! `crates/homelab-probe/tests/fuzz_regressions.rs`, which replays every file of
+//! `crates/homelab-fuzz-props/tests/fuzz_replay.rs`, which replays every file of
 //! `tests/fuzz-regressions/<target>/` and every seed through the same function.
 //!
 //! Adding a target: a property function here, a line in [`TARGETS`], and a `[[bin]]` entry in
@@ -19,6 +19,7 @@
 
 pub mod arb;
 pub mod compose;
+pub mod files;
 pub mod journal;
 pub mod parsers;
 pub mod plan;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use homelab_probe::sources::compose::COMPOSE_FILE_NAMES;
 
-use crate::compose::archive;
+use crate::files::archive;
 
 /// One seed.
 #[derive(Debug, Clone)]
