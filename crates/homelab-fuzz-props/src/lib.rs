@@ -4,9 +4,10 @@
 //! `crates/homelab-fuzz-props/tests/fuzz_replay.rs`, which replays every file of
 //! `tests/fuzz-regressions/<target>/` and every seed through the same function.
 //!
-//! Adding a target: a property function here, a line in [`TARGETS`], and a `[[bin]]` entry in
+//! Adding a target: a property function here, a line in [`TARGETS`], a `[[bin]]` entry in
 //! `fuzz/Cargo.toml` (every target binary is `fuzz/fuzz_targets/target.rs`, which finds its
-//! property by its binary name). The stable test fails when the two lists differ.
+//! property by its binary name), its seeds in [`seeds`] and its dictionary in `fuzz/dicts/`.
+//! The stable test fails when the two lists differ or a target has no seed.
 //!
 //! The properties, beyond "does not panic or hang" (the hang limit is libFuzzer's `-timeout`):
 //! - every parser returns entries and errors whose line lies within the input;
@@ -23,6 +24,7 @@ pub mod files;
 pub mod journal;
 pub mod parsers;
 pub mod plan;
+pub mod quadlet;
 pub mod seeds;
 
 /// One fuzz target: its name (the `[[bin]]` of `fuzz/Cargo.toml` and the directory of its
@@ -53,6 +55,7 @@ pub const TARGETS: &[Target] = &[
     Target { name: "snapshot", run: plan::snapshot_json, dicts: &["json", "snapshot"] },
     Target { name: "journal", run: journal::journal, dicts: &["json", "journal"] },
     Target { name: "plan", run: plan::plan_structured, dicts: &[] },
+    Target { name: "quadlet", run: quadlet::quadlet, dicts: &["quadlet"] },
 ];
 
 /// The target called `name`.

@@ -108,6 +108,19 @@ fn compose_seed(dir: &Path) -> Option<Vec<u8>> {
     Some(archive(&main_text, &others).into_bytes())
 }
 
+/// A directory of quadlet units (with their drop-ins and environment files), as one quadlet
+/// input: every file after its `#@` line.
+fn quadlet_seed(dir: &Path) -> Option<Vec<u8>> {
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    let mut others = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(dir).ok()?.to_string_lossy().into_owned();
+        others.push((rel, std::fs::read_to_string(&f).ok()?));
+    }
+    Some(archive("", &others).into_bytes())
+}
+
 /// The code blocks of a Markdown text (or of the `//!` and `///` lines of a Rust file), with
 /// their language.
 fn code_blocks(text: &str, rust: bool) -> Vec<(String, String)> {
@@ -151,6 +164,7 @@ fn block_seeds(lang: &str, body: &str, push: &mut dyn FnMut(&'static str, Vec<u8
         "json" if body.contains("schema_version") && body.contains("identities") => push("snapshot", b.to_vec()),
         "json" if body.contains("cdiVersion") => push("cdi", with_mode(0, b)),
         "json" if body.contains("runtimes") || body.contains("features") => push("docker", with_mode(0, b)),
+        "ini" | "systemd" if body.contains("[Container]") => push("quadlet", b.to_vec()),
         "ini" | "systemd" if body.contains("ExecStart") => push("docker", with_mode(1, b)),
         "fstab" => push("fstab", b.to_vec()),
         "sh" | "bash" | "env" | "dotenv"
@@ -186,6 +200,7 @@ pub fn seeds() -> Vec<Seed> {
     let mut files = Vec::new();
     walk(&fixtures, &mut files);
     let mut compose_dirs = BTreeSet::new();
+    let mut quadlet_dirs = BTreeSet::new();
     for f in &files {
         let rel = f.strip_prefix(&root).unwrap_or(f).to_string_lossy().into_owned();
         let Ok(data) = std::fs::read(f) else { continue };
@@ -193,10 +208,18 @@ pub fn seeds() -> Vec<Seed> {
         if f.file_name().is_some_and(|n| COMPOSE_FILE_NAMES.iter().any(|c| n == *c)) {
             compose_dirs.extend(f.parent().map(Path::to_path_buf));
         }
+        if f.extension().is_some_and(|e| e == "container") {
+            quadlet_dirs.extend(f.parent().map(Path::to_path_buf));
+        }
     }
     for d in compose_dirs {
         if let Some(data) = compose_seed(&d) {
             add("compose", &d.strip_prefix(&root).unwrap_or(&d).to_string_lossy(), data);
+        }
+    }
+    for d in quadlet_dirs {
+        if let Some(data) = quadlet_seed(&d) {
+            add("quadlet", &d.strip_prefix(&root).unwrap_or(&d).to_string_lossy(), data);
         }
     }
 
