@@ -10,15 +10,19 @@
 //! The stable test fails when the two lists differ or a target has no seed.
 //!
 //! The properties, beyond "does not panic or hang" (the hang limit is libFuzzer's `-timeout`):
-//! - every parser returns entries and errors whose line lies within the input;
+//! - every parser returns entries and errors whose line lies within the input (the baseline,
+//!   a binary format: a byte offset within it);
 //! - round trips where a writer exists: passwd, group and fstab lines, expectations TOML,
 //!   the snapshot's JSON (serialise, parse, serialise is stable), the drift journal (write,
-//!   then read back, also cut at any byte as a crash would leave it);
+//!   then read back, also cut at any byte as a crash would leave it), the ownership baseline
+//!   (write, then read back as the stream and as the zstd file; cut at any byte it is an
+//!   error, never a shorter baseline);
 //! - `plan`: the module parses with rnix (a Nix parser in-process; the real evaluator judges
 //!   the modules in tests/plan_total.rs), the expectations TOML parses back as the same
 //!   `Expectations`, and a refusal names conflicts with choices.
 
 pub mod arb;
+pub mod baseline;
 pub mod compose;
 pub mod files;
 pub mod journal;
@@ -56,6 +60,7 @@ pub const TARGETS: &[Target] = &[
     Target { name: "journal", run: journal::journal, dicts: &["json", "journal"] },
     Target { name: "plan", run: plan::plan_structured, dicts: &[] },
     Target { name: "quadlet", run: quadlet::quadlet, dicts: &["quadlet"] },
+    Target { name: "baseline", run: baseline::baseline, dicts: &["json", "baseline"] },
 ];
 
 /// The target called `name`.

@@ -1,6 +1,7 @@
 //! The seed corpora: the fixture files of the repository and the examples of its docs (code
 //! blocks of `docs/*.md`, `README.md` and the module documentation under `crates/*/src`), each
-//! sorted to the target that reads such a file. Collected fresh on every fuzz run, so that a
+//! sorted to the target that reads such a file, and for the baseline, baselines taken of a
+//! fixture tree and written from records. Collected fresh on every fuzz run, so that a
 //! new fixture is a new seed without a copy.
 
 use std::collections::BTreeSet;
@@ -221,6 +222,9 @@ pub fn seeds() -> Vec<Seed> {
         if let Some(data) = quadlet_seed(&d) {
             add("quadlet", &d.strip_prefix(&root).unwrap_or(&d).to_string_lossy(), data);
         }
+    }
+    for (name, data) in crate::baseline::seeds(&fixtures.join("quadlet-host")) {
+        add("baseline", &name, data);
     }
 
     let mut docs = vec![root.join("README.md")];
