@@ -65,10 +65,11 @@ fn check_unit(text: &str, file: &Path) {
     assert!(errors.windows(2).all(|w| w[0].line < w[1].line), "errors out of line order");
 }
 
-/// The quadlet target: each served file's parse as [`check_unit`] checks it; then the
-/// directory as capture loads it: one service per `.container` unit, named as podman's quadlet
-/// names its service (tests/quadlet_oracle.rs), on a line of its unit; every problem names a served file and a line of it; the stack's JSON
-/// reads back as itself.
+/// The quadlet target: each served file's parse (every assignment and error on a line of it
+/// that holds content, each line at most once, in order); then the directory as capture loads
+/// it: one service per `.container` unit, named as podman's quadlet names its service
+/// (tests/quadlet_oracle.rs), on a line of its unit; every problem names a served file and a
+/// line of it; the stack's JSON reads back as itself.
 pub fn quadlet(data: &[u8]) {
     let text = text(data);
     let dir = PathBuf::from(UNIT_DIR);
