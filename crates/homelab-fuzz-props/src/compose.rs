@@ -2,63 +2,27 @@
 //! the loader reads every file with (`.env`, overrides, `include:`, `extends:`, `env_file:`).
 //!
 //! The input is the main `compose.yaml`, followed by more files, each after a line
-//! `#@ NAME` (a YAML comment, so a seed reads as the files it holds). NAME is a path relative
-//! to the project directory `/srv/stack` (`.env`, `compose.override.yaml`,
+//! `#@ NAME` ([`crate::files`]; a YAML comment, so a seed reads as the files it holds). NAME is
+//! a path relative to the project directory `/srv/stack` (`.env`, `compose.override.yaml`,
 //! `common/base.yaml`, `../shared/compose.yaml`).
 
-use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use homelab_probe::model::compose::ComposeStack;
-use homelab_probe::sources::compose::{ProjectSource, clean_path, load_project, project_files};
+use homelab_probe::sources::compose::{ProjectSource, load_project, project_files};
 
-use crate::{assert_yaml_line_within, text};
+use crate::{assert_yaml_line_within, files, text};
 
 /// The project directory the files are served from.
 pub const PROJECT_DIR: &str = "/srv/stack";
-/// The line that starts another file.
-pub const FILE_MARK: &str = "#@ ";
-
-/// The files of a compose input: host path -> text.
-pub fn files(text: &str) -> BTreeMap<PathBuf, String> {
-    let dir = Path::new(PROJECT_DIR);
-    let mut out = BTreeMap::new();
-    let mut name = dir.join("compose.yaml");
-    let mut body = String::new();
-    for line in text.split_inclusive('\n') {
-        if let Some(next) = line.strip_prefix(FILE_MARK) {
-            out.insert(std::mem::replace(&mut name, clean_path(&dir.join(next.trim_end()))), std::mem::take(&mut body));
-        } else {
-            body.push_str(line);
-        }
-    }
-    out.insert(name, body);
-    out
-}
-
-/// Writes files as a compose input (the inverse of [`files`] for the seeds): the main file
-/// first, the others after their `#@` line.
-pub fn archive(main: &str, others: &[(String, String)]) -> String {
-    let mut out = main.to_owned();
-    for (name, text) in others {
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
-        }
-        out.push_str(FILE_MARK);
-        out.push_str(name);
-        out.push('\n');
-        out.push_str(text);
-    }
-    out
-}
 
 /// Loads the project and checks: every problem names a served file and a line of it (line 0
 /// only for a file-level problem: a file that cannot be read, or one included twice), every
 /// service names a served file and a line of it, and the stack's JSON reads back as itself.
 pub fn compose(data: &[u8]) {
     let text = text(data);
-    let served = files(&text);
+    let served = files::files(&text, Path::new(PROJECT_DIR), "compose.yaml");
     let dir = PathBuf::from(PROJECT_DIR);
     let names: Vec<String> = served
         .keys()

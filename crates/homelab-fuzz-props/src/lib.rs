@@ -1,27 +1,34 @@
 //! The properties the fuzz targets of homelab-probe check, one function per target, each
 //! taking the fuzzer's bytes and panicking when a property fails (a panic is what libFuzzer
 //! records as a crash). Shared by `fuzz/` (cargo-fuzz, nightly) and by the stable test
-//! `crates/homelab-probe/tests/fuzz_regressions.rs`, which replays every file of
+//! `crates/homelab-fuzz-props/tests/fuzz_replay.rs`, which replays every file of
 //! `tests/fuzz-regressions/<target>/` and every seed through the same function.
 //!
-//! Adding a target: a property function here, a line in [`TARGETS`], and a `[[bin]]` entry in
+//! Adding a target: a property function here, a line in [`TARGETS`], a `[[bin]]` entry in
 //! `fuzz/Cargo.toml` (every target binary is `fuzz/fuzz_targets/target.rs`, which finds its
-//! property by its binary name). The stable test fails when the two lists differ.
+//! property by its binary name), its seeds in [`seeds`] and its dictionary in `fuzz/dicts/`.
+//! The stable test fails when the two lists differ or a target has no seed.
 //!
 //! The properties, beyond "does not panic or hang" (the hang limit is libFuzzer's `-timeout`):
-//! - every parser returns entries and errors whose line lies within the input;
+//! - every parser returns entries and errors whose line lies within the input (the baseline,
+//!   a binary format: a byte offset within it);
 //! - round trips where a writer exists: passwd, group and fstab lines, expectations TOML,
 //!   the snapshot's JSON (serialise, parse, serialise is stable), the drift journal (write,
-//!   then read back, also cut at any byte as a crash would leave it);
+//!   then read back, also cut at any byte as a crash would leave it), the ownership baseline
+//!   (write, then read back as the stream and as the zstd file; cut at any byte it is an
+//!   error, never a shorter baseline);
 //! - `plan`: the module parses with rnix (a Nix parser in-process; the real evaluator judges
 //!   the modules in tests/plan_total.rs), the expectations TOML parses back as the same
 //!   `Expectations`, and a refusal names conflicts with choices.
 
 pub mod arb;
+pub mod baseline;
 pub mod compose;
+pub mod files;
 pub mod journal;
 pub mod parsers;
 pub mod plan;
+pub mod quadlet;
 pub mod seeds;
 
 /// One fuzz target: its name (the `[[bin]]` of `fuzz/Cargo.toml` and the directory of its
@@ -52,6 +59,8 @@ pub const TARGETS: &[Target] = &[
     Target { name: "snapshot", run: plan::snapshot_json, dicts: &["json", "snapshot"] },
     Target { name: "journal", run: journal::journal, dicts: &["json", "journal"] },
     Target { name: "plan", run: plan::plan_structured, dicts: &[] },
+    Target { name: "quadlet", run: quadlet::quadlet, dicts: &["quadlet"] },
+    Target { name: "baseline", run: baseline::baseline, dicts: &["json", "baseline"] },
 ];
 
 /// The target called `name`.

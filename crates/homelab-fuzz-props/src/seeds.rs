@@ -1,6 +1,7 @@
 //! The seed corpora: the fixture files of the repository and the examples of its docs (code
 //! blocks of `docs/*.md`, `README.md` and the module documentation under `crates/*/src`), each
-//! sorted to the target that reads such a file. Collected fresh on every fuzz run, so that a
+//! sorted to the target that reads such a file, and for the baseline, baselines taken of a
+//! fixture tree and written from records. Collected fresh on every fuzz run, so that a
 //! new fixture is a new seed without a copy.
 
 use std::collections::BTreeSet;
@@ -8,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use homelab_probe::sources::compose::COMPOSE_FILE_NAMES;
 
-use crate::compose::archive;
+use crate::files::archive;
 
 /// One seed.
 #[derive(Debug, Clone)]
@@ -108,6 +109,19 @@ fn compose_seed(dir: &Path) -> Option<Vec<u8>> {
     Some(archive(&main_text, &others).into_bytes())
 }
 
+/// A directory of quadlet units (with their drop-ins and environment files), as one quadlet
+/// input: every file after its `#@` line.
+fn quadlet_seed(dir: &Path) -> Option<Vec<u8>> {
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    let mut others = Vec::new();
+    for f in files {
+        let rel = f.strip_prefix(dir).ok()?.to_string_lossy().into_owned();
+        others.push((rel, std::fs::read_to_string(&f).ok()?));
+    }
+    Some(archive("", &others).into_bytes())
+}
+
 /// The code blocks of a Markdown text (or of the `//!` and `///` lines of a Rust file), with
 /// their language.
 fn code_blocks(text: &str, rust: bool) -> Vec<(String, String)> {
@@ -151,6 +165,7 @@ fn block_seeds(lang: &str, body: &str, push: &mut dyn FnMut(&'static str, Vec<u8
         "json" if body.contains("schema_version") && body.contains("identities") => push("snapshot", b.to_vec()),
         "json" if body.contains("cdiVersion") => push("cdi", with_mode(0, b)),
         "json" if body.contains("runtimes") || body.contains("features") => push("docker", with_mode(0, b)),
+        "ini" | "systemd" if body.contains("[Container]") => push("quadlet", b.to_vec()),
         "ini" | "systemd" if body.contains("ExecStart") => push("docker", with_mode(1, b)),
         "fstab" => push("fstab", b.to_vec()),
         "sh" | "bash" | "env" | "dotenv"
@@ -186,6 +201,7 @@ pub fn seeds() -> Vec<Seed> {
     let mut files = Vec::new();
     walk(&fixtures, &mut files);
     let mut compose_dirs = BTreeSet::new();
+    let mut quadlet_dirs = BTreeSet::new();
     for f in &files {
         let rel = f.strip_prefix(&root).unwrap_or(f).to_string_lossy().into_owned();
         let Ok(data) = std::fs::read(f) else { continue };
@@ -193,11 +209,22 @@ pub fn seeds() -> Vec<Seed> {
         if f.file_name().is_some_and(|n| COMPOSE_FILE_NAMES.iter().any(|c| n == *c)) {
             compose_dirs.extend(f.parent().map(Path::to_path_buf));
         }
+        if f.extension().is_some_and(|e| e == "container") {
+            quadlet_dirs.extend(f.parent().map(Path::to_path_buf));
+        }
     }
     for d in compose_dirs {
         if let Some(data) = compose_seed(&d) {
             add("compose", &d.strip_prefix(&root).unwrap_or(&d).to_string_lossy(), data);
         }
+    }
+    for d in quadlet_dirs {
+        if let Some(data) = quadlet_seed(&d) {
+            add("quadlet", &d.strip_prefix(&root).unwrap_or(&d).to_string_lossy(), data);
+        }
+    }
+    for (name, data) in crate::baseline::seeds(&fixtures.join("quadlet-host")) {
+        add("baseline", &name, data);
     }
 
     let mut docs = vec![root.join("README.md")];

@@ -4,7 +4,8 @@
 //! EnvironmentFile and a `.volume` unit; a user's rootless directory with specifiers, quoting,
 //! continuation lines with a comment between them, relative volumes), the `podman run` line
 //! quadlet generates has the image, user, groups, devices, volumes, user namespace, kept
-//! groups and captured environment that the reader records. Refusals agree too.
+//! groups and captured environment that the reader records. Refusals and service names agree
+//! too.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -212,6 +213,34 @@ fn every_unit_reads_as_quadlet_generates_it() {
         }
     }
     assert_eq!(compared, 3);
+}
+
+/// Service names as quadlet gives them to units whose names have more than one extension or
+/// start with a dot (found by the quadlet fuzz target: the reader cut every `.container`).
+#[test]
+fn service_names_agree_with_quadlet() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["app.container.container", ".container", "plex.container"] {
+        std::fs::write(tmp.path().join(name), "[Container]\nImage=docker.io/x\n").unwrap();
+    }
+    let (runs, stderr) = generated(tmp.path(), false);
+    let theirs: Vec<&str> = runs.keys().map(String::as_str).collect();
+    let read = |p: &Path| std::fs::read_to_string(p);
+    let list = |p: &Path| -> Option<Vec<String>> {
+        Some(std::fs::read_dir(p).ok()?.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+    };
+    let st = quadlet::load_dir(&QuadletSource {
+        dir: tmp.path().to_path_buf(),
+        names: list(tmp.path()).unwrap(),
+        user: UnitUser { name: "root".into(), uid: 0, home: "/root".into() },
+        rootless: false,
+        read: &read,
+        list: &list,
+    })
+    .unwrap();
+    let ours: Vec<&str> = st.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(ours, theirs, "quadlet said: {stderr}");
+    assert_eq!(ours, [".container", "app.container", "plex"]);
 }
 
 #[test]

@@ -238,16 +238,27 @@ pub fn load_dir(src: &QuadletSource) -> Option<ComposeStack> {
     Some(stack)
 }
 
+/// The name of the service quadlet generates for `unit`, without `.service`: the file name
+/// without its last extension, unless its only dot is the first character (as podman's
+/// quadlet names it: `app.container.container` runs as `app.container.service`, `.container`
+/// as `.container.service`; found by the quadlet fuzz target, tests/fuzz-regressions/quadlet/).
+fn service_stem(unit: &str) -> &str {
+    match unit.rfind('.') {
+        Some(dot) if dot > 0 => &unit[..dot],
+        _ => unit,
+    }
+}
+
 /// `%` specifiers systemd expands that capture can know; the others stay as written.
 fn expand(value: &str, unit: &str, user: &UnitUser) -> String {
     let mut out = String::with_capacity(value.len());
     let mut chars = value.chars();
+    let stem = service_stem(unit);
     while let Some(c) = chars.next() {
         if c != '%' {
             out.push(c);
             continue;
         }
-        let stem = unit.rsplit_once('.').map(|(s, _)| s).unwrap_or(unit);
         match chars.next() {
             Some('%') => out.push('%'),
             Some('h') => out.push_str(&user.home),
@@ -273,7 +284,7 @@ fn container(
     src: &QuadletSource,
     problems: &mut Vec<ParseError>,
 ) -> ComposeService {
-    let stem = unit.trim_end_matches(".container");
+    let stem = service_stem(unit);
     let header_line = all.iter().find(|a| a.section == "Container" && a.file == file).map(|a| a.line).unwrap_or(1);
     let mut svc = ComposeService {
         name: stem.to_owned(),
@@ -431,6 +442,34 @@ mod tests {
             vec!["A=1", "B=two words", "C=x\"y", "D=A "]
         );
         assert!(split_words("\"A=1").is_err());
+    }
+
+    #[test]
+    fn services_are_named_as_quadlet_names_them() {
+        let names: Vec<String> = ["app.container.container", ".container", "plex.container"].map(String::from).into();
+        let read = |_: &Path| Ok("[Container]\nImage=docker.io/x\n".to_owned());
+        let list = |_: &Path| None;
+        let src = QuadletSource {
+            dir: PathBuf::from("/etc/containers/systemd"),
+            names,
+            user: UnitUser { name: "root".into(), uid: 0, home: "/root".into() },
+            rootless: false,
+            read: &read,
+            list: &list,
+        };
+        let stack = load_dir(&src).unwrap();
+        let got: Vec<(&str, &str)> = stack.services.iter().map(|s| (s.name.as_str(), s.file.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (".container", "/etc/containers/systemd/.container"),
+                ("app.container", "/etc/containers/systemd/app.container.container"),
+                ("plex", "/etc/containers/systemd/plex.container"),
+            ]
+        );
+        let u = UnitUser { name: "root".into(), uid: 0, home: "/root".into() };
+        assert_eq!(expand("%N %n", "app.container.container", &u), "app.container app.container.service");
+        assert_eq!(expand("%N", ".container", &u), ".container");
     }
 
     #[test]
