@@ -289,8 +289,8 @@ pub struct OwnerCount {
 /// that the new host can tell it has that very file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedBaseline {
-    /// The file as capture wrote it, an absolute path on the old host (escaped, see
-    /// [`crate::scan::escape`]).
+    /// The file as capture wrote it, an absolute path on the old host (escaped as `scan::escape`
+    /// writes paths; the model names no higher layer).
     pub file: String,
     /// The roots it records (escaped), as in the file's header: what `check` walks.
     pub roots: Vec<String>,
