@@ -13,10 +13,12 @@
 //!   parent) and stays on each root's filesystem unless the baseline was taken across them;
 //! - an entry whose type changed is left alone (a finding); one that is missing cannot be
 //!   restored; one changed again between the walk and the change is left alone;
-//! - each change is journaled and synced first (batches of directories), then made on the
-//!   inode itself through an `O_PATH | O_NOFOLLOW` descriptor (`fchownat(AT_EMPTY_PATH |
-//!   AT_SYMLINK_NOFOLLOW)`, then the mode), after checking it is still the walked inode
-//!   (device, inode, birth time) with the walked owner and mode;
+//! - each entry to change is opened from its directory with `O_PATH | O_NOFOLLOW` and checked
+//!   to be the walked inode (device, inode, birth time) with the walked owner and mode; its
+//!   file capabilities are read through that descriptor; then the records of a batch (of
+//!   directories) are journaled and synced, and only then are the changes made, on the inode
+//!   itself through the same descriptor (`fchownat(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)`,
+//!   then the mode);
 //! - set-user-ID and set-group-ID bits of regular files are put back only with
 //!   [`RestoreOptions::allow_setid`] (a file owned by someone else for a while may have new
 //!   content: check it first), and so are the file capabilities `chown` would clear; without
@@ -30,6 +32,7 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, StatxFlags};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
@@ -51,8 +54,29 @@ use crate::scan::ordered::{Dir, Listed};
 const LISTED: usize = 50;
 /// Directories whose changes are journaled (and synced) together.
 const BATCH_DIRS: usize = 64;
-/// Changes journaled together.
+/// Changes journaled together, at most: each holds its entry's descriptor from its check to
+/// its change, so fewer where the descriptor limit is lower ([`batch_changes`]).
 const BATCH_CHANGES: usize = 8192;
+
+/// How many changes a batch may hold open: a quarter of the soft `RLIMIT_NOFILE` (the walk
+/// keeps up to half for directories), after raising the soft limit towards the hard one
+/// (as many programs do; the default soft limit of 1024 exists for `select`, unused here).
+fn batch_changes() -> usize {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let want = (4 * BATCH_CHANGES + 64) as u64;
+    let lim = getrlimit(Resource::Nofile);
+    let cur = lim.current.unwrap_or(u64::MAX);
+    if cur < want {
+        let raised = lim.maximum.map_or(want, |m| m.min(want));
+        if raised > cur {
+            // Best effort: on failure the batches are only smaller.
+            let _ = setrlimit(Resource::Nofile, Rlimit { current: Some(raised), maximum: lim.maximum });
+        }
+    }
+    let cur = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    let cur = usize::try_from(cur).unwrap_or(usize::MAX);
+    (cur.saturating_sub(64) / 4).clamp(16, BATCH_CHANGES)
+}
 
 /// What to restore and how.
 #[derive(Debug, Clone)]
@@ -153,7 +177,6 @@ struct Planned {
     gid: u32,
     /// Permission bits to set (`None` for a symbolic link).
     perm: Option<u32>,
-    caps: Option<Vec<u8>>,
 }
 
 struct Restorer {
@@ -167,6 +190,8 @@ struct Restorer {
     current: Vec<Planned>,
     batch: Vec<(Dir, Vec<Planned>)>,
     batch_changes: usize,
+    /// Changes a batch holds at most ([`batch_changes`]).
+    max_changes: usize,
     /// Hard-linked inodes planned: links, names seen under the roots, the first path.
     linked: std::collections::HashMap<FileId, (u32, u32, String)>,
     samples: usize,
@@ -234,58 +259,62 @@ impl Restorer {
         self.plan.owners += u64::from(owner_change);
         self.plan.modes += u64::from(mode_change);
         if self.applied.is_some() {
-            self.current.push(Planned { name: name.to_owned(), path, listed: *live, uid, gid, perm, caps: None });
+            self.current.push(Planned { name: name.to_owned(), path, listed: *live, uid, gid, perm });
         }
     }
 
-    /// Journals the batch (synced), then makes its changes.
+    /// Checks each change of the batch on its inode, journals those still to make (synced),
+    /// then makes them through the descriptors the checks opened; in parts of at most
+    /// `max_changes`, the descriptors one part holds.
     fn flush(&mut self) {
         if self.batch.is_empty() {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
         self.batch_changes = 0;
-        let mut lines = String::new();
-        let mut todo: Vec<(usize, usize)> = Vec::new();
-        let mut batch = batch;
-        for (d, (dir, changes)) in batch.iter_mut().enumerate() {
-            let Some(dfd) = dir.fd() else { continue };
-            for (c, p) in changes.iter_mut().enumerate() {
-                let is_file = p.listed.mode & 0o170000 == 0o100000;
-                let owner_change = (p.listed.uid, p.listed.gid) != (p.uid, p.gid);
-                if is_file && owner_change {
-                    // chown clears file capabilities: keep them only with --allow-setid.
-                    p.caps = file_caps(dfd, &p.name);
-                    if p.caps.is_some() && !self.allow_setid {
-                        self.plan.setid_withheld += 1;
-                        let msg = format!(
-                            "{}: has file capabilities that chown would clear: left alone without --allow-setid",
-                            p.path
-                        );
-                        self.note(msg);
-                        continue;
+        let all: Vec<(usize, usize)> =
+            batch.iter().enumerate().flat_map(|(d, (_, changes))| (0..changes.len()).map(move |c| (d, c))).collect();
+        for part in all.chunks(self.max_changes.max(1)) {
+            self.flush_part(&batch, part);
+        }
+    }
+
+    fn flush_part(&mut self, batch: &[(Dir, Vec<Planned>)], part: &[(usize, usize)]) {
+        let mut lines = Vec::new();
+        let mut ready: Vec<(Ready, &Planned)> = Vec::new();
+        for &(d, c) in part {
+            let (dir, changes) = &batch[d];
+            let p = &changes[c];
+            let checked = match dir.fd() {
+                Some(dfd) => check_one(dfd, p, self.allow_setid, &mut lines),
+                None => Checked::Failed("its directory is not open".into()),
+            };
+            match checked {
+                Checked::Ready(r) => ready.push((r, p)),
+                Checked::Already => {
+                    if let Some(a) = &mut self.applied {
+                        a.already += 1;
                     }
                 }
-                let rec = Record {
-                    path: p.path.clone(),
-                    dev: p.listed.id.dev,
-                    ino: p.listed.id.ino,
-                    btime: p.listed.btime.map(|(s, n)| format!("{s}.{n:09}")),
-                    mode: p.listed.mode,
-                    caps: p.caps.as_ref().map(|c| c.iter().map(|b| format!("{b:02x}")).collect()),
-                    uid: p.listed.uid,
-                    gid: p.listed.gid,
-                    new_uid: p.uid,
-                    new_gid: p.gid,
-                    new_mode: Some(p.perm.unwrap_or(0o777)),
-                };
-                // Plain data: serialisation cannot fail.
-                lines.push_str(&serde_json::to_string(&rec).unwrap_or_default());
-                lines.push('\n');
-                todo.push((d, c));
+                Checked::Withheld(msg) => {
+                    self.plan.setid_withheld += 1;
+                    self.note(format!("{}: {msg}", p.path));
+                }
+                Checked::Skipped(why) => {
+                    if let Some(a) = &mut self.applied {
+                        a.skipped += 1;
+                    }
+                    self.fail(format!("{}: left alone: {why}", p.path));
+                }
+                Checked::Failed(why) => {
+                    if let Some(a) = &mut self.applied {
+                        a.failed += 1;
+                    }
+                    self.fail(format!("{}: {why}", p.path));
+                }
             }
         }
-        if todo.is_empty() {
+        if ready.is_empty() {
             return;
         }
         let synced = match &mut self.writer {
@@ -293,33 +322,19 @@ impl Restorer {
             None => Ok(()),
         };
         if let Err(e) = synced {
-            // Without its record on disk, no change may be made.
+            // Without its record on disk, no change may be made (the descriptors close here).
             if let Some(a) = &mut self.applied {
-                a.failed += todo.len() as u64;
+                a.failed += ready.len() as u64;
             }
             self.fail(format!("journal write failed, nothing changed in this batch: {e}"));
             return;
         }
-        for (d, c) in todo {
-            let (dir, changes) = &batch[d];
-            let Some(dfd) = dir.fd() else { continue };
-            let p = &changes[c];
-            match apply_one(dfd, p, self.allow_setid) {
-                Ok(Outcome::Changed) => {
+        for (r, p) in ready {
+            match apply_one(&r, p, self.allow_setid) {
+                Ok(()) => {
                     if let Some(a) = &mut self.applied {
                         a.changed += 1;
                     }
-                }
-                Ok(Outcome::Already) => {
-                    if let Some(a) = &mut self.applied {
-                        a.already += 1;
-                    }
-                }
-                Ok(Outcome::Skipped(why)) => {
-                    if let Some(a) = &mut self.applied {
-                        a.skipped += 1;
-                    }
-                    self.fail(format!("{}: left alone: {why}", p.path));
                 }
                 Err(why) => {
                     if let Some(a) = &mut self.applied {
@@ -332,46 +347,56 @@ impl Restorer {
     }
 }
 
-/// The capability attribute of regular file `name` in `dir`, read through
-/// `/proc/self/fd/DIR/NAME` without following a final symbolic link.
-fn file_caps(dir: rustix::fd::BorrowedFd<'_>, name: &std::ffi::CStr) -> Option<Vec<u8>> {
-    use rustix::fd::AsRawFd;
-    let mut p = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
-    p.extend_from_slice(name.to_bytes());
-    let p = CString::new(p).ok()?;
-    let mut buf = [0u8; 256];
-    let n = rustix::fs::lgetxattr(p.as_c_str(), entry::CAPS_XATTR, &mut buf[..]).ok()?;
-    Some(buf[..n].to_vec())
+/// A planned change checked on its inode: journaled next, then made through `fd`.
+struct Ready {
+    /// The entry itself (`O_PATH`), checked to be the inode the walk saw.
+    fd: OwnedFd,
+    owner_change: bool,
+    /// Permission bits to set after the owner (`chown` cleared set-id bits, or they differ).
+    chmod: Option<u32>,
+    /// File capabilities to put back after the owner (`--allow-setid`).
+    caps: Option<Vec<u8>>,
 }
 
-enum Outcome {
-    Changed,
+/// What checking one planned change on its inode found.
+enum Checked {
+    Ready(Ready),
+    /// Already as in the baseline (a run resumed).
     Already,
+    /// Gone, replaced, or changed since the walk: why.
     Skipped(String),
+    /// Has file capabilities and `--allow-setid` was not given: why.
+    Withheld(String),
+    Failed(String),
 }
 
-/// Makes one planned change on the inode the walk saw, if it is still as the walk saw it.
-fn apply_one(dir: rustix::fd::BorrowedFd<'_>, p: &Planned, allow_setid: bool) -> Result<Outcome, String> {
-    let fd = match entry::open(dir, &p.name, p.listed.id) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => return Ok(Outcome::Skipped("gone".into())),
-        Err(Errno::STALE) => return Ok(Outcome::Skipped("another file has this name now".into())),
-        Err(e) => return Err(format!("cannot open: {}", std::io::Error::from(e))),
-    };
+/// Opens the entry (`O_PATH | O_NOFOLLOW`) and checks that it is the inode the walk saw
+/// (device, inode, birth time) with the owner and mode the walk saw; reads its file
+/// capabilities through that descriptor when `chown` would clear them; appends its journal
+/// record to `lines`. The change is later made through the same descriptor, so it reaches
+/// this inode whatever is renamed into the name meanwhile; an owner or mode that someone
+/// else sets between this check and the change (the batch's journal sync) is overwritten,
+/// and the record keeps the one seen here.
+fn check_one(dir: BorrowedFd<'_>, p: &Planned, allow_setid: bool, lines: &mut Vec<u8>) -> Checked {
     let mask = StatxFlags::TYPE | StatxFlags::MODE | StatxFlags::UID | StatxFlags::GID | StatxFlags::BTIME;
-    let now = rustix::fs::statx(&fd, c"", AtFlags::EMPTY_PATH, mask).map_err(|e| e.to_string())?;
+    let (fd, now) = match entry::open_stat(dir, &p.name, p.listed.id, mask) {
+        Ok(x) => x,
+        Err(Errno::NOENT) => return Checked::Skipped("gone".into()),
+        Err(Errno::STALE) => return Checked::Skipped("another file has this name now".into()),
+        Err(e) => return Checked::Failed(format!("cannot open: {}", std::io::Error::from(e))),
+    };
     let btime = (now.stx_mask & StatxFlags::BTIME.bits() != 0).then_some((now.stx_btime.tv_sec, now.stx_btime.tv_nsec));
     if btime != p.listed.btime {
-        return Ok(Outcome::Skipped("another file has this name now (another birth time)".into()));
+        return Checked::Skipped("another file has this name now (another birth time)".into());
     }
     let mode = u32::from(now.stx_mode);
     let cur = (now.stx_uid, now.stx_gid);
     let cur_perm = perm_of(mode);
     if cur == (p.uid, p.gid) && p.perm.is_none_or(|t| t == cur_perm) {
-        return Ok(Outcome::Already);
+        return Checked::Already;
     }
     if cur != (p.listed.uid, p.listed.gid) || cur_perm != perm_of(p.listed.mode) {
-        return Ok(Outcome::Skipped(format!(
+        return Checked::Skipped(format!(
             "owner and mode changed since the walk ({}:{} {:04o}, were {}:{} {:04o})",
             cur.0,
             cur.1,
@@ -379,24 +404,59 @@ fn apply_one(dir: rustix::fd::BorrowedFd<'_>, p: &Planned, allow_setid: bool) ->
             p.listed.uid,
             p.listed.gid,
             perm_of(p.listed.mode)
-        )));
+        ));
     }
     let owner_change = cur != (p.uid, p.gid);
-    if owner_change {
-        entry::chown(&fd, p.uid, p.gid).map_err(|e| format!("chown failed: {}", std::io::Error::from(e)))?;
+    let mut caps = None;
+    if owner_change && mode & 0o170000 == 0o100000 {
+        // chown clears file capabilities: read them first, for the journal and to put back.
+        caps = match entry::caps(&fd) {
+            Ok(c) => c,
+            Err(e) => {
+                return Checked::Failed(format!("cannot read its file capabilities: {}", std::io::Error::from(e)));
+            }
+        };
+        if caps.is_some() && !allow_setid {
+            return Checked::Withheld(
+                "has file capabilities that chown would clear: left alone without --allow-setid".into(),
+            );
+        }
     }
-    if let Some(perm) = p.perm
-        && (perm != cur_perm || (owner_change && perm & 0o6000 != 0))
-    {
-        entry::chmod(&fd, perm)
+    let chmod = p.perm.filter(|&perm| perm != cur_perm || (owner_change && perm & 0o6000 != 0));
+    let rec = Record {
+        path: p.path.clone(),
+        dev: p.listed.id.dev,
+        ino: p.listed.id.ino,
+        btime: btime.map(|(s, n)| format!("{s}.{n:09}")),
+        mode,
+        caps: caps.as_ref().map(|c| c.iter().map(|b| format!("{b:02x}")).collect()),
+        uid: cur.0,
+        gid: cur.1,
+        new_uid: p.uid,
+        new_gid: p.gid,
+        new_mode: Some(p.perm.unwrap_or(0o777)),
+    };
+    // Plain data into a Vec: serialisation cannot fail.
+    let _ = serde_json::to_writer(&mut *lines, &rec);
+    lines.push(b'\n');
+    Checked::Ready(Ready { fd, owner_change, chmod, caps })
+}
+
+/// Makes one checked change through its descriptor.
+fn apply_one(r: &Ready, p: &Planned, allow_setid: bool) -> Result<(), String> {
+    if r.owner_change {
+        entry::chown(&r.fd, p.uid, p.gid).map_err(|e| format!("chown failed: {}", std::io::Error::from(e)))?;
+    }
+    if let Some(perm) = r.chmod {
+        entry::chmod(&r.fd, perm)
             .map_err(|e| format!("owner restored, but not the mode: {}", std::io::Error::from(e)))?;
     }
-    if let Some(caps) = &p.caps
+    if let Some(caps) = &r.caps
         && allow_setid
     {
-        entry::set_caps(&fd, caps).map_err(|e| format!("owner restored, but not its file capabilities: {e}"))?;
+        entry::set_caps(&r.fd, caps).map_err(|e| format!("owner restored, but not its file capabilities: {e}"))?;
     }
-    Ok(Outcome::Changed)
+    Ok(())
 }
 
 impl Sink for Restorer {
@@ -441,7 +501,7 @@ impl Sink for Restorer {
         self.batch_changes += self.current.len();
         let changes = std::mem::take(&mut self.current);
         self.batch.push((dir, changes));
-        if self.batch.len() >= BATCH_DIRS || self.batch_changes >= BATCH_CHANGES {
+        if self.batch.len() >= BATCH_DIRS || self.batch_changes >= self.max_changes {
             self.flush();
         }
     }
@@ -505,6 +565,7 @@ pub(crate) fn restore_at(host: &Host, opts: &RestoreOptions) -> Result<RestoreRe
         current: Vec::new(),
         batch: Vec::new(),
         batch_changes: 0,
+        max_changes: if opts.apply { batch_changes() } else { BATCH_CHANGES },
         linked: Default::default(),
         samples: opts.check.samples,
     };

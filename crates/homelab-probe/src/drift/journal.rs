@@ -137,8 +137,8 @@ impl Writer {
     }
 
     /// Appends `lines` (each ending in a newline) and waits until they are on disk.
-    pub fn append_synced(&mut self, lines: &str) -> std::io::Result<()> {
-        self.file.write_all(lines.as_bytes())?;
+    pub fn append_synced(&mut self, lines: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(lines)?;
         self.file.sync_data()
     }
 }
