@@ -444,6 +444,42 @@ fn file_capabilities_wait_for_allow_setid_and_survive_restore_and_undo() {
     assert_eq!(caps_of(&capped).as_deref(), Some(&caps[..]), "undo puts them back after its chown");
 }
 
+/// The changes are made by worker threads in parts of at most 4,096 (a directory with more is
+/// split over parts): every entry of a large directory is journaled once and changed once,
+/// and undo reverses them all.
+#[test]
+fn a_directory_larger_than_a_part_is_restored_whole_on_several_threads() {
+    require_root();
+    let t = scratch();
+    let root = t.path().join("data");
+    treegen::flat(&root, 1, 6_000, treegen::Spec::default()).unwrap();
+    treegen::media(&root.join("shows"), 4, 2, 30, treegen::Spec::default(), 1).unwrap();
+    let file = t.path().join("b");
+    let taken = take(&root, &file);
+    let before = find_listing(&root);
+    std::process::Command::new("chown").args(["-R", "-h", "1234:1234"]).arg(&root).status().unwrap();
+    let mutated = find_listing(&root);
+    let mut o = RestoreOptions::new(file.clone());
+    o.apply = true;
+    o.check.threads = 3;
+    let journal = t.path().join("j");
+    o.journal = Some(journal.clone());
+    let r = baseline::restore(&o).unwrap();
+    assert!(r.ok(), "{:?}", r.applied);
+    let changed = r.applied.as_ref().unwrap().changed;
+    assert_eq!(changed, taken.recorded.entries, "every entry");
+    assert_eq!(find_listing(&root), before);
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let paths: BTreeSet<String> = text
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!((paths.len() as u64, text.lines().count() as u64 - 1), (changed, changed), "one record per change");
+    assert!(fix::undo(&journal).unwrap().complete());
+    assert_eq!(find_listing(&root), mutated);
+}
+
 #[test]
 fn bad_baselines_are_errors_with_offsets_and_change_nothing() {
     require_root();

@@ -30,7 +30,8 @@ pub struct CheckOptions {
     pub by_name: bool,
     /// Sample paths kept per change.
     pub samples: usize,
-    /// Worker threads (0: two per CPU).
+    /// Worker threads of the walk (0: two per CPU); a restore's apply makes its changes on as
+    /// many (0: one per CPU).
     pub threads: usize,
     /// Stop after about this many entries (`[[baseline]]` bounds the check at boot).
     pub max_entries: Option<u64>,

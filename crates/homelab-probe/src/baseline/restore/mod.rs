@@ -28,56 +28,31 @@
 //! - an interrupted apply leaves a journal covering every change made: undo it, or run the
 //!   restore again, which does what is left.
 
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, StatxFlags};
-use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::compare::{CheckOptions, Found, Matcher, Sink, Tally, run, walk_plan};
 use super::{BaselineError, BaselineReport, invalid, read_whole, validate};
-use crate::drift::entry;
 use crate::drift::guard::{Refused, SystemDirs};
-use crate::drift::journal::{self, Header as JournalHeader, Record};
+use crate::drift::journal::{self, Header as JournalHeader};
 use crate::host::Host;
 use crate::host::identity::IdentityDb;
 use crate::model::baseline::{EntryStat, Parser};
 use crate::model::fs::FileKind;
 use crate::scan::FileId;
-use crate::scan::escape::escape_path;
+use crate::scan::escape::{escape_into, escape_path};
 use crate::scan::ordered::{Dir, Listed};
+
+mod apply;
+
+use apply::Planned;
 
 /// Problems and withheld changes listed in a report, at most.
 const LISTED: usize = 50;
-/// Directories whose changes are journaled (and synced) together.
-const BATCH_DIRS: usize = 64;
-/// Changes journaled together, at most: each holds its entry's descriptor from its check to
-/// its change, so fewer where the descriptor limit is lower ([`batch_changes`]).
-const BATCH_CHANGES: usize = 8192;
-
-/// How many changes a batch may hold open: a quarter of the soft `RLIMIT_NOFILE` (the walk
-/// keeps up to half for directories), after raising the soft limit towards the hard one
-/// (as many programs do; the default soft limit of 1024 exists for `select`, unused here).
-fn batch_changes() -> usize {
-    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    let want = (4 * BATCH_CHANGES + 64) as u64;
-    let lim = getrlimit(Resource::Nofile);
-    let cur = lim.current.unwrap_or(u64::MAX);
-    if cur < want {
-        let raised = lim.maximum.map_or(want, |m| m.min(want));
-        if raised > cur {
-            // Best effort: on failure the batches are only smaller.
-            let _ = setrlimit(Resource::Nofile, Rlimit { current: Some(raised), maximum: lim.maximum });
-        }
-    }
-    let cur = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
-    let cur = usize::try_from(cur).unwrap_or(usize::MAX);
-    (cur.saturating_sub(64) / 4).clamp(16, BATCH_CHANGES)
-}
-
 /// What to restore and how.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -168,33 +143,20 @@ impl RestoreReport {
     }
 }
 
-/// One change waiting for its batch's journal sync.
-struct Planned {
-    name: CString,
-    path: String,
-    listed: Listed,
-    uid: u32,
-    gid: u32,
-    /// Permission bits to set (`None` for a symbolic link).
-    perm: Option<u32>,
-}
-
 struct Restorer {
     tally: Tally,
     plan: RestorePlan,
     applied: Option<Applied>,
     allow_setid: bool,
-    writer: Option<journal::Writer>,
     roots: Vec<PathBuf>,
     /// Changes of the directory being merged.
     current: Vec<Planned>,
-    batch: Vec<(Dir, Vec<Planned>)>,
-    batch_changes: usize,
-    /// Changes a batch holds at most ([`batch_changes`]).
-    max_changes: usize,
+    /// The escaped path of the directory being merged, with a final `/` ([`Restorer::path_of`]).
+    prefix: Option<String>,
+    /// Where the changes go to be made (`--apply`).
+    pool: Option<apply::Pool>,
     /// Hard-linked inodes planned: links, names seen under the roots, the first path.
     linked: std::collections::HashMap<FileId, (u32, u32, String)>,
-    samples: usize,
 }
 
 fn perm_of(mode: u32) -> u32 {
@@ -208,12 +170,25 @@ impl Restorer {
         }
     }
 
-    fn fail(&mut self, what: String) {
-        if let Some(a) = &mut self.applied
-            && a.failures.len() < LISTED
-        {
-            a.failures.push(what);
+    /// The escaped path of entry `name` (`.`: the directory itself) of the directory being
+    /// merged, `dir` of root `root`: its escaped path is kept until the directory is done, so
+    /// each entry escapes only its name (escaping keeps `/` as it is, so the two compose).
+    fn path_of(&mut self, root: usize, dir: &[Vec<u8>], name: &[u8]) -> String {
+        let root = self.roots.get(root).map(PathBuf::as_path).unwrap_or(Path::new(""));
+        if name == b"." {
+            return super::entry_path(root, dir, name);
         }
+        let prefix = self.prefix.get_or_insert_with(|| {
+            let mut p = super::entry_path(root, dir, b".");
+            if !p.ends_with('/') {
+                p.push('/');
+            }
+            p
+        });
+        let mut path = String::with_capacity(prefix.len() + name.len());
+        path.push_str(prefix);
+        escape_into(name, &mut path);
+        path
     }
 
     fn plan_entry(
@@ -225,8 +200,7 @@ impl Restorer {
         base: EntryStat,
         live: &Listed,
     ) {
-        let root_path = self.roots.get(root).cloned().unwrap_or_default();
-        let path = super::entry_path(&root_path, dir, name.to_bytes());
+        let path = self.path_of(root, dir, name.to_bytes());
         let (Some(uid), Some(gid)) = (m.target_uid(base.uid), m.target_gid(base.gid)) else {
             self.plan.no_such_id += 1;
             let who = format!("{}:{}", m.base_user(base.uid).unwrap_or("?"), m.base_group(base.gid).unwrap_or("?"));
@@ -262,201 +236,6 @@ impl Restorer {
             self.current.push(Planned { name: name.to_owned(), path, listed: *live, uid, gid, perm });
         }
     }
-
-    /// Checks each change of the batch on its inode, journals those still to make (synced),
-    /// then makes them through the descriptors the checks opened; in parts of at most
-    /// `max_changes`, the descriptors one part holds.
-    fn flush(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.batch);
-        self.batch_changes = 0;
-        let all: Vec<(usize, usize)> =
-            batch.iter().enumerate().flat_map(|(d, (_, changes))| (0..changes.len()).map(move |c| (d, c))).collect();
-        for part in all.chunks(self.max_changes.max(1)) {
-            self.flush_part(&batch, part);
-        }
-    }
-
-    fn flush_part(&mut self, batch: &[(Dir, Vec<Planned>)], part: &[(usize, usize)]) {
-        let mut lines = Vec::new();
-        let mut ready: Vec<(Ready, &Planned)> = Vec::new();
-        for &(d, c) in part {
-            let (dir, changes) = &batch[d];
-            let p = &changes[c];
-            let checked = match dir.fd() {
-                Some(dfd) => check_one(dfd, p, self.allow_setid, &mut lines),
-                None => Checked::Failed("its directory is not open".into()),
-            };
-            match checked {
-                Checked::Ready(r) => ready.push((r, p)),
-                Checked::Already => {
-                    if let Some(a) = &mut self.applied {
-                        a.already += 1;
-                    }
-                }
-                Checked::Withheld(msg) => {
-                    self.plan.setid_withheld += 1;
-                    self.note(format!("{}: {msg}", p.path));
-                }
-                Checked::Skipped(why) => {
-                    if let Some(a) = &mut self.applied {
-                        a.skipped += 1;
-                    }
-                    self.fail(format!("{}: left alone: {why}", p.path));
-                }
-                Checked::Failed(why) => {
-                    if let Some(a) = &mut self.applied {
-                        a.failed += 1;
-                    }
-                    self.fail(format!("{}: {why}", p.path));
-                }
-            }
-        }
-        if ready.is_empty() {
-            return;
-        }
-        let synced = match &mut self.writer {
-            Some(w) => w.append_synced(&lines),
-            None => Ok(()),
-        };
-        if let Err(e) = synced {
-            // Without its record on disk, no change may be made (the descriptors close here).
-            if let Some(a) = &mut self.applied {
-                a.failed += ready.len() as u64;
-            }
-            self.fail(format!("journal write failed, nothing changed in this batch: {e}"));
-            return;
-        }
-        for (r, p) in ready {
-            match apply_one(&r, p, self.allow_setid) {
-                Ok(()) => {
-                    if let Some(a) = &mut self.applied {
-                        a.changed += 1;
-                    }
-                }
-                Err(why) => {
-                    if let Some(a) = &mut self.applied {
-                        a.failed += 1;
-                    }
-                    self.fail(format!("{}: {why}", p.path));
-                }
-            }
-        }
-    }
-}
-
-/// A planned change checked on its inode: journaled next, then made through `fd`.
-struct Ready {
-    /// The entry itself (`O_PATH`), checked to be the inode the walk saw.
-    fd: OwnedFd,
-    owner_change: bool,
-    /// Permission bits to set after the owner (`chown` cleared set-id bits, or they differ).
-    chmod: Option<u32>,
-    /// File capabilities to put back after the owner (`--allow-setid`).
-    caps: Option<Vec<u8>>,
-}
-
-/// What checking one planned change on its inode found.
-enum Checked {
-    Ready(Ready),
-    /// Already as in the baseline (a run resumed).
-    Already,
-    /// Gone, replaced, or changed since the walk: why.
-    Skipped(String),
-    /// Has file capabilities and `--allow-setid` was not given: why.
-    Withheld(String),
-    Failed(String),
-}
-
-/// Opens the entry (`O_PATH | O_NOFOLLOW`) and checks that it is the inode the walk saw
-/// (device, inode, birth time) with the owner and mode the walk saw; reads its file
-/// capabilities through that descriptor when `chown` would clear them; appends its journal
-/// record to `lines`. The change is later made through the same descriptor, so it reaches
-/// this inode whatever is renamed into the name meanwhile; an owner or mode that someone
-/// else sets between this check and the change (the batch's journal sync) is overwritten,
-/// and the record keeps the one seen here.
-fn check_one(dir: BorrowedFd<'_>, p: &Planned, allow_setid: bool, lines: &mut Vec<u8>) -> Checked {
-    let mask = StatxFlags::TYPE | StatxFlags::MODE | StatxFlags::UID | StatxFlags::GID | StatxFlags::BTIME;
-    let (fd, now) = match entry::open_stat(dir, &p.name, p.listed.id, mask) {
-        Ok(x) => x,
-        Err(Errno::NOENT) => return Checked::Skipped("gone".into()),
-        Err(Errno::STALE) => return Checked::Skipped("another file has this name now".into()),
-        Err(e) => return Checked::Failed(format!("cannot open: {}", std::io::Error::from(e))),
-    };
-    let btime = (now.stx_mask & StatxFlags::BTIME.bits() != 0).then_some((now.stx_btime.tv_sec, now.stx_btime.tv_nsec));
-    if btime != p.listed.btime {
-        return Checked::Skipped("another file has this name now (another birth time)".into());
-    }
-    let mode = u32::from(now.stx_mode);
-    let cur = (now.stx_uid, now.stx_gid);
-    let cur_perm = perm_of(mode);
-    if cur == (p.uid, p.gid) && p.perm.is_none_or(|t| t == cur_perm) {
-        return Checked::Already;
-    }
-    if cur != (p.listed.uid, p.listed.gid) || cur_perm != perm_of(p.listed.mode) {
-        return Checked::Skipped(format!(
-            "owner and mode changed since the walk ({}:{} {:04o}, were {}:{} {:04o})",
-            cur.0,
-            cur.1,
-            cur_perm,
-            p.listed.uid,
-            p.listed.gid,
-            perm_of(p.listed.mode)
-        ));
-    }
-    let owner_change = cur != (p.uid, p.gid);
-    let mut caps = None;
-    if owner_change && mode & 0o170000 == 0o100000 {
-        // chown clears file capabilities: read them first, for the journal and to put back.
-        caps = match entry::caps(&fd) {
-            Ok(c) => c,
-            Err(e) => {
-                return Checked::Failed(format!("cannot read its file capabilities: {}", std::io::Error::from(e)));
-            }
-        };
-        if caps.is_some() && !allow_setid {
-            return Checked::Withheld(
-                "has file capabilities that chown would clear: left alone without --allow-setid".into(),
-            );
-        }
-    }
-    let chmod = p.perm.filter(|&perm| perm != cur_perm || (owner_change && perm & 0o6000 != 0));
-    let rec = Record {
-        path: p.path.clone(),
-        dev: p.listed.id.dev,
-        ino: p.listed.id.ino,
-        btime: btime.map(|(s, n)| format!("{s}.{n:09}")),
-        mode,
-        caps: caps.as_ref().map(|c| c.iter().map(|b| format!("{b:02x}")).collect()),
-        uid: cur.0,
-        gid: cur.1,
-        new_uid: p.uid,
-        new_gid: p.gid,
-        new_mode: Some(p.perm.unwrap_or(0o777)),
-    };
-    // Plain data into a Vec: serialisation cannot fail.
-    let _ = serde_json::to_writer(&mut *lines, &rec);
-    lines.push(b'\n');
-    Checked::Ready(Ready { fd, owner_change, chmod, caps })
-}
-
-/// Makes one checked change through its descriptor.
-fn apply_one(r: &Ready, p: &Planned, allow_setid: bool) -> Result<(), String> {
-    if r.owner_change {
-        entry::chown(&r.fd, p.uid, p.gid).map_err(|e| format!("chown failed: {}", std::io::Error::from(e)))?;
-    }
-    if let Some(perm) = r.chmod {
-        entry::chmod(&r.fd, perm)
-            .map_err(|e| format!("owner restored, but not the mode: {}", std::io::Error::from(e)))?;
-    }
-    if let Some(caps) = &r.caps
-        && allow_setid
-    {
-        entry::set_caps(&r.fd, caps).map_err(|e| format!("owner restored, but not its file capabilities: {e}"))?;
-    }
-    Ok(())
 }
 
 impl Sink for Restorer {
@@ -469,8 +248,7 @@ impl Sink for Restorer {
             Found::Both { base, live, name, changes } if live_dir.is_some() => {
                 if changes.kind {
                     self.plan.type_changed += 1;
-                    let root_path = self.roots.get(root).cloned().unwrap_or_default();
-                    let path = super::entry_path(&root_path, dir, name.to_bytes());
+                    let path = self.path_of(root, dir, name.to_bytes());
                     self.note(format!("{path}: its type changed since the baseline: left alone"));
                 } else {
                     self.plan_entry(m, root, dir, name, *base, live);
@@ -495,14 +273,13 @@ impl Sink for Restorer {
     }
 
     fn dir_done(&mut self, dir: Dir) {
+        self.prefix = None;
         if self.current.is_empty() {
             return;
         }
-        self.batch_changes += self.current.len();
         let changes = std::mem::take(&mut self.current);
-        self.batch.push((dir, changes));
-        if self.batch.len() >= BATCH_DIRS || self.batch_changes >= self.max_changes {
-            self.flush();
+        if let Some(pool) = &mut self.pool {
+            pool.add(dir, changes);
         }
     }
 }
@@ -555,20 +332,6 @@ pub(crate) fn restore_at(host: &Host, opts: &RestoreOptions) -> Result<RestoreRe
     } else {
         (None, None)
     };
-    let mut r = Restorer {
-        tally: Tally::new(live_roots.clone(), opts.check.samples),
-        plan: RestorePlan::default(),
-        applied: journal_path.as_ref().map(|p| Applied { journal: escape_path(p), ..Applied::default() }),
-        allow_setid: opts.allow_setid,
-        writer,
-        roots: live_roots.clone(),
-        current: Vec::new(),
-        batch: Vec::new(),
-        batch_changes: 0,
-        max_changes: if opts.apply { batch_changes() } else { BATCH_CHANGES },
-        linked: Default::default(),
-        samples: opts.check.samples,
-    };
     let reader = super::file::Reader::new(&bytes[..])
         .map_err(|e| BaselineError::File { path: file.clone(), message: e.to_string() })?;
     let parser = Parser::new(reader).map_err(|e| invalid(file, e))?;
@@ -577,10 +340,55 @@ pub(crate) fn restore_at(host: &Host, opts: &RestoreOptions) -> Result<RestoreRe
         Some(what) => Err(Refused { path: path.to_path_buf(), what: what.to_owned() }.to_string()),
         None => Ok(()),
     };
-    let stats = run(file, parser, &live_roots, &walk, Some(&guard), matcher, &mut r)?;
-    r.flush();
+    let shared = writer.map(|w| apply::Shared::new(w, opts.allow_setid));
+    let threads = match opts.check.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let (stats, mut r) = std::thread::scope(|s| {
+        let pool = shared.as_ref().map(|shared| {
+            // Before the walk starts: it sizes its own descriptor budget from the limit too.
+            let max_changes = apply::part_changes(threads);
+            let (tx, rx) = std::sync::mpsc::sync_channel(threads);
+            // Only the workers hold the receiver: if they all ended, sending fails at once.
+            let rx = Arc::new(Mutex::new(rx));
+            for _ in 0..threads {
+                let rx = rx.clone();
+                s.spawn(move || apply::work(rx, shared));
+            }
+            apply::Pool::new(tx, max_changes)
+        });
+        let mut r = Restorer {
+            tally: Tally::new(live_roots.clone(), opts.check.samples),
+            plan: RestorePlan::default(),
+            applied: journal_path.as_ref().map(|p| Applied { journal: escape_path(p), ..Applied::default() }),
+            allow_setid: opts.allow_setid,
+            roots: live_roots.clone(),
+            current: Vec::new(),
+            prefix: None,
+            pool,
+            linked: Default::default(),
+        };
+        let stats = run(file, parser, &live_roots, &walk, Some(&guard), matcher, &mut r);
+        // Also after an error: the workers end once the last part is made.
+        if let Some(pool) = &mut r.pool {
+            pool.finish();
+        }
+        (stats, r)
+    });
+    let stats = stats?;
     let mut applied = r.applied.take();
-    if let Some(a) = &mut applied {
+    if let (Some(a), Some(shared)) = (&mut applied, shared) {
+        let out = shared.outcomes();
+        a.changed = out.changed;
+        a.already = out.already;
+        a.skipped = out.skipped;
+        a.failed = out.failed;
+        a.failures = out.failures.into_iter().map(|(_, m)| m).collect();
+        r.plan.setid_withheld += out.withheld;
+        for (_, n) in out.notes {
+            r.note(n);
+        }
         for (links, seen, path) in r.linked.values() {
             if seen < links && a.links_outside.len() < LISTED {
                 a.links_outside.push(format!(
@@ -590,7 +398,6 @@ pub(crate) fn restore_at(host: &Host, opts: &RestoreOptions) -> Result<RestoreRe
         }
         a.links_outside.sort();
     }
-    let _ = r.samples;
     let check = r.tally.report(&opts.check, &header, &live_roots, stats, start);
     Ok(RestoreReport { check, plan: r.plan, applied })
 }
