@@ -12,13 +12,14 @@
 //! - the walk never follows a symbolic link (every directory `openat(O_NOFOLLOW)` from its
 //!   parent) and stays on each root's filesystem unless the baseline was taken across them;
 //! - an entry whose type changed is left alone (a finding); one that is missing cannot be
-//!   restored; one changed again between the walk and the change is left alone;
+//!   restored; one changed again between the walk and its check is left alone;
 //! - each entry to change is opened from its directory with `O_PATH | O_NOFOLLOW` and checked
 //!   to be the walked inode (device, inode, birth time) with the walked owner and mode; its
 //!   file capabilities are read through that descriptor; then the records of a batch (of
 //!   directories) are journaled and synced, and only then are the changes made, on the inode
 //!   itself through the same descriptor (`fchownat(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)`,
-//!   then the mode);
+//!   then the mode); worker threads do this, batch by batch, while the walk goes on
+//!   (`apply.rs`);
 //! - set-user-ID and set-group-ID bits of regular files are put back only with
 //!   [`RestoreOptions::allow_setid`] (a file owned by someone else for a while may have new
 //!   content: check it first), and so are the file capabilities `chown` would clear; without
