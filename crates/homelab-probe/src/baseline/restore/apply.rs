@@ -192,17 +192,20 @@ impl Outcomes {
 
 /// A worker: makes parts until the pool is finished.
 pub(super) fn work(rx: Arc<Mutex<Receiver<Part>>>, shared: &Shared) {
+    // Its own handle on the journal, to wait for the disk without holding the lock (without
+    // one, it syncs under the lock).
+    let syncer = lock(&shared.journal).syncer().ok();
     loop {
         let next = lock(&rx).recv();
         let Ok(part) = next else { return };
-        let out = make(&part, shared);
+        let out = make(&part, shared, syncer.as_ref());
         lock(&shared.out).absorb(out);
     }
 }
 
 /// Checks the part's changes, journals the records of those still to make (synced), then
 /// makes them; each descriptor is closed after its change.
-fn make(part: &Part, sh: &Shared) -> Outcomes {
+fn make(part: &Part, sh: &Shared, syncer: Option<&std::fs::File>) -> Outcomes {
     let mut out = Outcomes::default();
     let mut lines = Vec::new();
     let mut ready: Vec<(Ready, &Planned)> = Vec::new();
@@ -235,9 +238,15 @@ fn make(part: &Part, sh: &Shared) -> Outcomes {
     if ready.is_empty() {
         return out;
     }
-    // Appended and synced under the lock: were two workers' writes synced at once, a failed
-    // writeback could be reported to one of them only, and the other change unjournaled.
-    let synced = lock(&sh.journal).append_synced(&lines);
+    // Appended under the lock (whole lines), synced outside it through this worker's own
+    // handle, which also reports a failed writeback that another worker's sync saw first.
+    let synced = match syncer {
+        Some(f) => {
+            let appended = lock(&sh.journal).append(&lines);
+            appended.and_then(|()| f.sync_data())
+        }
+        None => lock(&sh.journal).append_synced(&lines),
+    };
     if let Err(e) = synced {
         // Without its record on disk, no change may be made (the descriptors close here).
         out.failed += ready.len() as u64;
