@@ -42,10 +42,11 @@ pub(super) struct Planned {
     pub(super) perm: Option<u32>,
 }
 
-/// How many changes a worker may hold open: a quarter of the soft `RLIMIT_NOFILE` shared by
-/// the `threads` workers (the walk keeps up to half for directories), after raising the soft
-/// limit towards the hard one (as many programs do; the default soft limit of 1024 exists for
-/// `select`, unused here).
+/// How many changes a worker may hold open: the `threads` workers share half of the soft
+/// `RLIMIT_NOFILE` left over by the walk's directory budget ([`crate::scan::fd_budget`]),
+/// after raising the soft limit towards the hard one (as many programs do; the default soft
+/// limit of 1024 exists for `select`, unused here). Fewer changes per part mean more journal
+/// syncs.
 pub(super) fn part_changes(threads: usize) -> usize {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let threads = threads.max(1);
@@ -61,7 +62,8 @@ pub(super) fn part_changes(threads: usize) -> usize {
     }
     let cur = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
     let cur = usize::try_from(cur).unwrap_or(usize::MAX);
-    (cur.saturating_sub(64) / 4 / threads).clamp(16, BATCH_CHANGES)
+    let rest = cur.saturating_sub(64).saturating_sub(crate::scan::fd_budget());
+    (rest / 2 / threads).clamp(16, BATCH_CHANGES)
 }
 
 /// A part of the plan: its place in the walk (messages are listed in walk order), and its
