@@ -120,6 +120,13 @@ impl Pool {
         self.send();
         self.tx = None;
     }
+
+    /// After an error: the part being gathered is dropped unmade (those handed over are made),
+    /// and the workers end.
+    pub(super) fn abandon(&mut self) {
+        self.part.dirs.clear();
+        self.tx = None;
+    }
 }
 
 /// What the workers share.

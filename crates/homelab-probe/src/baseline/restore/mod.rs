@@ -371,9 +371,12 @@ pub(crate) fn restore_at(host: &Host, opts: &RestoreOptions) -> Result<RestoreRe
             linked: Default::default(),
         };
         let stats = run(file, parser, &live_roots, &walk, Some(&guard), matcher, &mut r);
-        // Also after an error: the workers end once the last part is made.
+        // Also after an error (without its last part): the workers end once they are done.
         if let Some(pool) = &mut r.pool {
-            pool.finish();
+            match stats {
+                Ok(_) => pool.finish(),
+                Err(_) => pool.abandon(),
+            }
         }
         (stats, r)
     });
