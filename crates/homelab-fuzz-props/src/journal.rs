@@ -122,7 +122,7 @@ fn round_trip(u: &mut Unstructured) -> Result<()> {
     let mut w = journal::Writer::create(&path, &header).expect("create the journal");
     // As the fix writes them: one JSON object a line, a batch at a time.
     let lines: String = records.iter().map(|r| serde_json::to_string(r).expect("a record serialises") + "\n").collect();
-    w.append_synced(&lines).expect("append");
+    w.append_synced(lines.as_bytes()).expect("append");
     drop(w);
     let (h, read, torn) = read_all(&path).expect("a written journal reads back");
     assert_eq!(h, header);

@@ -385,6 +385,101 @@ fn set_user_id_bits_wait_for_allow_setid() {
     assert_eq!(find_listing(&root), before);
 }
 
+fn caps_of(p: &Path) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 64];
+    rustix::fs::lgetxattr(p, "security.capability", &mut buf[..]).ok().map(|n| buf[..n].to_vec())
+}
+
+/// chown clears file capabilities: restore reads them first (through the descriptor it checked
+/// and changes), leaves the file alone without --allow-setid, with it puts them back after the
+/// owner and journals them, and undo puts them back after its own chown.
+#[test]
+fn file_capabilities_wait_for_allow_setid_and_survive_restore_and_undo() {
+    require_root();
+    let t = scratch();
+    let root = t.path().join("svc");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    let (capped, plain) = (root.join("bin/capped"), root.join("bin/plain"));
+    for p in [&capped, &plain] {
+        std::fs::write(p, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let file = t.path().join("b");
+    take(&root, &file);
+    let before = find_listing(&root);
+    // The wrong owner, and capabilities set since (cap_net_bind_service+ep, VFS_CAP_REVISION_2).
+    let caps: [u8; 20] = [1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    for p in [&capped, &plain] {
+        std::os::unix::fs::lchown(p, Some(1234), Some(1234)).unwrap();
+    }
+    rustix::fs::lsetxattr(&capped, "security.capability", &caps, rustix::fs::XattrFlags::empty()).unwrap();
+    let mutated = find_listing(&root);
+
+    let mut o = RestoreOptions::new(file.clone());
+    o.apply = true;
+    o.journal = Some(t.path().join("j1"));
+    let r = baseline::restore(&o).unwrap();
+    assert!(!r.ok(), "a withheld file is not a clean restore");
+    assert_eq!(r.plan.setid_withheld, 1, "{r:?}");
+    assert!(r.plan.notes.iter().any(|n| n.contains("bin/capped: has file capabilities")), "{:?}", r.plan.notes);
+    let md = std::fs::symlink_metadata(&capped).unwrap();
+    assert_eq!((md.uid(), md.gid()), (1234, 1234), "left alone");
+    assert_eq!(caps_of(&capped).as_deref(), Some(&caps[..]), "capabilities kept");
+    assert_eq!(std::fs::symlink_metadata(&plain).unwrap().uid(), 0, "the other file is restored");
+
+    o.allow_setid = true;
+    o.journal = Some(t.path().join("j2"));
+    let r = baseline::restore(&o).unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.applied.as_ref().map(|a| a.changed), Some(1));
+    assert_eq!(find_listing(&root), before);
+    assert_eq!(caps_of(&capped).as_deref(), Some(&caps[..]), "put back after the chown");
+    let journal = std::fs::read_to_string(t.path().join("j2")).unwrap();
+    assert!(journal.contains("\"caps\":\"0100000200040000000000000000000000000000\""), "{journal}");
+
+    // Undo the second restore, then the first: the mutated tree, capabilities included.
+    assert!(fix::undo(&t.path().join("j2")).unwrap().complete());
+    assert!(fix::undo(&t.path().join("j1")).unwrap().complete());
+    assert_eq!(find_listing(&root), mutated);
+    assert_eq!(caps_of(&capped).as_deref(), Some(&caps[..]), "undo puts them back after its chown");
+}
+
+/// The changes are made by worker threads in parts of at most 4,096 (a directory with more is
+/// split over parts): every entry of a large directory is journaled once and changed once,
+/// and undo reverses them all.
+#[test]
+fn a_directory_larger_than_a_part_is_restored_whole_on_several_threads() {
+    require_root();
+    let t = scratch();
+    let root = t.path().join("data");
+    treegen::flat(&root, 1, 6_000, treegen::Spec::default()).unwrap();
+    treegen::media(&root.join("shows"), 4, 2, 30, treegen::Spec::default(), 1).unwrap();
+    let file = t.path().join("b");
+    let taken = take(&root, &file);
+    let before = find_listing(&root);
+    std::process::Command::new("chown").args(["-R", "-h", "1234:1234"]).arg(&root).status().unwrap();
+    let mutated = find_listing(&root);
+    let mut o = RestoreOptions::new(file.clone());
+    o.apply = true;
+    o.check.threads = 3;
+    let journal = t.path().join("j");
+    o.journal = Some(journal.clone());
+    let r = baseline::restore(&o).unwrap();
+    assert!(r.ok(), "{:?}", r.applied);
+    let changed = r.applied.as_ref().unwrap().changed;
+    assert_eq!(changed, taken.recorded.entries, "every entry");
+    assert_eq!(find_listing(&root), before);
+    let text = std::fs::read_to_string(&journal).unwrap();
+    let paths: BTreeSet<String> = text
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!((paths.len() as u64, text.lines().count() as u64 - 1), (changed, changed), "one record per change");
+    assert!(fix::undo(&journal).unwrap().complete());
+    assert_eq!(find_listing(&root), mutated);
+}
+
 #[test]
 fn bad_baselines_are_errors_with_offsets_and_change_nothing() {
     require_root();

@@ -137,7 +137,8 @@ struct CheckArgs {
     /// Paths shown per change.
     #[arg(long, value_name = "N", default_value_t = 5)]
     samples: usize,
-    /// Worker threads (default: two per CPU).
+    /// Worker threads of the walk (default: two per CPU); `restore --apply` also makes its
+    /// changes on N threads (default: one per CPU).
     #[arg(long, value_name = "N", default_value_t = 0)]
     threads: usize,
     /// Output format.

@@ -20,12 +20,36 @@ pub(crate) const CAPS_XATTR: &CStr = c"security.capability";
 /// Opens entry `name` of `dir` as an `O_PATH` descriptor and checks it is inode `id`
 /// (`ESTALE` when another file took the name).
 pub(crate) fn open(dir: BorrowedFd<'_>, name: &CStr, id: FileId) -> rustix::io::Result<OwnedFd> {
+    open_stat(dir, name, id, StatxFlags::INO).map(|(fd, _)| fd)
+}
+
+/// [`open`], returning what one `statx` of the descriptor says (`mask` and the inode): the
+/// caller checks the rest of what it expects (owner, mode, birth time) on that same inode.
+pub(crate) fn open_stat(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    id: FileId,
+    mask: StatxFlags,
+) -> rustix::io::Result<(OwnedFd, rustix::fs::Statx)> {
     let fd = rustix::fs::openat(dir, name, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
-    let stx = rustix::fs::statx(&fd, c"", AtFlags::EMPTY_PATH, StatxFlags::INO)?;
+    let stx = rustix::fs::statx(&fd, c"", AtFlags::EMPTY_PATH, mask | StatxFlags::INO)?;
     if stx.stx_ino != id.ino || rustix::fs::makedev(stx.stx_dev_major, stx.stx_dev_minor) != id.dev {
         return Err(Errno::STALE);
     }
-    Ok(fd)
+    Ok((fd, stx))
+}
+
+/// The file capabilities of the inode `fd` holds (`None`: it has none, or its filesystem keeps
+/// no extended attributes). Read through `/proc/self/fd/N`, so it is the inode that was
+/// checked, not whatever has the name now; any other error is an error (a change that would
+/// clear capabilities nobody read must not be made).
+pub(crate) fn caps(fd: &OwnedFd) -> rustix::io::Result<Option<Vec<u8>>> {
+    let mut buf = [0u8; 256];
+    match rustix::fs::getxattr(proc_path(fd).as_c_str(), CAPS_XATTR, &mut buf[..]) {
+        Ok(n) => Ok(Some(buf[..n].to_vec())),
+        Err(Errno::NODATA | Errno::OPNOTSUPP) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn proc_path(fd: &OwnedFd) -> CString {

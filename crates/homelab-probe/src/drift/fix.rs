@@ -330,7 +330,7 @@ pub fn apply(opts: &DriftOptions, journal_path: &Path) -> Result<DriftReport, Dr
         if todo.is_empty() {
             return;
         }
-        if let Err(err) = writer.append_synced(&lines) {
+        if let Err(err) = writer.append_synced(lines.as_bytes()) {
             // Without its record on disk, no change may be made.
             sum.failed += todo.len() as u64;
             if sum.failures.len() < samples {

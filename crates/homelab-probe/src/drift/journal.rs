@@ -137,9 +137,25 @@ impl Writer {
     }
 
     /// Appends `lines` (each ending in a newline) and waits until they are on disk.
-    pub fn append_synced(&mut self, lines: &str) -> std::io::Result<()> {
-        self.file.write_all(lines.as_bytes())?;
+    pub fn append_synced(&mut self, lines: &[u8]) -> std::io::Result<()> {
+        self.append(lines)?;
         self.file.sync_data()
+    }
+
+    /// Appends `lines` (each ending in a newline), not yet on disk: sync through a
+    /// [`Writer::syncer`] before making the changes they describe.
+    pub fn append(&mut self, lines: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(lines)
+    }
+
+    /// A handle of one's own on the journal (reopened through `/proc/self/fd`: the same inode,
+    /// never whatever has its path now), for threads that append under a lock and wait for the
+    /// disk outside it: `sync_data` on it covers every write made before, and a failed
+    /// writeback is reported once to every such handle, also when another thread's sync saw
+    /// it first (unlike a `dup`, which shares one report).
+    pub fn syncer(&self) -> std::io::Result<File> {
+        use std::os::fd::AsRawFd;
+        File::open(format!("/proc/self/fd/{}", self.file.as_raw_fd()))
     }
 }
 

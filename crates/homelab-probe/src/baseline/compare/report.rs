@@ -1,7 +1,7 @@
 //! The report of `baseline check`: what a [`Tally`] of the merge becomes ([`BaselineReport`]).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,8 @@ pub struct CheckOptions {
     pub by_name: bool,
     /// Sample paths kept per change.
     pub samples: usize,
-    /// Worker threads (0: two per CPU).
+    /// Worker threads of the walk (0: two per CPU); a restore's apply makes its changes on as
+    /// many (0: one per CPU).
     pub threads: usize,
     /// Stop after about this many entries (`[[baseline]]` bounds the check at boot).
     pub max_entries: Option<u64>,
@@ -265,39 +266,41 @@ impl Tally {
     }
 
     fn add(&mut self, m: &Matcher, key: GroupKey, dir: &[Vec<u8>], name: &[u8]) {
-        let n = self.groups.len();
-        if !self.groups.contains_key(&key) && n >= MAX_GROUPS {
-            self.overflow += 1;
-            return;
-        }
-        let root = self.roots.get(key.root).cloned().unwrap_or_default();
-        if key.change == Change::Owner && !self.names.contains_key(&key) {
-            let base = match (m.base_user(key.from.0), m.base_group(key.from.1)) {
-                (None, None) => None,
-                (u, g) => Some(format!("{}:{}", u.unwrap_or("?"), g.unwrap_or("?"))),
-            };
-            let live = match (m.live_user(key.to.0), m.live_group(key.to.1)) {
-                (None, None) => None,
-                (u, g) => Some(format!("{}:{}", u.as_deref().unwrap_or("?"), g.as_deref().unwrap_or("?"))),
-            };
-            self.names.insert(key.clone(), (base, live));
-        }
-        let g = self.groups.entry(key).or_insert_with(|| Group {
-            count: 0,
-            under: Vec::new(),
-            samples: Vec::new(),
-            order: n,
-        });
-        let path: Vec<&[u8]> = dir.iter().map(Vec::as_slice).chain((name != b".").then_some(name)).collect();
-        if g.count == 0 {
-            g.under = path.iter().map(|c| c.to_vec()).collect();
-        } else {
-            let keep = g.under.iter().zip(&path).take_while(|(a, b)| a.as_slice() == **b).count();
-            g.under.truncate(keep);
-        }
+        // Once per change (a `chown -R` makes millions): one look-up for a known group, and
+        // the root's path only for a sample.
+        let path = || dir.iter().map(Vec::as_slice).chain((name != b".").then_some(name));
+        let root = key.root;
+        let g = match self.groups.get_mut(&key) {
+            Some(g) => {
+                let keep = g.under.iter().zip(path()).take_while(|(a, b)| a.as_slice() == *b).count();
+                g.under.truncate(keep);
+                g
+            }
+            None => {
+                let n = self.groups.len();
+                if n >= MAX_GROUPS {
+                    self.overflow += 1;
+                    return;
+                }
+                if key.change == Change::Owner {
+                    let base = match (m.base_user(key.from.0), m.base_group(key.from.1)) {
+                        (None, None) => None,
+                        (u, g) => Some(format!("{}:{}", u.unwrap_or("?"), g.unwrap_or("?"))),
+                    };
+                    let live = match (m.live_user(key.to.0), m.live_group(key.to.1)) {
+                        (None, None) => None,
+                        (u, g) => Some(format!("{}:{}", u.as_deref().unwrap_or("?"), g.as_deref().unwrap_or("?"))),
+                    };
+                    self.names.insert(key.clone(), (base, live));
+                }
+                let under = path().map(<[u8]>::to_vec).collect();
+                self.groups.entry(key).or_insert(Group { count: 0, under, samples: Vec::new(), order: n })
+            }
+        };
         g.count += 1;
         if g.samples.len() < self.samples {
-            g.samples.push(entry_path(&root, dir, name));
+            let root = self.roots.get(root).map(PathBuf::as_path).unwrap_or(Path::new(""));
+            g.samples.push(entry_path(root, dir, name));
         }
     }
 

@@ -12,11 +12,14 @@
 //! - the walk never follows a symbolic link (every directory `openat(O_NOFOLLOW)` from its
 //!   parent) and stays on each root's filesystem unless the baseline was taken across them;
 //! - an entry whose type changed is left alone (a finding); one that is missing cannot be
-//!   restored; one changed again between the walk and the change is left alone;
-//! - each change is journaled and synced first (batches of directories), then made on the
-//!   inode itself through an `O_PATH | O_NOFOLLOW` descriptor (`fchownat(AT_EMPTY_PATH |
-//!   AT_SYMLINK_NOFOLLOW)`, then the mode), after checking it is still the walked inode
-//!   (device, inode, birth time) with the walked owner and mode;
+//!   restored; one changed again between the walk and its check is left alone;
+//! - each entry to change is opened from its directory with `O_PATH | O_NOFOLLOW` and checked
+//!   to be the walked inode (device, inode, birth time) with the walked owner and mode; its
+//!   file capabilities are read through that descriptor; then the records of a batch (of
+//!   directories) are journaled and synced, and only then are the changes made, on the inode
+//!   itself through the same descriptor (`fchownat(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)`,
+//!   then the mode); worker threads do this, batch by batch, while the walk goes on
+//!   (`apply.rs`);
 //! - set-user-ID and set-group-ID bits of regular files are put back only with
 //!   [`RestoreOptions::allow_setid`] (a file owned by someone else for a while may have new
 //!   content: check it first), and so are the file capabilities `chown` would clear; without
@@ -26,34 +29,31 @@
 //! - an interrupted apply leaves a journal covering every change made: undo it, or run the
 //!   restore again, which does what is left.
 
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rustix::fs::{AtFlags, StatxFlags};
-use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
 use super::compare::{CheckOptions, Found, Matcher, Sink, Tally, run, walk_plan};
 use super::{BaselineError, BaselineReport, invalid, read_whole, validate};
-use crate::drift::entry;
 use crate::drift::guard::{Refused, SystemDirs};
-use crate::drift::journal::{self, Header as JournalHeader, Record};
+use crate::drift::journal::{self, Header as JournalHeader};
 use crate::host::Host;
 use crate::host::identity::IdentityDb;
 use crate::model::baseline::{EntryStat, Parser};
 use crate::model::fs::FileKind;
 use crate::scan::FileId;
-use crate::scan::escape::escape_path;
+use crate::scan::escape::{escape_into, escape_path};
 use crate::scan::ordered::{Dir, Listed};
+
+mod apply;
+
+use apply::Planned;
 
 /// Problems and withheld changes listed in a report, at most.
 const LISTED: usize = 50;
-/// Directories whose changes are journaled (and synced) together.
-const BATCH_DIRS: usize = 64;
-/// Changes journaled together.
-const BATCH_CHANGES: usize = 8192;
-
 /// What to restore and how.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -144,32 +144,20 @@ impl RestoreReport {
     }
 }
 
-/// One change waiting for its batch's journal sync.
-struct Planned {
-    name: CString,
-    path: String,
-    listed: Listed,
-    uid: u32,
-    gid: u32,
-    /// Permission bits to set (`None` for a symbolic link).
-    perm: Option<u32>,
-    caps: Option<Vec<u8>>,
-}
-
 struct Restorer {
     tally: Tally,
     plan: RestorePlan,
     applied: Option<Applied>,
     allow_setid: bool,
-    writer: Option<journal::Writer>,
     roots: Vec<PathBuf>,
     /// Changes of the directory being merged.
     current: Vec<Planned>,
-    batch: Vec<(Dir, Vec<Planned>)>,
-    batch_changes: usize,
+    /// The escaped path of the directory being merged, with a final `/` ([`Restorer::path_of`]).
+    prefix: Option<String>,
+    /// Where the changes go to be made (`--apply`).
+    pool: Option<apply::Pool>,
     /// Hard-linked inodes planned: links, names seen under the roots, the first path.
     linked: std::collections::HashMap<FileId, (u32, u32, String)>,
-    samples: usize,
 }
 
 fn perm_of(mode: u32) -> u32 {
@@ -183,12 +171,25 @@ impl Restorer {
         }
     }
 
-    fn fail(&mut self, what: String) {
-        if let Some(a) = &mut self.applied
-            && a.failures.len() < LISTED
-        {
-            a.failures.push(what);
+    /// The escaped path of entry `name` (`.`: the directory itself) of the directory being
+    /// merged, `dir` of root `root`: its escaped path is kept until the directory is done, so
+    /// each entry escapes only its name (escaping keeps `/` as it is, so the two compose).
+    fn path_of(&mut self, root: usize, dir: &[Vec<u8>], name: &[u8]) -> String {
+        let root = self.roots.get(root).map(PathBuf::as_path).unwrap_or(Path::new(""));
+        if name == b"." {
+            return super::entry_path(root, dir, name);
         }
+        let prefix = self.prefix.get_or_insert_with(|| {
+            let mut p = super::entry_path(root, dir, b".");
+            if !p.ends_with('/') {
+                p.push('/');
+            }
+            p
+        });
+        let mut path = String::with_capacity(prefix.len() + name.len());
+        path.push_str(prefix);
+        escape_into(name, &mut path);
+        path
     }
 
     fn plan_entry(
@@ -200,8 +201,7 @@ impl Restorer {
         base: EntryStat,
         live: &Listed,
     ) {
-        let root_path = self.roots.get(root).cloned().unwrap_or_default();
-        let path = super::entry_path(&root_path, dir, name.to_bytes());
+        let path = self.path_of(root, dir, name.to_bytes());
         let (Some(uid), Some(gid)) = (m.target_uid(base.uid), m.target_gid(base.gid)) else {
             self.plan.no_such_id += 1;
             let who = format!("{}:{}", m.base_user(base.uid).unwrap_or("?"), m.base_group(base.gid).unwrap_or("?"));
@@ -234,169 +234,9 @@ impl Restorer {
         self.plan.owners += u64::from(owner_change);
         self.plan.modes += u64::from(mode_change);
         if self.applied.is_some() {
-            self.current.push(Planned { name: name.to_owned(), path, listed: *live, uid, gid, perm, caps: None });
+            self.current.push(Planned { name: name.to_owned(), path, listed: *live, uid, gid, perm });
         }
     }
-
-    /// Journals the batch (synced), then makes its changes.
-    fn flush(&mut self) {
-        if self.batch.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.batch);
-        self.batch_changes = 0;
-        let mut lines = String::new();
-        let mut todo: Vec<(usize, usize)> = Vec::new();
-        let mut batch = batch;
-        for (d, (dir, changes)) in batch.iter_mut().enumerate() {
-            let Some(dfd) = dir.fd() else { continue };
-            for (c, p) in changes.iter_mut().enumerate() {
-                let is_file = p.listed.mode & 0o170000 == 0o100000;
-                let owner_change = (p.listed.uid, p.listed.gid) != (p.uid, p.gid);
-                if is_file && owner_change {
-                    // chown clears file capabilities: keep them only with --allow-setid.
-                    p.caps = file_caps(dfd, &p.name);
-                    if p.caps.is_some() && !self.allow_setid {
-                        self.plan.setid_withheld += 1;
-                        let msg = format!(
-                            "{}: has file capabilities that chown would clear: left alone without --allow-setid",
-                            p.path
-                        );
-                        self.note(msg);
-                        continue;
-                    }
-                }
-                let rec = Record {
-                    path: p.path.clone(),
-                    dev: p.listed.id.dev,
-                    ino: p.listed.id.ino,
-                    btime: p.listed.btime.map(|(s, n)| format!("{s}.{n:09}")),
-                    mode: p.listed.mode,
-                    caps: p.caps.as_ref().map(|c| c.iter().map(|b| format!("{b:02x}")).collect()),
-                    uid: p.listed.uid,
-                    gid: p.listed.gid,
-                    new_uid: p.uid,
-                    new_gid: p.gid,
-                    new_mode: Some(p.perm.unwrap_or(0o777)),
-                };
-                // Plain data: serialisation cannot fail.
-                lines.push_str(&serde_json::to_string(&rec).unwrap_or_default());
-                lines.push('\n');
-                todo.push((d, c));
-            }
-        }
-        if todo.is_empty() {
-            return;
-        }
-        let synced = match &mut self.writer {
-            Some(w) => w.append_synced(&lines),
-            None => Ok(()),
-        };
-        if let Err(e) = synced {
-            // Without its record on disk, no change may be made.
-            if let Some(a) = &mut self.applied {
-                a.failed += todo.len() as u64;
-            }
-            self.fail(format!("journal write failed, nothing changed in this batch: {e}"));
-            return;
-        }
-        for (d, c) in todo {
-            let (dir, changes) = &batch[d];
-            let Some(dfd) = dir.fd() else { continue };
-            let p = &changes[c];
-            match apply_one(dfd, p, self.allow_setid) {
-                Ok(Outcome::Changed) => {
-                    if let Some(a) = &mut self.applied {
-                        a.changed += 1;
-                    }
-                }
-                Ok(Outcome::Already) => {
-                    if let Some(a) = &mut self.applied {
-                        a.already += 1;
-                    }
-                }
-                Ok(Outcome::Skipped(why)) => {
-                    if let Some(a) = &mut self.applied {
-                        a.skipped += 1;
-                    }
-                    self.fail(format!("{}: left alone: {why}", p.path));
-                }
-                Err(why) => {
-                    if let Some(a) = &mut self.applied {
-                        a.failed += 1;
-                    }
-                    self.fail(format!("{}: {why}", p.path));
-                }
-            }
-        }
-    }
-}
-
-/// The capability attribute of regular file `name` in `dir`, read through
-/// `/proc/self/fd/DIR/NAME` without following a final symbolic link.
-fn file_caps(dir: rustix::fd::BorrowedFd<'_>, name: &std::ffi::CStr) -> Option<Vec<u8>> {
-    use rustix::fd::AsRawFd;
-    let mut p = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
-    p.extend_from_slice(name.to_bytes());
-    let p = CString::new(p).ok()?;
-    let mut buf = [0u8; 256];
-    let n = rustix::fs::lgetxattr(p.as_c_str(), entry::CAPS_XATTR, &mut buf[..]).ok()?;
-    Some(buf[..n].to_vec())
-}
-
-enum Outcome {
-    Changed,
-    Already,
-    Skipped(String),
-}
-
-/// Makes one planned change on the inode the walk saw, if it is still as the walk saw it.
-fn apply_one(dir: rustix::fd::BorrowedFd<'_>, p: &Planned, allow_setid: bool) -> Result<Outcome, String> {
-    let fd = match entry::open(dir, &p.name, p.listed.id) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => return Ok(Outcome::Skipped("gone".into())),
-        Err(Errno::STALE) => return Ok(Outcome::Skipped("another file has this name now".into())),
-        Err(e) => return Err(format!("cannot open: {}", std::io::Error::from(e))),
-    };
-    let mask = StatxFlags::TYPE | StatxFlags::MODE | StatxFlags::UID | StatxFlags::GID | StatxFlags::BTIME;
-    let now = rustix::fs::statx(&fd, c"", AtFlags::EMPTY_PATH, mask).map_err(|e| e.to_string())?;
-    let btime = (now.stx_mask & StatxFlags::BTIME.bits() != 0).then_some((now.stx_btime.tv_sec, now.stx_btime.tv_nsec));
-    if btime != p.listed.btime {
-        return Ok(Outcome::Skipped("another file has this name now (another birth time)".into()));
-    }
-    let mode = u32::from(now.stx_mode);
-    let cur = (now.stx_uid, now.stx_gid);
-    let cur_perm = perm_of(mode);
-    if cur == (p.uid, p.gid) && p.perm.is_none_or(|t| t == cur_perm) {
-        return Ok(Outcome::Already);
-    }
-    if cur != (p.listed.uid, p.listed.gid) || cur_perm != perm_of(p.listed.mode) {
-        return Ok(Outcome::Skipped(format!(
-            "owner and mode changed since the walk ({}:{} {:04o}, were {}:{} {:04o})",
-            cur.0,
-            cur.1,
-            cur_perm,
-            p.listed.uid,
-            p.listed.gid,
-            perm_of(p.listed.mode)
-        )));
-    }
-    let owner_change = cur != (p.uid, p.gid);
-    if owner_change {
-        entry::chown(&fd, p.uid, p.gid).map_err(|e| format!("chown failed: {}", std::io::Error::from(e)))?;
-    }
-    if let Some(perm) = p.perm
-        && (perm != cur_perm || (owner_change && perm & 0o6000 != 0))
-    {
-        entry::chmod(&fd, perm)
-            .map_err(|e| format!("owner restored, but not the mode: {}", std::io::Error::from(e)))?;
-    }
-    if let Some(caps) = &p.caps
-        && allow_setid
-    {
-        entry::set_caps(&fd, caps).map_err(|e| format!("owner restored, but not its file capabilities: {e}"))?;
-    }
-    Ok(Outcome::Changed)
 }
 
 impl Sink for Restorer {
@@ -409,8 +249,7 @@ impl Sink for Restorer {
             Found::Both { base, live, name, changes } if live_dir.is_some() => {
                 if changes.kind {
                     self.plan.type_changed += 1;
-                    let root_path = self.roots.get(root).cloned().unwrap_or_default();
-                    let path = super::entry_path(&root_path, dir, name.to_bytes());
+                    let path = self.path_of(root, dir, name.to_bytes());
                     self.note(format!("{path}: its type changed since the baseline: left alone"));
                 } else {
                     self.plan_entry(m, root, dir, name, *base, live);
@@ -435,14 +274,13 @@ impl Sink for Restorer {
     }
 
     fn dir_done(&mut self, dir: Dir) {
+        self.prefix = None;
         if self.current.is_empty() {
             return;
         }
-        self.batch_changes += self.current.len();
         let changes = std::mem::take(&mut self.current);
-        self.batch.push((dir, changes));
-        if self.batch.len() >= BATCH_DIRS || self.batch_changes >= BATCH_CHANGES {
-            self.flush();
+        if let Some(pool) = &mut self.pool {
+            pool.add(dir, changes);
         }
     }
 }
@@ -495,19 +333,6 @@ pub(crate) fn restore_at(host: &Host, opts: &RestoreOptions) -> Result<RestoreRe
     } else {
         (None, None)
     };
-    let mut r = Restorer {
-        tally: Tally::new(live_roots.clone(), opts.check.samples),
-        plan: RestorePlan::default(),
-        applied: journal_path.as_ref().map(|p| Applied { journal: escape_path(p), ..Applied::default() }),
-        allow_setid: opts.allow_setid,
-        writer,
-        roots: live_roots.clone(),
-        current: Vec::new(),
-        batch: Vec::new(),
-        batch_changes: 0,
-        linked: Default::default(),
-        samples: opts.check.samples,
-    };
     let reader = super::file::Reader::new(&bytes[..])
         .map_err(|e| BaselineError::File { path: file.clone(), message: e.to_string() })?;
     let parser = Parser::new(reader).map_err(|e| invalid(file, e))?;
@@ -516,10 +341,58 @@ pub(crate) fn restore_at(host: &Host, opts: &RestoreOptions) -> Result<RestoreRe
         Some(what) => Err(Refused { path: path.to_path_buf(), what: what.to_owned() }.to_string()),
         None => Ok(()),
     };
-    let stats = run(file, parser, &live_roots, &walk, Some(&guard), matcher, &mut r)?;
-    r.flush();
+    let shared = writer.map(|w| apply::Shared::new(w, opts.allow_setid));
+    let threads = match opts.check.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let (stats, mut r) = std::thread::scope(|s| {
+        let pool = shared.as_ref().map(|shared| {
+            // Before the walk starts: it sizes its own descriptor budget from the limit too.
+            let max_changes = apply::part_changes(threads);
+            let (tx, rx) = std::sync::mpsc::sync_channel(threads);
+            // Only the workers hold the receiver: if they all ended, sending fails at once.
+            let rx = Arc::new(Mutex::new(rx));
+            for _ in 0..threads {
+                let rx = rx.clone();
+                s.spawn(move || apply::work(rx, shared));
+            }
+            apply::Pool::new(tx, max_changes)
+        });
+        let mut r = Restorer {
+            tally: Tally::new(live_roots.clone(), opts.check.samples),
+            plan: RestorePlan::default(),
+            applied: journal_path.as_ref().map(|p| Applied { journal: escape_path(p), ..Applied::default() }),
+            allow_setid: opts.allow_setid,
+            roots: live_roots.clone(),
+            current: Vec::new(),
+            prefix: None,
+            pool,
+            linked: Default::default(),
+        };
+        let stats = run(file, parser, &live_roots, &walk, Some(&guard), matcher, &mut r);
+        // Also after an error (without its last part): the workers end once they are done.
+        if let Some(pool) = &mut r.pool {
+            match stats {
+                Ok(_) => pool.finish(),
+                Err(_) => pool.abandon(),
+            }
+        }
+        (stats, r)
+    });
+    let stats = stats?;
     let mut applied = r.applied.take();
-    if let Some(a) = &mut applied {
+    if let (Some(a), Some(shared)) = (&mut applied, shared) {
+        let out = shared.outcomes();
+        a.changed = out.changed;
+        a.already = out.already;
+        a.skipped = out.skipped;
+        a.failed = out.failed;
+        a.failures = out.failures.into_iter().map(|(_, m)| m).collect();
+        r.plan.setid_withheld += out.withheld;
+        for (_, n) in out.notes {
+            r.note(n);
+        }
         for (links, seen, path) in r.linked.values() {
             if seen < links && a.links_outside.len() < LISTED {
                 a.links_outside.push(format!(
@@ -529,7 +402,6 @@ pub(crate) fn restore_at(host: &Host, opts: &RestoreOptions) -> Result<RestoreRe
         }
         a.links_outside.sort();
     }
-    let _ = r.samples;
     let check = r.tally.report(&opts.check, &header, &live_roots, stats, start);
     Ok(RestoreReport { check, plan: r.plan, applied })
 }
