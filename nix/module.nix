@@ -336,10 +336,12 @@ let
         };
         example = "/var/lib/homelab-probe/appdata.baseline";
         description = ''
-          The baseline file, taken on the old host before the copy with
-          `homelab-verify baseline take ROOT... -o FILE` (docs/baseline.md) and copied here. A
-          path, not a Nix path: the file holds every path and owner under its roots and belongs
-          outside the world-readable store.
+          The baseline file, taken on the old host before the copy and copied here: by
+          `homelab-verify capture --baseline` (`plan` then writes this entry, and MIGRATION.md
+          the copy step with its checksum) or by
+          `homelab-verify baseline take ROOT... -o FILE` (docs/baseline.md). A path, not a Nix
+          path: the file holds every path and owner under its roots and belongs outside the
+          world-readable store.
         '';
       };
       map = mkOption {
