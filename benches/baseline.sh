@@ -9,6 +9,12 @@
 #                                    (scripts/test-all runs it)
 #   benches/baseline.sh --rt         every tool under SCHED_FIFO (`chrt -f 10`), as benches/run.sh
 #   benches/baseline.sh --no-build   use target/release as it is (another cargo holds the build lock)
+#   benches/baseline.sh --ten-million  only peak RSS and wall at scale: a mixed tree of 10,101,001
+#                                    entries (1000 x 100 x 100) on a loop-mounted ext4 image made in
+#                                    the work directory (its own 11M inodes): the drift scan, take,
+#                                    check of the tree as taken, check after `chown -R` of all of it
+#                                    (10M differences), restore --apply, check; about 12 minutes and
+#                                    6 GB of disk (2.5 GB of it the journal), unmounted and deleted at the end
 #   BENCH_DIR=/path                  where the work directory is made (default /var/tmp); the
 #                                    script makes a fresh directory there (mktemp) and works only
 #                                    below it: the trees it makes are the only ones it chowns
@@ -31,13 +37,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null 2>&1 || . "$HOME/.cargo/env"
 
-quick=0 rt=() build=1
+quick=0 rt=() build=1 ten=0
 for a in "$@"; do
   case "$a" in
     --quick) quick=1 ;;
+    --ten-million) ten=1 ;;
     --rt) rt=(chrt -f 10) ;;
     --no-build) build=0 ;;
-    *) echo "usage: benches/baseline.sh [--quick] [--rt] [--no-build]" >&2; exit 2 ;;
+    *) echo "usage: benches/baseline.sh [--quick] [--rt] [--no-build] [--ten-million]" >&2; exit 2 ;;
   esac
 done
 [[ $(id -u) -eq 0 ]] || { echo "benches/baseline.sh: must run as root (treegen chowns, cold runs drop caches)" >&2; exit 2; }
@@ -187,6 +194,56 @@ PY
   echo "   size: baseline $bsize B ($(awk -v b="$bsize" -v e="$entries" 'BEGIN{printf "%.3f", b/e}') B/entry); mtree -c $msize B, zstd -19 $mz B (baseline/mtree.zst $(ratio "$bsize" "$mz")); getfacl -R $asize B, zstd -19 $az B"
   rm -rf -- "$W/$name.journal" "$W/$name.fix.journal" "$acl" "$W/acl.after"
 }
+
+# bench_scale: the 10M tree on its own loop-mounted ext4 image below $W (so the host filesystem's
+# inodes stay free), each step once: wall and peak RSS against the 64 MiB target.
+# Not local: the EXIT trap reads them after the function has returned.
+img=$W/ten-million.ext4 mnt=$W/ten-million
+bench_scale() {
+  mkdir -- "$mnt"
+  truncate -s 24G -- "$img"
+  mkfs.ext4 -q -N 11000000 -- "$img"
+  mount -o loop -- "$img" "$mnt"
+  # Unmounted before $W is removed, however the script ends.
+  trap 'umount -- "$mnt" 2>/dev/null || umount -l -- "$mnt" 2>/dev/null || true; rm -rf -- "$W"' EXIT
+  local dir=$mnt/mixed10m base=$mnt/mixed10m.baseline made entries t0
+  under_w "$mnt" || { echo "mount point $mnt is not below $W" >&2; exit 1; }
+  echo "   generating the mixed tree (treegen media 1000 100 100, every directory its own owner, 5 % exceptions) ..."
+  t0=$EPOCHREALTIME
+  made=$(TREEGEN_PER_DIR_OWNERS=1 TREEGEN_DRIFT_PPM=50000 "$treegen" media "$dir" 1000 100 100)
+  entries=${made#entries=}; entries=${entries%% *}
+  under_w "$dir" || { echo "tree $dir is not below $W" >&2; exit 1; }
+  echo
+  echo "-- mixed10m: $entries entries on $(findmnt -no SOURCE -T "$dir") (generated in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.0f", b-a}') s)"
+  printf '   %-30s %9s %12s %9s\n' step "wall s" "entries/s" "RSS MiB"
+  step() {
+    local label=$1 s r; shift
+    read -r s r < <(timed "$@")
+    printf '   %-30s %9.2f %12.0f %9.1f\n' "$label" "$s" "$(awk -v e="$entries" -v s="$s" 'BEGIN{print (s>0?e/s:0)}')" \
+      "$(awk -v k="$r" 'BEGIN{print k/1024}')"
+  }
+  step "drift scan" "$hv" drift "$dir" --uid 1000 --gid 110 --format json --samples 1 --no-progress
+  step "baseline take" "$hv" baseline take "$dir" -o "$base" --force --no-progress
+  echo "   baseline file: $(stat -c %s "$base") B ($(awk -v b="$(stat -c %s "$base")" -v e="$entries" 'BEGIN{printf "%.3f", b/e}') B/entry)"
+  step "baseline check (as taken)" "$hv" baseline check "$base" --no-progress
+  "$hv" baseline check "$base" --no-progress >/dev/null || { echo "   check of the tree as taken found differences" >&2; exit 1; }
+  under_w "$dir" || exit 1
+  step "chown -R 4321:4321 (the peer)" chown -R 4321:4321 -- "$dir"
+  step "baseline check (all changed)" "$hv" baseline check "$base" --no-progress
+  local n; n=$("$hv" baseline check "$base" --format json --samples 1 --no-progress | python3 -c 'import json,sys; print(json.load(sys.stdin)["owner"])' || true)
+  echo "   check after chown -R: $n entries with another owner"
+  step "baseline restore --apply" "$hv" baseline restore "$base" --apply --journal "$mnt/restore.journal" --no-progress
+  step "baseline check (restored)" "$hv" baseline check "$base" --no-progress
+  "$hv" baseline check "$base" --no-progress >/dev/null || { echo "   restore did not bring the tree back" >&2; exit 1; }
+  echo "   journal: $(stat -c %s "$mnt/restore.journal") B"
+}
+
+if (( ten )); then
+  bench_scale
+  echo
+  echo "benches/baseline.sh: done"
+  exit 0
+fi
 
 if (( quick )); then SIZE="20 5 20"; else SIZE=${SIZE:-1000 10 100}; fi
 bench_tree media TREEGEN_DRIFT_PPM=1500
